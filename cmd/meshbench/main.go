@@ -1,0 +1,91 @@
+// Command meshbench is the benchmark and conformance harness for
+// service-mesh proxies.
+//
+//	meshbench VERB [flags]
+//
+// Verbs are added as the harness grows; `meshbench help` lists the ones
+// this build has.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"syscall"
+)
+
+// verb is one subcommand.
+type verb struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func verbs() map[string]verb {
+	return map[string]verb{
+		"version": {"print the meshbench version and build facts", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	vs := verbs()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout, vs)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	v, ok := vs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "meshbench: unknown verb %q\n\n", args[0])
+		usage(stderr, vs)
+		return 2
+	}
+	return v.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer, vs map[string]verb) {
+	fmt.Fprintln(w, "usage: meshbench VERB [flags]")
+	fmt.Fprintln(w, "\nverbs:")
+	names := make([]string, 0, len(vs))
+	for n := range vs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, vs[n].summary)
+	}
+	fmt.Fprintln(w, "\nThe reference proxy is its own command: meshproxy --config FILE [--validate].")
+}
+
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "usage: meshbench version")
+		return 2
+	}
+	version, commit := "(devel)", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "meshbench %s commit %s %s %s/%s\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return 0
+}

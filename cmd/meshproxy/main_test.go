@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildProxy compiles this command into a temporary directory.
+func buildProxy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "meshproxy")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeConfig(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "proxy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidate(t *testing.T) {
+	good := writeConfig(t, "listeners:\n- address: 127.0.0.1:4140\n  routes: [{cluster: c}]\nclusters:\n- {name: c, endpoints: [127.0.0.1:8080]}\n")
+	bad := writeConfig(t, "listeners:\n- address: 127.0.0.1:4140\n  routes: [{cluster: c}]\nclusters:\n- {name: c, endpoints: [127.0.0.1:8080]}\n- name: d\n  endpoints: [10.0.0:80]\n")
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"--config", good, "--validate"}, &stdout, &stderr); code != 0 {
+		t.Errorf("good config: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "ok") {
+		t.Errorf("good config output: %q", stdout.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(t.Context(), []string{"--config", bad, "--validate"}, &stdout, &stderr); code != 2 {
+		t.Errorf("bad config: exit %d, want 2", code)
+	}
+	if want := bad + `:7: clusters[1].endpoints[0]: "10.0.0:80": invalid IP address "10.0.0"`; !strings.Contains(stderr.String(), want) {
+		t.Errorf("bad config message %q does not contain %q", stderr.String(), want)
+	}
+	for _, args := range [][]string{{}, {"--nope"}, {"--config", good, "extra"}, {"--config", good, "--log-level", "loud"}} {
+		if code := run(t.Context(), args, io.Discard, io.Discard); code != 2 {
+			t.Errorf("args %q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// TestSIGTERMDrains runs the real binary, sends SIGTERM while a request is
+// in flight, and checks the request completes and the process exits 0.
+func TestSIGTERMDrains(t *testing.T) {
+	bin := buildProxy(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	beLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	})}
+	go be.Serve(beLn)
+	defer be.Close()
+	listen, admin := freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf("admin: %s\ndrain_timeout: 20s\nlisteners:\n- address: %s\n  routes: [{cluster: c}]\nclusters:\n- {name: c, endpoints: [%s]}\n", admin, listen, beLn.Addr()))
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + listen + "/")
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	<-started
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// While draining, the listener refuses new connections.
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(release)
+	if r := <-got; r != "200 done" {
+		t.Errorf("in-flight request: %s", r)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("proxy did not exit after draining\n%s", logs.String())
+	}
+}

@@ -1,0 +1,83 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// ErrNoEndpoint is returned by Pick when no endpoint can take the request.
+var ErrNoEndpoint = errors.New("no endpoint available")
+
+// Endpoint is one destination of a cluster.
+type Endpoint struct {
+	// Addr is host:port.
+	Addr string
+	// Index is the endpoint's position in its cluster, stable for the
+	// endpoint's lifetime; callers use it to index per-endpoint state.
+	Index int
+}
+
+// PickInfo describes the request being balanced.
+type PickInfo struct {
+	// Key is a request attribute for hashing policies (a header value or the
+	// client address); empty when the policy does not need one.
+	Key string
+}
+
+// DoneInfo is the outcome of a picked request.
+type DoneInfo struct {
+	// Err is non-nil when no response was received (connect failure,
+	// reset, timeout).
+	Err error
+	// StatusCode is the HTTP status of the response, 0 without one.
+	StatusCode int
+	// Latency is the time from the pick to the end of the response.
+	Latency time.Duration
+}
+
+// Result is a pick: the endpoint, and a callback (which may be nil) to be
+// called exactly once when the request ends.
+type Result struct {
+	Endpoint *Endpoint
+	Done     func(DoneInfo)
+}
+
+// Picker chooses endpoints. Implementations are safe for concurrent use.
+type Picker interface {
+	Pick(PickInfo) (Result, error)
+}
+
+// New returns the picker for policy over endpoints.
+func New(policy string, endpoints []*Endpoint) (Picker, error) {
+	if len(endpoints) == 0 {
+		return nil, fmt.Errorf("creating %s balancer: %w", policy, ErrNoEndpoint)
+	}
+	switch policy {
+	case "round_robin", "":
+		return NewRoundRobin(endpoints), nil
+	default:
+		return nil, fmt.Errorf("creating balancer: unknown policy %q", policy)
+	}
+}
+
+// RoundRobin sends each request to the next endpoint in a fixed cyclic
+// order. It has no parameters and observes nothing about outcomes; it is the
+// baseline the other algorithms are compared with.
+type RoundRobin struct {
+	endpoints []*Endpoint
+	next      atomic.Uint64
+}
+
+// NewRoundRobin returns a round-robin picker over endpoints, which must not
+// be empty.
+func NewRoundRobin(endpoints []*Endpoint) *RoundRobin {
+	return &RoundRobin{endpoints: endpoints}
+}
+
+// Pick returns the next endpoint in order.
+func (p *RoundRobin) Pick(PickInfo) (Result, error) {
+	n := p.next.Add(1) - 1
+	return Result{Endpoint: p.endpoints[n%uint64(len(p.endpoints))]}, nil
+}

@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshbench/meshbench/proxy/balancer"
+	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/metrics"
+)
+
+// cluster is a set of endpoints, the picker over them and one connection
+// pool per upstream protocol.
+type cluster struct {
+	name      string
+	protocol  string
+	endpoints []*balancer.Endpoint
+	requests  []prometheus.Counter // by endpoint index
+	picker    balancer.Picker
+	h1        *http.Transport // HTTP/1.1 pool
+	h2c       *http.Transport // cleartext HTTP/2 pool
+}
+
+func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
+	c := &cluster{name: cc.Name, protocol: cc.Protocol}
+	for i, addr := range cc.Endpoints {
+		c.endpoints = append(c.endpoints, &balancer.Endpoint{Addr: addr, Index: i})
+		c.requests = append(c.requests, m.Endpoint(cc.Name, addr))
+	}
+	p, err := balancer.New(cc.Balancer.Policy, c.endpoints)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+	}
+	c.picker = p
+	if cc.Protocol != config.UpstreamH2C {
+		c.h1 = newTransport(cc, false)
+	}
+	if cc.Protocol != config.UpstreamHTTP1 {
+		c.h2c = newTransport(cc, true)
+	}
+	return c, nil
+}
+
+func newTransport(cc *config.Cluster, h2c bool) *http.Transport {
+	d := &net.Dialer{Timeout: cc.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		DialContext:         d.DialContext,
+		MaxIdleConnsPerHost: cc.Pool.MaxIdlePerEndpoint,
+		MaxConnsPerHost:     cc.Pool.MaxConnsPerEndpoint,
+		IdleConnTimeout:     cc.Pool.IdleTimeout.D(),
+		// A proxy forwards what it got: it neither asks for nor undoes
+		// compression.
+		DisableCompression: true,
+		WriteBufferSize:    16 << 10,
+		ReadBufferSize:     16 << 10,
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerConnection: 4 << 20,
+		},
+	}
+	var p http.Protocols
+	if h2c {
+		p.SetUnencryptedHTTP2(true)
+	} else {
+		p.SetHTTP1(true)
+	}
+	t.Protocols = &p
+	return t
+}
+
+// transport returns the pool for a request that arrived with HTTP major
+// version major.
+func (c *cluster) transport(major int) *http.Transport {
+	switch c.protocol {
+	case config.UpstreamHTTP1:
+		return c.h1
+	case config.UpstreamH2C:
+		return c.h2c
+	}
+	if major == 2 {
+		return c.h2c
+	}
+	return c.h1
+}
+
+func (c *cluster) closeIdle() {
+	if c.h1 != nil {
+		c.h1.CloseIdleConnections()
+	}
+	if c.h2c != nil {
+		c.h2c.CloseIdleConnections()
+	}
+}

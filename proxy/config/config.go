@@ -1,0 +1,198 @@
+package config
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Directions of a listener.
+const (
+	Inbound  = "inbound"
+	Outbound = "outbound"
+)
+
+// Downstream protocols of a listener.
+const (
+	// ProtoAuto serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on the
+	// same port, or, with TLS, whichever of h2 and http/1.1 ALPN selects.
+	ProtoAuto = "auto"
+	// ProtoHTTP1 serves HTTP/1.1 only.
+	ProtoHTTP1 = "http1"
+	// ProtoH2C serves cleartext HTTP/2 with prior knowledge only.
+	ProtoH2C = "h2c"
+	// ProtoH2 serves HTTP/2 over TLS (ALPN h2, falling back to http/1.1).
+	ProtoH2 = "h2"
+)
+
+// Upstream protocols of a cluster.
+const (
+	UpstreamHTTP1 = "http1"
+	UpstreamH2C   = "h2c"
+	// UpstreamSame speaks to endpoints in the protocol the request arrived
+	// with: HTTP/1.x as HTTP/1.1, HTTP/2 (h2c or h2) as h2c.
+	UpstreamSame = "same"
+)
+
+// Balancer policies known to this version.
+const (
+	PolicyRoundRobin = "round_robin"
+)
+
+// Defaults applied by Load to fields left empty.
+const (
+	DefaultDrainTimeout    = 10 * time.Second
+	DefaultConnectTimeout  = 1 * time.Second
+	DefaultRouteTimeout    = 15 * time.Second
+	DefaultMaxIdlePerHost  = 256
+	DefaultIdleConnTimeout = 90 * time.Second
+)
+
+// Config is a whole proxy configuration.
+type Config struct {
+	// Admin is the address of the admin server (/metrics, /ready, /config,
+	// /debug/pprof). Empty disables it.
+	Admin string `yaml:"admin" json:"admin,omitempty"`
+	// DrainTimeout bounds how long in-flight requests may run after SIGTERM
+	// before the proxy closes what is left and exits. Default 10s.
+	DrainTimeout Duration   `yaml:"drain_timeout" json:"drain_timeout"`
+	Listeners    []Listener `yaml:"listeners" json:"listeners"`
+	Clusters     []Cluster  `yaml:"clusters" json:"clusters"`
+}
+
+// Listener accepts downstream connections on one address.
+type Listener struct {
+	// Name labels the listener in metrics and logs. Default: "listener-<index>".
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"`
+	// Direction is inbound (traffic to the local workload) or outbound
+	// (traffic from the local workload). Default outbound.
+	Direction string `yaml:"direction" json:"direction"`
+	// Protocol is auto, http1, h2c or h2. Default auto; h2 requires TLS.
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// TLS, when set, terminates TLS on the listener.
+	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
+	// Routes are tried in order; the first match wins.
+	Routes []Route `yaml:"routes" json:"routes"`
+	// Limits bound what one downstream connection may cost the proxy.
+	Limits Limits `yaml:"limits" json:"limits"`
+}
+
+// TLS is a server certificate for a listener.
+type TLS struct {
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `yaml:"key_file" json:"key_file"`
+}
+
+// Limits protect a listener against slow or greedy clients.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// MaxHeaderBytes bounds the request header size. Default 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxConcurrentStreams bounds HTTP/2 streams per connection. Default 1000.
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
+}
+
+// Route sends matching requests to a cluster.
+type Route struct {
+	// Name labels the route in metrics. Default: "<listener>/<index>".
+	Name  string `yaml:"name" json:"name"`
+	Match Match  `yaml:"match" json:"match"`
+	// Cluster is the name of the destination cluster.
+	Cluster string `yaml:"cluster" json:"cluster"`
+	// Timeout bounds the whole request, from routing to the end of the
+	// response. A gRPC request's grpc-timeout shortens it further. 0 means
+	// the default of 15s; a negative value disables the route timeout.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// RequestHeaders edits the request before it is forwarded.
+	RequestHeaders HeaderOps `yaml:"request_headers" json:"request_headers"`
+}
+
+// Match selects requests. Every condition that is set must hold.
+type Match struct {
+	// Authority is an exact host (without port), "*.suffix" for any
+	// subdomain, or "*" / empty for any.
+	Authority string `yaml:"authority" json:"authority,omitempty"`
+	// Path matches the whole path exactly.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// PathPrefix matches a path prefix.
+	PathPrefix string `yaml:"path_prefix" json:"path_prefix,omitempty"`
+	// Headers all must match.
+	Headers []HeaderMatch `yaml:"headers" json:"headers,omitempty"`
+	// GRPCService matches gRPC requests (content-type application/grpc*)
+	// to this fully qualified service, for example grpc.testing.TestService.
+	GRPCService string `yaml:"grpc_service" json:"grpc_service,omitempty"`
+	// GRPCMethod narrows GRPCService to one method.
+	GRPCMethod string `yaml:"grpc_method" json:"grpc_method,omitempty"`
+}
+
+// HeaderMatch is one header condition: exactly one of Exact, Regex and
+// Present is set. Present: false matches requests without the header.
+type HeaderMatch struct {
+	Name    string `yaml:"name" json:"name"`
+	Exact   string `yaml:"exact" json:"exact,omitempty"`
+	Regex   string `yaml:"regex" json:"regex,omitempty"`
+	Present *bool  `yaml:"present" json:"present,omitempty"`
+}
+
+// HeaderOps adds and removes request headers. Removal happens first.
+type HeaderOps struct {
+	Add    map[string]string `yaml:"add" json:"add,omitempty"`
+	Remove []string          `yaml:"remove" json:"remove,omitempty"`
+}
+
+// Cluster is a set of endpoints and how to reach them.
+type Cluster struct {
+	Name string `yaml:"name" json:"name"`
+	// Protocol towards endpoints: http1, h2c or same. Default same.
+	Protocol string   `yaml:"protocol" json:"protocol"`
+	Balancer Balancer `yaml:"balancer" json:"balancer"`
+	// Endpoints are host:port addresses.
+	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+	// ConnectTimeout bounds dialing an endpoint. Default 1s.
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	Pool           Pool     `yaml:"pool" json:"pool"`
+}
+
+// Balancer picks the endpoint of each request.
+type Balancer struct {
+	// Policy is the algorithm. Default round_robin.
+	Policy string `yaml:"policy" json:"policy"`
+}
+
+// Pool bounds the upstream connections of a cluster, per endpoint.
+type Pool struct {
+	// MaxConnsPerEndpoint caps connections (idle and active) to one
+	// endpoint; requests wait for a free one. 0 means no cap.
+	MaxConnsPerEndpoint int `yaml:"max_conns_per_endpoint" json:"max_conns_per_endpoint"`
+	// MaxIdlePerEndpoint is how many idle HTTP/1.1 connections are kept
+	// per endpoint. Default 256.
+	MaxIdlePerEndpoint int `yaml:"max_idle_per_endpoint" json:"max_idle_per_endpoint"`
+	// IdleTimeout closes upstream connections idle this long. Default 90s.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+}
+
+// Duration is a time.Duration written as "250ms", "2s" or "1m30s" in YAML
+// and JSON.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return errNotDuration
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// JSON returns the configuration as indented JSON, as served on /config.
+func (c *Config) JSON() ([]byte, error) { return json.MarshalIndent(c, "", "  ") }

@@ -1,0 +1,156 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshbench/meshbench/proxy/config"
+)
+
+const good = `admin: 127.0.0.1:9901
+listeners:
+- name: outbound
+  address: 127.0.0.1:4140
+  direction: outbound
+  protocol: auto
+  routes:
+  - match: {authority: echo}
+    cluster: echo
+    timeout: 2s
+clusters:
+- name: echo
+  protocol: same
+  balancer: {policy: round_robin}
+  endpoints: [127.0.0.1:8080, 127.0.0.1:8081]
+`
+
+func TestParseGoodAndDefaults(t *testing.T) {
+	c, err := config.Parse("proxy.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Listeners[0].Routes[0].Timeout.D(); got != 2*time.Second {
+		t.Errorf("route timeout = %v, want 2s", got)
+	}
+	if got := c.Listeners[0].Routes[0].Name; got != "outbound/0" {
+		t.Errorf("default route name = %q", got)
+	}
+	if got := c.DrainTimeout.D(); got != config.DefaultDrainTimeout {
+		t.Errorf("drain timeout default = %v", got)
+	}
+	if got := c.Clusters[0].ConnectTimeout.D(); got != config.DefaultConnectTimeout {
+		t.Errorf("connect timeout default = %v", got)
+	}
+	js, err := c.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"timeout": "2s"`) {
+		t.Errorf("JSON does not write durations as strings:\n%s", js)
+	}
+}
+
+// TestErrors holds one case per class of error; each message must name the
+// file, the line and the field path, and say what is wrong.
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"syntax", "listeners: [\n", []string{"proxy.yaml:1: YAML syntax: did not find expected node content"}},
+		{"unknown field", strings.Replace(good, "direction: outbound", "directon: outbound", 1),
+			[]string{"proxy.yaml:5: listeners[0].directon: unknown field (known fields: address, direction,"}},
+		{"wrong type", strings.Replace(good, "routes:", "routes: 3\n  x:", 1),
+			[]string{"listeners[0].routes: expected a list"}},
+		{"bad duration", strings.Replace(good, "timeout: 2s", "timeout: 2x", 1),
+			[]string{`proxy.yaml:10: listeners[0].routes[0].timeout: "2x": not a duration`}},
+		{"bad integer", strings.Replace(good, "endpoints:", "pool: {max_idle_per_endpoint: lots}\n  endpoints:", 1),
+			[]string{`clusters[0].pool.max_idle_per_endpoint: "lots": not an integer`}},
+		{"endpoint missing port", strings.Replace(good, "127.0.0.1:8081", "127.0.0.1", 1),
+			[]string{`proxy.yaml:15: clusters[0].endpoints[1]: "127.0.0.1": missing port`}},
+		{"endpoint bad ip", strings.Replace(good, "127.0.0.1:8081", "10.0.0:80", 1),
+			[]string{`clusters[0].endpoints[1]: "10.0.0:80": invalid IP address "10.0.0"`}},
+		{"endpoint bad port", strings.Replace(good, "127.0.0.1:8081", "127.0.0.1:99999", 1),
+			[]string{`clusters[0].endpoints[1]: "127.0.0.1:99999": invalid port "99999"`}},
+		{"duplicate endpoint", strings.Replace(good, "127.0.0.1:8081", "127.0.0.1:8080", 1),
+			[]string{`clusters[0].endpoints[1]: "127.0.0.1:8080": endpoint listed twice`}},
+		{"no endpoints", strings.Replace(good, "endpoints: [127.0.0.1:8080, 127.0.0.1:8081]", "endpoints: []", 1),
+			[]string{"clusters[0].endpoints: at least one endpoint is required"}},
+		{"unknown cluster", strings.Replace(good, "cluster: echo", "cluster: echoo", 1),
+			[]string{`proxy.yaml:9: listeners[0].routes[0].cluster: "echoo": no cluster has this name`}},
+		{"bad direction", strings.Replace(good, "direction: outbound", "direction: sideways", 1),
+			[]string{`listeners[0].direction: "sideways": must be inbound or outbound`}},
+		{"bad protocol", strings.Replace(good, "protocol: auto", "protocol: spdy", 1),
+			[]string{`listeners[0].protocol: "spdy": must be one of auto, http1, h2c, h2`}},
+		{"h2 without tls", strings.Replace(good, "protocol: auto", "protocol: h2", 1),
+			[]string{"listeners[0].protocol: h2 needs tls"}},
+		{"missing tls files", strings.Replace(good, "protocol: auto", "protocol: h2\n  tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}", 1),
+			[]string{"listeners[0].tls: loading certificate and key: open /nonexistent/c.pem"}},
+		{"bad upstream protocol", strings.Replace(good, "protocol: same", "protocol: h3", 1),
+			[]string{`clusters[0].protocol: "h3": must be one of http1, h2c, same`}},
+		{"unknown balancer", strings.Replace(good, "policy: round_robin", "policy: fastest", 1),
+			[]string{`clusters[0].balancer.policy: "fastest": unknown policy`}},
+		{"duplicate cluster", good + "- name: echo\n  endpoints: [127.0.0.1:9000]\n",
+			[]string{`clusters[1].name: "echo": cluster name used twice`}},
+		{"duplicate listener address", strings.Replace(good, "clusters:", "- name: second\n  address: 127.0.0.1:4140\n  routes: [{cluster: echo}]\nclusters:", 1),
+			[]string{`listeners[1].address: "127.0.0.1:4140": already used by listener outbound`}},
+		{"bad authority wildcard", strings.Replace(good, "authority: echo", "authority: 'ec*ho'", 1),
+			[]string{`listeners[0].routes[0].match.authority: "ec*ho": a wildcard is allowed only as a leading "*."`}},
+		{"relative path", strings.Replace(good, "authority: echo", "path_prefix: api", 1),
+			[]string{`listeners[0].routes[0].match.path_prefix: "api": must start with /`}},
+		{"bad header regex", strings.Replace(good, "authority: echo}", "headers: [{name: x-v, regex: '(['}]}", 1),
+			[]string{`listeners[0].routes[0].match.headers[0].regex: "([": error parsing regexp`}},
+		{"header match needs one condition", strings.Replace(good, "authority: echo}", "headers: [{name: x-v, exact: a, regex: b}]}", 1),
+			[]string{"listeners[0].routes[0].match.headers[0]: exactly one of exact, regex and present must be set"}},
+		{"grpc method without service", strings.Replace(good, "authority: echo", "grpc_method: Call", 1),
+			[]string{"listeners[0].routes[0].match.grpc_method: needs grpc_service"}},
+		{"bad header name", strings.Replace(good, "timeout: 2s", "timeout: 2s\n    request_headers: {remove: ['bad header']}", 1),
+			[]string{`listeners[0].routes[0].request_headers.remove[0]: "bad header": not a header name`}},
+		{"no listeners", "clusters: []\n", []string{"listeners: at least one listener is required"}},
+		{"bad admin", strings.Replace(good, "127.0.0.1:9901", "localhost", 1),
+			[]string{`proxy.yaml:1: admin: "localhost": missing port in address`}},
+		{"field twice", strings.Replace(good, "  protocol: auto\n", "  protocol: auto\n  protocol: http1\n", 1),
+			[]string{"listeners[0].protocol: field given twice"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("proxy.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorsAreAllReported(t *testing.T) {
+	y := strings.Replace(strings.Replace(good, "127.0.0.1:8081", "127.0.0.1", 1), "cluster: echo", "cluster: nope", 1)
+	_, err := config.Parse("proxy.yaml", []byte(y))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 2 {
+		t.Errorf("want 2 problems reported, got %d:\n%v", n, err)
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mesh.yaml")
+	if err := os.WriteFile(p, []byte(strings.Replace(good, "127.0.0.1:8081", "127.0.0.1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+":15: clusters[0].endpoints[1]") {
+		t.Errorf("error does not start with the file, line and field: %v", err)
+	}
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil || !strings.Contains(err.Error(), "reading proxy config") {
+		t.Errorf("missing file: %v", err)
+	}
+}

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/metrics"
+	"github.com/meshbench/meshbench/proxy/route"
+)
+
+// Server is a running proxy: its listeners, clusters and admin server.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	clusters map[string]*cluster
+
+	listeners []*listener
+	admin     *http.Server
+	adminAddr net.Addr
+
+	draining atomic.Bool
+	started  atomic.Bool
+	wg       sync.WaitGroup
+}
+
+type listener struct {
+	cfg   *config.Listener
+	srv   *http.Server
+	ln    net.Listener
+	tls   bool
+	table *route.Table
+}
+
+// New builds a proxy from a validated configuration. Nothing listens until
+// Start.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), clusters: map[string]*cluster{}}
+	for i := range cfg.Clusters {
+		c, err := newCluster(&cfg.Clusters[i], s.metrics)
+		if err != nil {
+			return nil, err
+		}
+		s.clusters[c.name] = c
+	}
+	for i := range cfg.Listeners {
+		l, err := s.newListener(&cfg.Listeners[i])
+		if err != nil {
+			return nil, err
+		}
+		s.listeners = append(s.listeners, l)
+	}
+	if cfg.Admin != "" {
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	}
+	return s, nil
+}
+
+func (s *Server) newListener(lc *config.Listener) (*listener, error) {
+	table, err := route.Compile(lc.Routes)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+	}
+	h := &handler{
+		log:       s.log.With("listener", lc.Name),
+		direction: lc.Direction,
+		table:     table,
+		routes:    make([]*routeState, len(lc.Routes)),
+		noRoute:   s.metrics.Route(lc.Direction, "", ""),
+		tls:       lc.TLS != nil,
+	}
+	for i := range lc.Routes {
+		rc := &lc.Routes[i]
+		h.routes[i] = newRouteState(rc, s.clusters[rc.Cluster], s.metrics.Route(lc.Direction, rc.Name, rc.Cluster))
+	}
+	lim := lc.Limits
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
+		IdleTimeout:       lim.IdleTimeout.D(),
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          lim.MaxConcurrentStreams,
+			MaxReceiveBufferPerStream:     1 << 20,
+			MaxReceiveBufferPerConnection: 4 << 20,
+		},
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	var p http.Protocols
+	switch {
+	case lc.Protocol == config.ProtoHTTP1:
+		p.SetHTTP1(true)
+	case lc.Protocol == config.ProtoH2C:
+		p.SetUnencryptedHTTP2(true)
+	case lc.TLS != nil: // auto or h2 over TLS: ALPN chooses
+		p.SetHTTP1(true)
+		p.SetHTTP2(true)
+	default: // auto, cleartext: HTTP/1.1 and h2c prior knowledge on one port
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+	}
+	srv.Protocols = &p
+	if lc.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(lc.TLS.CertFile, lc.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: loading TLS certificate: %w", lc.Name, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return &listener{cfg: lc, srv: srv, tls: lc.TLS != nil, table: table}, nil
+}
+
+// Start binds every listener and the admin address and starts serving. It
+// returns once all are bound, or the first bind error (after closing what
+// was bound).
+func (s *Server) Start(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("proxy already started")
+	}
+	var lc net.ListenConfig
+	var bound []net.Listener
+	fail := func(err error) error {
+		for _, ln := range bound {
+			ln.Close()
+		}
+		return err
+	}
+	for _, l := range s.listeners {
+		ln, err := lc.Listen(ctx, "tcp", l.cfg.Address)
+		if err != nil {
+			return fail(fmt.Errorf("listener %s: binding %s: %w", l.cfg.Name, l.cfg.Address, err))
+		}
+		bound = append(bound, ln)
+		l.ln = &countingListener{Listener: ln, m: s.metrics.Listener(l.cfg.Direction, l.cfg.Name)}
+	}
+	if s.admin != nil {
+		ln, err := lc.Listen(ctx, "tcp", s.cfg.Admin)
+		if err != nil {
+			return fail(fmt.Errorf("admin: binding %s: %w", s.cfg.Admin, err))
+		}
+		s.adminAddr = ln.Addr()
+		s.serve("admin", func() error { return s.admin.Serve(ln) })
+	}
+	for _, l := range s.listeners {
+		l := l
+		if l.tls {
+			s.serve(l.cfg.Name, func() error { return l.srv.ServeTLS(l.ln, "", "") })
+		} else {
+			s.serve(l.cfg.Name, func() error { return l.srv.Serve(l.ln) })
+		}
+		s.log.Info("listening", "listener", l.cfg.Name, "address", l.ln.Addr().String(),
+			"direction", l.cfg.Direction, "protocol", l.cfg.Protocol, "tls", l.tls)
+	}
+	return nil
+}
+
+func (s *Server) serve(name string, f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serving stopped", "listener", name, "err", err)
+		}
+	}()
+}
+
+// Addr returns the bound address of the named listener (useful with port
+// 0), or nil.
+func (s *Server) Addr(name string) net.Addr {
+	for _, l := range s.listeners {
+		if l.cfg.Name == name && l.ln != nil {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// AdminAddr returns the bound admin address, or nil.
+func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
+
+// Metrics returns the proxy's series.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Shutdown drains the proxy: /ready turns to 503, listeners stop accepting
+// and idle connections close (HTTP/2 connections get a GOAWAY); requests in
+// flight continue until they finish or ctx is done, when every remaining
+// connection is closed. The admin server stops last. It returns ctx's error
+// if the grace period ran out.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	var wg sync.WaitGroup
+	var expired atomic.Bool
+	for _, l := range s.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.srv.Shutdown(ctx); err != nil {
+				expired.Store(true)
+				l.srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range s.clusters {
+		c.closeIdle()
+	}
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	s.wg.Wait()
+	if expired.Load() {
+		return fmt.Errorf("draining: grace period ended with requests in flight: %w", ctx.Err())
+	}
+	return nil
+}
+
+// Run starts the proxy, serves until ctx is done, then drains for the
+// configured drain timeout.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	grace := s.cfg.DrainTimeout.D()
+	s.log.Info("draining", "grace", grace)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	return s.Shutdown(dctx)
+}
