@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/h1client"
 	"github.com/meshbench/meshbench/proxy/metrics"
 )
 
@@ -21,8 +22,8 @@ type cluster struct {
 	endpoints []*balancer.Endpoint
 	requests  []prometheus.Counter // by endpoint index
 	picker    balancer.Picker
-	h1        *http.Transport // HTTP/1.1 pool
-	h2c       *http.Transport // cleartext HTTP/2 pool
+	h1        *h1client.Client // HTTP/1.1 pool
+	h2c       *http.Transport  // cleartext HTTP/2 pool
 }
 
 func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
@@ -37,15 +38,22 @@ func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
 	}
 	c.picker = p
 	if cc.Protocol != config.UpstreamH2C {
-		c.h1 = newTransport(cc, false)
+		c.h1 = h1client.New(h1client.Options{
+			Dial:            (&net.Dialer{Timeout: cc.ConnectTimeout.D(), KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdlePerHost:  cc.Pool.MaxIdlePerEndpoint,
+			MaxConnsPerHost: cc.Pool.MaxConnsPerEndpoint,
+			IdleTimeout:     cc.Pool.IdleTimeout.D(),
+		})
 	}
 	if cc.Protocol != config.UpstreamHTTP1 {
-		c.h2c = newTransport(cc, true)
+		c.h2c = newH2CTransport(cc)
 	}
 	return c, nil
 }
 
-func newTransport(cc *config.Cluster, h2c bool) *http.Transport {
+// newH2CTransport is the cleartext HTTP/2 pool: net/http's Transport, one
+// multiplexed connection per endpoint.
+func newH2CTransport(cc *config.Cluster) *http.Transport {
 	d := &net.Dialer{Timeout: cc.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		DialContext:         d.DialContext,
@@ -63,18 +71,14 @@ func newTransport(cc *config.Cluster, h2c bool) *http.Transport {
 		},
 	}
 	var p http.Protocols
-	if h2c {
-		p.SetUnencryptedHTTP2(true)
-	} else {
-		p.SetHTTP1(true)
-	}
+	p.SetUnencryptedHTTP2(true)
 	t.Protocols = &p
 	return t
 }
 
 // transport returns the pool for a request that arrived with HTTP major
 // version major.
-func (c *cluster) transport(major int) *http.Transport {
+func (c *cluster) transport(major int) http.RoundTripper {
 	switch c.protocol {
 	case config.UpstreamHTTP1:
 		return c.h1

@@ -24,9 +24,10 @@ var hopHeaders = map[string]bool{
 }
 
 var (
-	protoHTTP  = []string{"http"}
-	protoHTTPS = []string{"https"}
-	teTrailers = []string{"trailers"}
+	protoHTTP   = []string{"http"}
+	protoHTTPS  = []string{"https"}
+	teTrailers  = []string{"trailers"}
+	noUserAgent = []string{""}
 )
 
 // upstreamHeader builds the header of the forwarded request: the client's
@@ -58,6 +59,10 @@ func (h *handler) upstreamHeader(r *http.Request, rs *routeState, clientTimeout 
 		} else {
 			out["X-Forwarded-Proto"] = protoHTTP
 		}
+	}
+	if _, ok := in["User-Agent"]; !ok {
+		// Forward the absence: keep HTTP clients from adding their own.
+		out["User-Agent"] = noUserAgent
 	}
 	if _, ok := in["X-Request-Id"]; !ok {
 		out["X-Request-Id"] = []string{newRequestID()}

@@ -1,0 +1,421 @@
+package h1client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Dial opens connections; it must honour ctx.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxIdlePerHost is how many idle connections are kept per endpoint.
+	MaxIdlePerHost int
+	// MaxConnsPerHost caps connections per endpoint; 0 means no cap.
+	MaxConnsPerHost int
+	// IdleTimeout closes connections idle this long; 0 means never.
+	IdleTimeout time.Duration
+	// ReadBufferSize and WriteBufferSize size each connection's buffers.
+	ReadBufferSize, WriteBufferSize int
+}
+
+// Client is a pool of HTTP/1.1 connections keyed by endpoint address. It
+// implements http.RoundTripper for requests whose URL host is the endpoint.
+type Client struct {
+	opts  Options
+	mu    sync.Mutex
+	hosts map[string]*host
+}
+
+type host struct {
+	idle    []*conn      // most recently used last
+	open    int          // connections dialled and not yet discarded
+	waiters []chan *conn // requests waiting for a connection under the cap
+}
+
+type conn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	addr     string
+	lastUsed time.Time
+	reused   bool
+}
+
+// New returns a client with opts; zero buffer sizes default to 16 KiB.
+func New(opts Options) *Client {
+	if opts.Dial == nil {
+		opts.Dial = (&net.Dialer{}).DialContext
+	}
+	if opts.ReadBufferSize <= 0 {
+		opts.ReadBufferSize = 16 << 10
+	}
+	if opts.WriteBufferSize <= 0 {
+		opts.WriteBufferSize = 16 << 10
+	}
+	return &Client{opts: opts, hosts: map[string]*host{}}
+}
+
+var errBodyAndRetry = errors.New("h1client: connection failed before a response")
+
+// RoundTrip sends req on a pooled connection to req.URL.Host and returns
+// the response once its header has arrived. The response body streams from
+// the connection; closing it early closes the connection.
+func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		cn, err := c.get(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.exchange(ctx, cn, req)
+		if err == nil {
+			return resp, nil
+		}
+		if errors.Is(err, errBodyAndRetry) && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// exchange writes req on cn and reads the response header. On error cn is
+// closed; errBodyAndRetry wraps errors after which a bodiless request may be
+// sent again.
+func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		c.discard(cn)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if err := writeHeader(cn.bw, req, hasBody); err != nil {
+		return fail(fmt.Errorf("writing request header: %w", err))
+	}
+	var bodyDone chan error
+	if hasBody {
+		bodyDone = make(chan error, 1)
+		go func() { bodyDone <- writeBody(cn.bw, req.Body, req.ContentLength) }()
+	} else if err := cn.bw.Flush(); err != nil {
+		if cn.reused {
+			return fail(fmt.Errorf("%w: %w", errBodyAndRetry, err))
+		}
+		return fail(fmt.Errorf("writing request: %w", err))
+	}
+	resp, err := readResponse(cn.br, req)
+	if err != nil {
+		if cn.reused && !hasBody && cn.br.Buffered() == 0 && isConnLoss(err) {
+			return fail(fmt.Errorf("%w: %w", errBodyAndRetry, err))
+		}
+		return fail(fmt.Errorf("reading response: %w", err))
+	}
+	resp.Body = &body{rc: resp.Body, c: c, cn: cn, stop: stop, bodyDone: bodyDone, keep: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+func isConnLoss(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "connection reset")
+}
+
+// readResponse reads the final response, skipping 1xx interim responses.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			resp.Body.Close()
+			return nil, errors.New("upstream switched protocols; upgrades are not proxied")
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// excluded are fields the client writes itself (framing, Host) or never
+// forwards.
+var excluded = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Connection": true}
+
+func writeHeader(bw *bufio.Writer, req *http.Request, hasBody bool) error {
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	if req.Host != "" {
+		bw.WriteString(req.Host)
+	} else {
+		bw.WriteString(req.URL.Host)
+	}
+	bw.WriteString("\r\n")
+	for k, vv := range req.Header {
+		if excluded[k] || k == "User-Agent" && len(vv) == 1 && vv[0] == "" {
+			continue
+		}
+		for _, v := range vv {
+			if strings.ContainsAny(v, "\r\n") {
+				return fmt.Errorf("header %s: value contains a line break", k)
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	switch {
+	case hasBody && req.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		bw.WriteString("\r\n")
+	case hasBody:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	case req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH":
+		bw.WriteString("Content-Length: 0\r\n")
+	}
+	if req.Close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// writeBody streams body: with Content-Length when known, else chunked,
+// flushing after every read so a streaming body is not delayed.
+func writeBody(bw *bufio.Writer, body io.ReadCloser, length int64) error {
+	defer body.Close()
+	buf := make([]byte, 32<<10)
+	chunked := length <= 0
+	var sent int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if chunked {
+				bw.WriteString(strconv.FormatInt(int64(n), 16))
+				bw.WriteString("\r\n")
+			}
+			bw.Write(buf[:n])
+			if chunked {
+				bw.WriteString("\r\n")
+			}
+			sent += int64(n)
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("reading request body: %w", rerr)
+		}
+	}
+	if !chunked && sent != length {
+		return fmt.Errorf("request body was %d bytes, Content-Length said %d", sent, length)
+	}
+	if chunked {
+		bw.WriteString("0\r\n\r\n")
+	}
+	return bw.Flush()
+}
+
+// body is a response body that gives its connection back at the end.
+type body struct {
+	rc       io.ReadCloser
+	c        *Client
+	cn       *conn
+	stop     func() bool
+	bodyDone chan error
+	keep     bool
+	done     bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	} else if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish releases the connection: back to the pool when the exchange ended
+// cleanly (complete is true, the request body already went out whole, the
+// context watcher had not fired, and no side asked to close), else closed.
+// It never waits for a request body still being written: that body comes
+// from the downstream client, which may be slow or never finish.
+func (b *body) finish(complete bool) {
+	b.done = true
+	b.rc.Close()
+	stopped := b.stop()
+	reuse := complete && b.keep && stopped
+	if b.bodyDone != nil {
+		select {
+		case err := <-b.bodyDone:
+			reuse = reuse && err == nil
+		default:
+			reuse = false
+		}
+	}
+	if reuse {
+		b.c.put(b.cn)
+	} else {
+		b.c.discard(b.cn)
+	}
+}
+
+func (c *Client) hostOf(addr string) *host {
+	h := c.hosts[addr]
+	if h == nil {
+		h = &host{}
+		c.hosts[addr] = h
+	}
+	return h
+}
+
+// get returns an idle connection to addr or dials a new one. When
+// MaxConnsPerHost connections are open it waits for one to be released:
+// an idle connection is handed over directly, a closed one gives its slot.
+func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
+	c.mu.Lock()
+	h := c.hostOf(addr)
+	now := time.Now()
+	for len(h.idle) > 0 {
+		cn := h.idle[len(h.idle)-1]
+		h.idle[len(h.idle)-1] = nil
+		h.idle = h.idle[:len(h.idle)-1]
+		if c.opts.IdleTimeout > 0 && now.Sub(cn.lastUsed) > c.opts.IdleTimeout {
+			cn.nc.Close()
+			h.open--
+			continue
+		}
+		c.mu.Unlock()
+		cn.reused = true
+		return cn, nil
+	}
+	if c.opts.MaxConnsPerHost > 0 && h.open >= c.opts.MaxConnsPerHost {
+		ch := make(chan *conn, 1)
+		h.waiters = append(h.waiters, ch)
+		c.mu.Unlock()
+		select {
+		case cn := <-ch:
+			if cn != nil {
+				cn.reused = true
+				return cn, nil
+			}
+			// A slot was freed for us (open already counts it): dial.
+		case <-ctx.Done():
+			c.mu.Lock()
+			for i, w := range h.waiters {
+				if w == ch {
+					h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+					break
+				}
+			}
+			c.mu.Unlock()
+			select {
+			case cn := <-ch: // handed over as we gave up: pass it on
+				if cn != nil {
+					c.put(cn)
+				} else {
+					c.release(addr)
+				}
+			default:
+			}
+			return nil, ctx.Err()
+		}
+	} else {
+		h.open++
+		c.mu.Unlock()
+	}
+	nc, err := c.opts.Dial(ctx, "tcp", addr)
+	if err != nil {
+		c.release(addr)
+		return nil, err
+	}
+	return &conn{nc: nc, addr: addr, br: bufio.NewReaderSize(nc, c.opts.ReadBufferSize), bw: bufio.NewWriterSize(nc, c.opts.WriteBufferSize)}, nil
+}
+
+// put returns a healthy connection: to a waiting request first, else to the
+// idle pool, else it is closed.
+func (c *Client) put(cn *conn) {
+	cn.lastUsed = time.Now()
+	c.mu.Lock()
+	h := c.hostOf(cn.addr)
+	if len(h.waiters) > 0 {
+		w := h.waiters[0]
+		h.waiters = h.waiters[1:]
+		c.mu.Unlock()
+		w <- cn
+		return
+	}
+	if len(h.idle) < c.opts.MaxIdlePerHost {
+		h.idle = append(h.idle, cn)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.discard(cn)
+}
+
+// discard closes cn and frees its slot.
+func (c *Client) discard(cn *conn) {
+	cn.nc.Close()
+	c.release(cn.addr)
+}
+
+// release frees one connection slot of addr: a waiting request may dial in
+// its place.
+func (c *Client) release(addr string) {
+	c.mu.Lock()
+	h := c.hostOf(addr)
+	if len(h.waiters) > 0 {
+		w := h.waiters[0]
+		h.waiters = h.waiters[1:]
+		c.mu.Unlock()
+		w <- nil
+		return
+	}
+	h.open--
+	c.mu.Unlock()
+}
+
+// CloseIdleConnections closes every idle connection.
+func (c *Client) CloseIdleConnections() {
+	c.mu.Lock()
+	var idle []*conn
+	for _, h := range c.hosts {
+		idle = append(idle, h.idle...)
+		h.idle = nil
+	}
+	c.mu.Unlock()
+	for _, cn := range idle {
+		c.discard(cn)
+	}
+}

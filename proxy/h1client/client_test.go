@@ -1,0 +1,295 @@
+package h1client_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshbench/meshbench/proxy/h1client"
+)
+
+// rawServer accepts connections on loopback and runs serve for each; it
+// counts connections.
+type rawServer struct {
+	addr  string
+	conns atomic.Int64
+}
+
+func startRaw(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			s.conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				serve(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return s
+}
+
+// serveHTTP answers every request on the connection with h through
+// net/http's own parser and writer.
+func serveHTTP(t *testing.T, h http.HandlerFunc) *rawServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{addr: ln.Addr().String()}
+	srv := &http.Server{Handler: h, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func newReq(t *testing.T, ctx context.Context, method, addr, path string, body io.Reader) *http.Request {
+	t.Helper()
+	r, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func client() *h1client.Client {
+	return h1client.New(h1client.Options{MaxIdlePerHost: 4})
+}
+
+func TestReuseAndFraming(t *testing.T) {
+	var seen sync.Map
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen.Store(r.Method, r.Header.Clone())
+		w.Header().Set("Trailer", "X-Sum")
+		w.Write([]byte(r.Method + ":" + string(b)))
+		w.Header().Set("X-Sum", "ok")
+	})
+	c := client()
+	for i, tc := range []struct {
+		method string
+		body   io.Reader
+		want   string
+	}{
+		{"GET", nil, "GET:"},
+		{"POST", strings.NewReader("fixed"), "POST:fixed"},
+		{"PUT", io.MultiReader(strings.NewReader("chun"), strings.NewReader("ked")), "PUT:chunked"},
+		{"POST", nil, "POST:"},
+	} {
+		req := newReq(t, context.Background(), tc.method, s.addr, "/p?q=1", tc.body)
+		if tc.method == "PUT" {
+			req.ContentLength = -1
+		}
+		req.Header["User-Agent"] = []string{""}
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tc.want || resp.Trailer.Get("X-Sum") != "ok" {
+			t.Errorf("%d: body %q trailer %v", i, b, resp.Trailer)
+		}
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("4 sequential requests used %d connections, want 1", n)
+	}
+	h, _ := seen.Load("GET")
+	if ua := h.(http.Header).Get("User-Agent"); ua != "" {
+		t.Errorf("client added a User-Agent: %q", ua)
+	}
+}
+
+func TestSkipsInterimAndHandlesHEAD(t *testing.T) {
+	s := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			if req.Method == "HEAD" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c := client()
+	for _, m := range []string{"HEAD", "GET", "HEAD", "GET"} {
+		resp, err := c.RoundTrip(newReq(t, context.Background(), m, s.addr, "/", nil))
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (m == "GET" && string(b) != "ok") || (m == "HEAD" && len(b) != 0) {
+			t.Errorf("%s: %d %q", m, resp.StatusCode, b)
+		}
+	}
+	if n := s.conns.Load(); n != 1 {
+		t.Errorf("used %d connections, want 1", n)
+	}
+}
+
+// TestRetriesStaleIdleConnection: the server closes a kept-alive connection
+// right after its response, as servers with short keep-alive timeouts do; a
+// bodiless request on that connection is retried on a fresh one.
+func TestRetriesStaleIdleConnection(t *testing.T) {
+	s := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		// close without saying so
+	})
+	c := client()
+	for i := range 3 {
+		resp, err := c.RoundTrip(newReq(t, context.Background(), "GET", s.addr, "/", nil))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		time.Sleep(20 * time.Millisecond) // let the close arrive
+	}
+	if n := s.conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+	// A request with a body is not replayed.
+	resp, err := c.RoundTrip(newReq(t, context.Background(), "POST", s.addr, "/", strings.NewReader("x")))
+	if err == nil {
+		resp.Body.Close()
+		t.Error("a request with a body was replayed on a new connection")
+	}
+}
+
+func TestConnectionCloseIsHonoured(t *testing.T) {
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
+	c := client()
+	for range 3 {
+		resp, err := c.RoundTrip(newReq(t, context.Background(), "GET", s.addr, "/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if n := s.conns.Load(); n != 3 {
+		t.Errorf("%d connections for 3 requests answered with Connection: close", n)
+	}
+}
+
+func TestEarlyCloseDiscardsConnection(t *testing.T) {
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, 1<<20))
+	})
+	c := client()
+	for range 2 {
+		resp, err := c.RoundTrip(newReq(t, context.Background(), "GET", s.addr, "/", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Read(make([]byte, 10))
+		resp.Body.Close() // unread body: the connection cannot be reused
+	}
+	if n := s.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+func TestContextCancelsExchange(t *testing.T) {
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := client().RoundTrip(newReq(t, ctx, "GET", s.addr, "/", nil))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want deadline exceeded", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+}
+
+func TestMaxConnsPerHost(t *testing.T) {
+	release := make(chan struct{})
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	c := h1client.New(h1client.Options{MaxIdlePerHost: 4, MaxConnsPerHost: 2})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.RoundTrip(newReq(t, context.Background(), "GET", s.addr, "/", nil))
+			if err == nil {
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := s.conns.Load(); n != 2 {
+		t.Errorf("%d connections open with a cap of 2", n)
+	}
+	close(release)
+	wg.Wait()
+	if n := s.conns.Load(); n != 2 {
+		t.Errorf("%d connections in all with a cap of 2", n)
+	}
+}
+
+func TestRejectsHeaderInjection(t *testing.T) {
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {})
+	req := newReq(t, context.Background(), "GET", s.addr, "/", nil)
+	req.Header["X-Bad"] = []string{"a\r\nInjected: 1"}
+	if _, err := client().RoundTrip(req); err == nil {
+		t.Error("a header value with CRLF was sent")
+	}
+}
