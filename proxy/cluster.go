@@ -76,17 +76,17 @@ func newH2CTransport(cc *config.Cluster) *http.Transport {
 	return t
 }
 
-// transport returns the pool for a request that arrived with HTTP major
-// version major.
-func (c *cluster) transport(major int) http.RoundTripper {
+// h1ForMajor returns the HTTP/1.1 client for a request that arrived with
+// HTTP major version major, or nil when it goes upstream as h2c.
+func (c *cluster) h1ForMajor(major int) *h1client.Client {
 	switch c.protocol {
 	case config.UpstreamHTTP1:
 		return c.h1
 	case config.UpstreamH2C:
-		return c.h2c
+		return nil
 	}
 	if major == 2 {
-		return c.h2c
+		return nil
 	}
 	return c.h1
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -104,27 +105,23 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 			}
 		}
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if deadline.IsZero() {
-		ctx, cancel = context.WithCancel(r.Context())
-	} else {
-		ctx, cancel = context.WithDeadline(r.Context(), deadline)
-	}
-	defer cancel()
-
 	c := rs.cluster
+	h1 := c.h1ForMajor(r.ProtoMajor)
+	// The HTTP/1.1 client enforces the deadline on its connection; the
+	// HTTP/2 Transport needs it in the context.
+	ctx := r.Context()
+	if h1 == nil && !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+
 	pick, err := c.picker.Pick(balancer.PickInfo{})
 	if err != nil {
 		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "no healthy upstream")
 		return o
 	}
 	c.requests[pick.Endpoint.Index].Inc()
-	done := func(err error, status int) {
-		if pick.Done != nil {
-			pick.Done(balancer.DoneInfo{Err: err, StatusCode: status, Latency: time.Since(start)})
-		}
-	}
 
 	out := r.WithContext(ctx)
 	out.URL = &url.URL{Scheme: "http", Host: pick.Endpoint.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
@@ -139,10 +136,15 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 
-	resp, err := c.transport(r.ProtoMajor).RoundTrip(out)
+	var resp *http.Response
+	if h1 != nil {
+		resp, err = h1.Do(ctx, out, deadline)
+	} else {
+		resp, err = c.h2c.RoundTrip(out)
+	}
 	if err != nil {
 		o = h.upstreamFailure(w, r, ctx, isGRPC, err)
-		done(err, 0)
+		finishPick(pick, err, 0, start)
 		return o
 	}
 	defer resp.Body.Close()
@@ -164,7 +166,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		_ = http.NewResponseController(w).Flush()
 	}
 	if err := copyBody(w, resp.Body, streaming); err != nil {
-		done(err, resp.StatusCode)
+		finishPick(pick, err, resp.StatusCode, start)
 		switch {
 		case r.Context().Err() != nil || errors.Is(err, errDownstreamWrite):
 			o.status = statusClientClosed
@@ -174,7 +176,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		case isGRPC:
 			// End the stream with a status the client can act on.
 			code, msg := grpcUnavailable, "upstream reset the stream"
-			if ctx.Err() == context.DeadlineExceeded {
+			if timedOut(ctx, err) {
 				code, msg = grpcDeadlineExceeded, "deadline exceeded"
 			}
 			dst[http.TrailerPrefix+"Grpc-Status"] = []string{itoa(code)}
@@ -193,8 +195,15 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 			o.grpcStatus = g
 		}
 	}
-	done(nil, resp.StatusCode)
+	finishPick(pick, nil, resp.StatusCode, start)
 	return o
+}
+
+// finishPick tells the balancer how a picked request ended.
+func finishPick(pick balancer.Result, err error, status int, start time.Time) {
+	if pick.Done != nil {
+		pick.Done(balancer.DoneInfo{Err: err, StatusCode: status, Latency: time.Since(start)})
+	}
 }
 
 // upstreamFailure answers a request that got no response from upstream.
@@ -209,7 +218,7 @@ func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx co
 			o.grpcStatus = grpcCanceled
 		}
 		return o
-	case ctx.Err() == context.DeadlineExceeded:
+	case timedOut(ctx, err):
 		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusGatewayTimeout, grpcDeadlineExceeded, "upstream request timeout")
 	case errors.As(err, &oe) && oe.Op == "dial":
 		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "upstream connect error")
@@ -221,6 +230,12 @@ func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx co
 }
 
 var errDownstreamWrite = errors.New("writing to downstream")
+
+// timedOut reports whether the request's deadline ended the exchange: the
+// context's (HTTP/2 upstream) or the connection's (HTTP/1.1 upstream).
+func timedOut(ctx context.Context, err error) bool {
+	return ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded)
+}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 

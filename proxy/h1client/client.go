@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,19 +70,36 @@ var errBodyAndRetry = errors.New("h1client: connection failed before a response"
 
 // RoundTrip sends req on a pooled connection to req.URL.Host and returns
 // the response once its header has arrived. The response body streams from
-// the connection; closing it early closes the connection.
+// the connection; closing it early closes the connection. The request's
+// context bounds the exchange, including the body.
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+	dl, _ := req.Context().Deadline()
+	resp, err := c.Do(req.Context(), req, dl)
+	if err != nil && !dl.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, context.DeadlineExceeded
+	}
+	return resp, err
+}
+
+// Do is RoundTrip with the exchange bounded by deadline (zero for none) as
+// well as by ctx. The deadline is enforced on the connection itself, which
+// costs no timer or context of its own; its expiry is reported as an error
+// that matches os.ErrDeadlineExceeded. The request's own context is not
+// consulted.
+func (c *Client) Do(ctx context.Context, req *http.Request, deadline time.Time) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		cn, err := c.get(ctx, req.URL.Host)
+		cn, err := c.get(ctx, req.URL.Host, deadline)
 		if err != nil {
 			return nil, err
+		}
+		if !deadline.IsZero() {
+			cn.nc.SetDeadline(deadline)
 		}
 		resp, err := c.exchange(ctx, cn, req)
 		if err == nil {
 			return resp, nil
 		}
-		if errors.Is(err, errBodyAndRetry) && attempt == 0 && ctx.Err() == nil {
+		if errors.Is(err, errBodyAndRetry) && attempt == 0 && ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
 			continue
 		}
 		return nil, err
@@ -302,7 +320,7 @@ func (c *Client) hostOf(addr string) *host {
 // get returns an idle connection to addr or dials a new one. When
 // MaxConnsPerHost connections are open it waits for one to be released:
 // an idle connection is handed over directly, a closed one gives its slot.
-func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
+func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*conn, error) {
 	c.mu.Lock()
 	h := c.hostOf(addr)
 	now := time.Now()
@@ -323,6 +341,13 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 		ch := make(chan *conn, 1)
 		h.waiters = append(h.waiters, ch)
 		c.mu.Unlock()
+		var expired <-chan time.Time
+		if !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			expired = t.C
+		}
+		var gaveUp error
 		select {
 		case cn := <-ch:
 			if cn != nil {
@@ -331,6 +356,11 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 			}
 			// A slot was freed for us (open already counts it): dial.
 		case <-ctx.Done():
+			gaveUp = ctx.Err()
+		case <-expired:
+			gaveUp = fmt.Errorf("waiting for a connection to %s: %w", addr, os.ErrDeadlineExceeded)
+		}
+		if gaveUp != nil {
 			c.mu.Lock()
 			for i, w := range h.waiters {
 				if w == ch {
@@ -348,7 +378,7 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 				}
 			default:
 			}
-			return nil, ctx.Err()
+			return nil, gaveUp
 		}
 	} else {
 		h.open++
@@ -365,6 +395,7 @@ func (c *Client) get(ctx context.Context, addr string) (*conn, error) {
 // put returns a healthy connection: to a waiting request first, else to the
 // idle pool, else it is closed.
 func (c *Client) put(cn *conn) {
+	cn.nc.SetDeadline(time.Time{})
 	cn.lastUsed = time.Now()
 	c.mu.Lock()
 	h := c.hostOf(cn.addr)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,5 +292,41 @@ func TestRejectsHeaderInjection(t *testing.T) {
 	req.Header["X-Bad"] = []string{"a\r\nInjected: 1"}
 	if _, err := client().RoundTrip(req); err == nil {
 		t.Error("a header value with CRLF was sent")
+	}
+}
+
+func TestDoDeadline(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := h1client.New(h1client.Options{MaxIdlePerHost: 4, MaxConnsPerHost: 1})
+	start := time.Now()
+	_, err := c.Do(context.Background(), newReq(t, context.Background(), "GET", s.addr, "/", nil), time.Now().Add(100*time.Millisecond))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("err = %v, want a deadline error", err)
+	}
+	// The only connection allowed is gone; a second request waits for its
+	// slot, and its deadline bounds the wait too.
+	hold := make(chan struct{})
+	go func() {
+		resp, err := c.Do(context.Background(), newReq(t, context.Background(), "GET", s.addr, "/hold", nil), time.Time{})
+		if err == nil {
+			close(hold)
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	_, err = c.Do(context.Background(), newReq(t, context.Background(), "GET", s.addr, "/", nil), time.Now().Add(100*time.Millisecond))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("waiting for a slot: err = %v, want a deadline error", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("took %v", el)
 	}
 }
