@@ -28,7 +28,7 @@
 #                     took more than this share of either CPU; the verdict
 #                     uses the quiet rounds when there are any
 #
-# Targets (from the issue): meshproxy requests/s >= 0.6x haproxy's and
+# Targets: meshproxy requests/s >= 0.6x haproxy's and
 # meshproxy p50 <= 1.5x haproxy's.
 #
 # CPU pinning (2-core box): the proxy under test gets CPU $PROXY_CPU to
