@@ -11,16 +11,9 @@ package proxy_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -53,8 +46,12 @@ const (
 
 func TestH2Spec(t *testing.T) {
 	bin := interopGoTool(t, "h2spec")
-	backend := h2specStartBackend(t)
-	certDir := h2specSelfSigned(t)
+	backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, h2specBody)
+	})).addr
+	certDir := selfSigned(t)
 	yml := fmt.Sprintf(`listeners:
 - name: h2c
   address: 127.0.0.1:0
@@ -226,66 +223,3 @@ func h2specRun(t *testing.T, bin string, port int, args []string) h2specResult {
 // negative-flow-control-window case (6.9.2/2) when the server's response
 // body is shorter.
 const h2specBody = "meshbench h2spec backend\n"
-
-// h2specStartBackend serves HTTP/1.1 and h2c on a loopback port, answering
-// every request 200 with h2specBody after reading the request's body, and
-// returns its address.
-func h2specStartBackend(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{
-		Protocols:         &p,
-		ReadHeaderTimeout: 10 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = io.WriteString(w, h2specBody)
-		}),
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-// h2specSelfSigned writes a self-signed ECDSA cert.pem and key.pem for
-// localhost and 127.0.0.1 into a temporary directory and returns it.
-func h2specSelfSigned(t testing.TB) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	write := func(name, typ string, b []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("cert.pem", "CERTIFICATE", der)
-	write("key.pem", "EC PRIVATE KEY", kder)
-	return dir
-}
