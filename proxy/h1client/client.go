@@ -43,6 +43,16 @@ type host struct {
 	waiters []chan *conn // requests waiting for a connection under the cap
 }
 
+// popWaiter removes and returns the longest-waiting request, or nil.
+func (h *host) popWaiter() chan *conn {
+	if len(h.waiters) == 0 {
+		return nil
+	}
+	w := h.waiters[0]
+	h.waiters = h.waiters[1:]
+	return w
+}
+
 type conn struct {
 	nc       net.Conn
 	br       *bufio.Reader
@@ -399,9 +409,7 @@ func (c *Client) put(cn *conn) {
 	cn.lastUsed = time.Now()
 	c.mu.Lock()
 	h := c.hostOf(cn.addr)
-	if len(h.waiters) > 0 {
-		w := h.waiters[0]
-		h.waiters = h.waiters[1:]
+	if w := h.popWaiter(); w != nil {
 		c.mu.Unlock()
 		w <- cn
 		return
@@ -426,9 +434,7 @@ func (c *Client) discard(cn *conn) {
 func (c *Client) release(addr string) {
 	c.mu.Lock()
 	h := c.hostOf(addr)
-	if len(h.waiters) > 0 {
-		w := h.waiters[0]
-		h.waiters = h.waiters[1:]
+	if w := h.popWaiter(); w != nil {
 		c.mu.Unlock()
 		w <- nil
 		return
