@@ -27,6 +27,8 @@ type verb struct {
 
 func verbs() map[string]verb {
 	return map[string]verb{
+		"backend": {"run an HTTP/1.1+h2c and gRPC test backend with a latency and failure personality", runBackend},
+		"load":    {"generate open- or closed-loop load and measure it (HdrHistogram, coordinated-omission free)", runLoad},
 		"version": {"print the meshbench version and build facts", runVersion},
 	}
 }

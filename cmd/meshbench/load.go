@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshbench/meshbench/loadgen"
+)
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("meshbench load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s loadgen.Spec
+	var rate string
+	var headers, labels multiFlag
+	var out string
+	var quiet bool
+	fs.StringVar(&s.Target, "target", "", "`URL` to load (host:port for grpc)")
+	fs.StringVar(&s.Protocol, "protocol", "http1", "http1, h2c, h2 (TLS) or grpc")
+	fs.StringVar(&rate, "rate", "max", "requests per second in all, or max for closed loop")
+	fs.StringVar(&s.Arrival, "arrival", "uniform", "open-loop arrivals: uniform or poisson")
+	fs.IntVar(&s.Connections, "connections", 1, "connections")
+	fs.IntVar(&s.Streams, "streams", 1, "concurrent streams per connection (h2c, h2, grpc)")
+	fs.DurationVar(&s.Duration, "duration", 0, "measured duration (default 10s unless --requests is set)")
+	fs.Int64Var(&s.Requests, "requests", 0, "measured request count (0: bounded by --duration only)")
+	fs.DurationVar(&s.Warmup, "warmup", 0, "unrecorded load before the measured part")
+	fs.DurationVar(&s.Timeout, "timeout", loadgen.DefaultTimeout, "per-request timeout")
+	fs.StringVar(&s.Method, "method", "", "HTTP method (default GET, POST with a body)")
+	fs.IntVar(&s.BodySize, "body-size", 0, "request body (or gRPC payload) bytes")
+	fs.IntVar(&s.ResponseSize, "response-size", 0, "gRPC response payload bytes to ask for")
+	fs.Var(&headers, "H", "request header `Name: value` (repeatable; gRPC metadata for grpc)")
+	fs.StringVar(&s.Authority, "authority", "", "Host header / :authority to send (to address a service through a proxy)")
+	fs.StringVar(&s.GRPCMode, "grpc-mode", "unary", "grpc: unary calls, or stream (message round trips on one stream per worker)")
+	fs.StringVar(&s.TLS.CAFile, "cacert", "", "trust this CA `file` (PEM)")
+	fs.StringVar(&s.TLS.CertFile, "cert", "", "client certificate `file` (PEM) for mTLS")
+	fs.StringVar(&s.TLS.KeyFile, "key", "", "client key `file` (PEM)")
+	fs.StringVar(&s.TLS.ServerName, "server-name", "", "TLS server name to send and verify")
+	fs.BoolVar(&s.TLS.Insecure, "insecure", false, "do not verify the server's certificate")
+	fs.Var(&labels, "label", "`key=value` label copied into the result (repeatable)")
+	fs.Uint64Var(&s.Seed, "seed", 0, "seed for Poisson arrivals (0: random)")
+	fs.DurationVar(&s.SpinWindow, "spin", loadgen.DefaultSpinWindow, "spin this long before each send instead of sleeping (0 to never spin)")
+	fs.StringVar(&out, "out", "", "write the result JSON to this `file`")
+	fs.BoolVar(&quiet, "quiet", false, "no per-second progress on stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: meshbench load --target URL [--protocol http1|h2c|h2|grpc] [--rate R|max] [--connections C] [--duration D] [--warmup W] [--out result.json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "meshbench load: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if rate != "max" {
+		r, err := strconv.ParseFloat(rate, 64)
+		if err != nil || r <= 0 {
+			fmt.Fprintf(stderr, "meshbench load: --rate %q: want a positive number of requests per second, or max\n", rate)
+			return 2
+		}
+		s.Rate = r
+	}
+	if s.Duration == 0 && s.Requests == 0 {
+		s.Duration = 10 * time.Second
+	}
+	if s.SpinWindow == 0 {
+		s.SpinWindow = -1
+	}
+	s.Header = http.Header{}
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			fmt.Fprintf(stderr, "meshbench load: -H %q: want \"Name: value\"\n", h)
+			return 2
+		}
+		s.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	s.Labels = map[string]string{}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			fmt.Fprintf(stderr, "meshbench load: --label %q: want key=value\n", l)
+			return 2
+		}
+		s.Labels[k] = v
+	}
+	if !quiet {
+		s.Progress = func(sec loadgen.Second) {
+			fmt.Fprintf(stderr, "t=%3ds  rate=%8.1f/s  p50=%-9s p99=%-9s errors=%d\n", sec.T+1, sec.Rate,
+				time.Duration(sec.P50)*time.Microsecond, time.Duration(sec.P99)*time.Microsecond, sec.Errors)
+		}
+	}
+	res, err := loadgen.Run(ctx, s)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshbench load: %v\n", err)
+		return 2
+	}
+	printSummary(stdout, res)
+	if out != "" {
+		if err := writeJSON(out, res); err != nil {
+			fmt.Fprintf(stderr, "meshbench load: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "result: %s\n", out)
+	}
+	if res.Incomplete {
+		fmt.Fprintln(stderr, "meshbench load: interrupted; the result holds what was measured and is marked incomplete")
+		return 130
+	}
+	return 0
+}
+
+func printSummary(w io.Writer, r *loadgen.Result) {
+	us := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	req := "max (closed loop)"
+	if r.RequestedRate > 0 {
+		req = fmt.Sprintf("%.1f/s (%s)", r.RequestedRate, r.Arrival)
+	}
+	fmt.Fprintf(w, "%s %s: %d requests in %.1fs, requested %s, achieved %.1f/s\n", r.Protocol, r.Target, r.Requests, r.DurationS, req, r.AchievedRate)
+	if !r.Sustained {
+		fmt.Fprintf(w, "RATE NOT SUSTAINED: %s\n", r.Reason)
+	}
+	fmt.Fprintf(w, "response time (from intended send): p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+		us(r.Latency.P50), us(r.Latency.P90), us(r.Latency.P99), us(r.Latency.P999), us(r.Latency.Max))
+	fmt.Fprintf(w, "service time (from actual send):    p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+		us(r.ServiceTime.P50), us(r.ServiceTime.P90), us(r.ServiceTime.P99), us(r.ServiceTime.P999), us(r.ServiceTime.Max))
+	fmt.Fprintf(w, "errors: %d %v\n", r.Errors.Total, r.Errors.ByClass)
+	if len(r.Endpoints) > 0 {
+		fmt.Fprintf(w, "responses by backend: %v\n", r.Endpoints)
+	}
+}
+
+// writeJSON writes v to path through a temporary file, so a reader never
+// sees half a result.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding result: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".result-*.json")
+	if err != nil {
+		return fmt.Errorf("writing result: %w", err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing result: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing result: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing result: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshbench/meshbench/proxy/h1client"
+)
+
+// client sends one request at a time for one worker.
+type client interface {
+	do(ctx context.Context) outcome
+}
+
+// newClients builds one client per worker and a function that closes
+// their connections.
+func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
+	tlsConf, err := tlsConfig(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.Protocol == GRPC {
+		return newGRPCClients(ctx, s, tlsConf)
+	}
+	u, _ := url.Parse(s.Target) // checked by normalize
+	body := bytes.Repeat([]byte("x"), s.BodySize)
+	hdr := s.Header.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	if _, ok := hdr["User-Agent"]; !ok {
+		hdr["User-Agent"] = []string{"meshbench"}
+	}
+	base := httpRequestTemplate{method: s.Method, url: u, header: hdr, host: s.Authority, body: body, timeout: s.Timeout}
+	var clients []client
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	switch s.Protocol {
+	case HTTP1:
+		for range s.Connections {
+			hc := h1client.New(h1client.Options{MaxIdlePerHost: 1, MaxConnsPerHost: 1, Dial: dialer(u, tlsConf, []string{"http/1.1"})})
+			clients = append(clients, &h1Worker{c: hc, t: base})
+			closers = append(closers, hc.CloseIdleConnections)
+		}
+	default: // h2c, h2: one Transport (so one connection) per connection slot
+		for range s.Connections {
+			var p http.Protocols
+			t := &http.Transport{DisableCompression: true, TLSClientConfig: tlsConf, MaxConnsPerHost: 1,
+				DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+			if s.Protocol == H2C {
+				p.SetUnencryptedHTTP2(true)
+			} else {
+				p.SetHTTP2(true)
+			}
+			t.Protocols = &p
+			for range s.Streams {
+				clients = append(clients, &h2Worker{rt: t, t: base})
+			}
+			closers = append(closers, t.CloseIdleConnections)
+		}
+	}
+	return clients, closeAll, nil
+}
+
+func tlsConfig(s *Spec) (*tls.Config, error) {
+	c := &tls.Config{ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.Insecure}
+	if s.TLS.CAFile != "" {
+		pem, err := os.ReadFile(s.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no PEM certificate found", s.TLS.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if s.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// dialer connects to the URL's host, with TLS for https.
+func dialer(u *url.URL, conf *tls.Config, alpn []string) func(context.Context, string, string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if u.Scheme != "https" {
+		return d.DialContext
+	}
+	conf = conf.Clone()
+	conf.NextProtos = alpn
+	if conf.ServerName == "" {
+		conf.ServerName = u.Hostname()
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return (&tls.Dialer{NetDialer: d, Config: conf}).DialContext(ctx, network, addr)
+	}
+}
+
+type httpRequestTemplate struct {
+	method  string
+	url     *url.URL
+	header  http.Header
+	host    string
+	body    []byte
+	timeout time.Duration
+}
+
+func (t *httpRequestTemplate) request(ctx context.Context) *http.Request {
+	r := (&http.Request{Method: t.method, URL: t.url, Header: t.header, Host: t.host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+	if len(t.body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(t.body))
+		r.ContentLength = int64(len(t.body))
+	}
+	return r
+}
+
+var discardBuf = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// finish reads and closes the body and classifies the response.
+func finish(resp *http.Response) outcome {
+	bp := discardBuf.Get().(*[]byte)
+	_, err := io.CopyBuffer(io.Discard, resp.Body, *bp)
+	discardBuf.Put(bp)
+	resp.Body.Close()
+	o := outcome{backend: resp.Header.Get("X-Backend")}
+	switch {
+	case err != nil:
+		o.errClass = classify(err)
+	case resp.StatusCode >= 400:
+		o.errClass = "http_" + strconv.Itoa(resp.StatusCode)
+	}
+	return o
+}
+
+type h1Worker struct {
+	c *h1client.Client
+	t httpRequestTemplate
+}
+
+func (w *h1Worker) do(ctx context.Context) outcome {
+	resp, err := w.c.Do(ctx, w.t.request(ctx), time.Now().Add(w.t.timeout))
+	if err != nil {
+		return outcome{errClass: classify(err)}
+	}
+	return finish(resp)
+}
+
+type h2Worker struct {
+	rt http.RoundTripper
+	t  httpRequestTemplate
+}
+
+func (w *h2Worker) do(ctx context.Context) outcome {
+	ctx, cancel := context.WithTimeout(ctx, w.t.timeout)
+	defer cancel()
+	resp, err := w.rt.RoundTrip(w.t.request(ctx))
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return outcome{errClass: "timeout"}
+		}
+		return outcome{errClass: classify(err)}
+	}
+	return finish(resp)
+}
+
+// classify names the class of a transport error.
+func classify(err error) string {
+	var oe *net.OpError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case errors.As(err, &oe) && oe.Op == "dial":
+		return "connect"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.EPIPE), strings.Contains(err.Error(), "stream error"), strings.Contains(err.Error(), "connection reset"):
+		return "reset"
+	default:
+		return "other"
+	}
+}

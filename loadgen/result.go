@@ -1,0 +1,110 @@
+package loadgen
+
+import (
+	"fmt"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Result is the outcome of a run: the per-cell result.json of the scenario
+// runner. Times are in microseconds. docs/loadgen.md documents every field.
+type Result struct {
+	Labels        map[string]string `json:"labels"`
+	Target        string            `json:"target"`
+	Protocol      string            `json:"protocol"`
+	RequestedRate float64           `json:"requested_rate"` // 0 = closed loop
+	AchievedRate  float64           `json:"achieved_rate"`
+	DurationS     float64           `json:"duration_s"` // measured part
+	Requests      int64             `json:"requests"`   // completed in the measured part
+	Connections   int               `json:"connections"`
+	Streams       int               `json:"streams"`
+	Arrival       string            `json:"arrival,omitempty"`
+	// Sustained is false when an open-loop run fell more than 1% short of
+	// its requested rate; Reason then says why.
+	Sustained bool   `json:"sustained"`
+	Reason    string `json:"reason,omitempty"`
+	// Incomplete marks a run that was interrupted (Ctrl-C, SIGTERM):
+	// everything measured up to then is kept.
+	Incomplete bool `json:"incomplete"`
+
+	Errors Errors `json:"errors"`
+	// Latency is response time from the intended send time; ServiceTime
+	// from the actual send. In closed loop the two are the same.
+	Latency     Percentiles `json:"latency_us"`
+	ServiceTime Percentiles `json:"service_time_us"`
+	// Histogram and ServiceHistogram are HdrHistograms in the V2
+	// compressed encoding, base64: decodable by every HdrHistogram port.
+	Histogram        string           `json:"histogram"`
+	ServiceHistogram string           `json:"service_histogram"`
+	Endpoints        map[string]int64 `json:"endpoints"` // responses by X-Backend
+	Resources        map[string]any   `json:"resources"`
+	Timeseries       []Second         `json:"timeseries"`
+	Env              map[string]any   `json:"env"`
+
+	latency, service *hdrhistogram.Histogram
+	seconds          []*secondAcc
+}
+
+// Errors counts failed requests by class: connect, timeout, reset, other,
+// http_<status> for 4xx/5xx responses, grpc_<Code> for non-OK statuses.
+type Errors struct {
+	Total   int64            `json:"total"`
+	ByClass map[string]int64 `json:"by_class"`
+}
+
+// Percentiles summarise a histogram, in microseconds.
+type Percentiles struct {
+	P50   int64   `json:"p50"`
+	P90   int64   `json:"p90"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p999"`
+	P9999 int64   `json:"p9999"`
+	Max   int64   `json:"max"`
+	Mean  float64 `json:"mean"`
+	Count int64   `json:"count"`
+}
+
+// Second is one second of the measured part.
+type Second struct {
+	T      int     `json:"t"`    // seconds since the measured part began
+	Rate   float64 `json:"rate"` // completed requests in that second
+	P50    int64   `json:"p50_us"`
+	P99    int64   `json:"p99_us"`
+	Errors int64   `json:"errors"`
+}
+
+// LatencyHistogram returns the merged response-time histogram.
+func (r *Result) LatencyHistogram() *hdrhistogram.Histogram { return r.latency }
+
+// ServiceHistogram returns the merged service-time histogram.
+func (r *Result) ServiceTimeHistogram() *hdrhistogram.Histogram { return r.service }
+
+func percentilesOf(h *hdrhistogram.Histogram) Percentiles {
+	if h.TotalCount() == 0 {
+		return Percentiles{}
+	}
+	return Percentiles{
+		P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90), P99: h.ValueAtQuantile(99),
+		P999: h.ValueAtQuantile(99.9), P9999: h.ValueAtQuantile(99.99),
+		Max: h.Max(), Mean: h.Mean(), Count: h.TotalCount(),
+	}
+}
+
+// EncodeHistogram returns h in HdrHistogram's V2 compressed encoding,
+// base64.
+func EncodeHistogram(h *hdrhistogram.Histogram) (string, error) {
+	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return "", fmt.Errorf("encoding histogram: %w", err)
+	}
+	return string(b), nil
+}
+
+// DecodeHistogram reverses EncodeHistogram.
+func DecodeHistogram(s string) (*hdrhistogram.Histogram, error) {
+	h, err := hdrhistogram.Decode([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("decoding histogram: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,268 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Run generates the load spec describes and returns what it measured. When
+// ctx is cancelled (Ctrl-C) the run stops, requests in flight are abandoned
+// and not recorded, and the result of what was measured until then is
+// returned marked Incomplete, with a nil error.
+func Run(ctx context.Context, spec Spec) (*Result, error) {
+	if err := spec.normalize(); err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	clients, closeAll, err := newClients(ctx, &spec)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+
+	w := len(clients)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	start := time.Now()
+	e := &engine{
+		spec: &spec, start: start, measureStart: start.Add(spec.Warmup), workers: w,
+		recs: make([]*recorder, w), secs: &seconds{}, runCtx: runCtx,
+	}
+	if spec.Duration > 0 {
+		e.end = e.measureStart.Add(spec.Duration)
+	}
+	if spec.Requests > 0 {
+		e.tickets.Store(spec.Requests)
+	}
+	seed := spec.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	var wg sync.WaitGroup
+	for i := range w {
+		e.recs[i] = newRecorder()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.worker(i, clients[i], rand.New(rand.NewPCG(seed, uint64(i))))
+		}()
+	}
+	progressDone := make(chan struct{})
+	go e.progress(progressDone)
+	wg.Wait()
+	close(progressDone)
+	return e.result(ctx.Err() != nil)
+}
+
+type engine struct {
+	spec                     *Spec
+	start, measureStart, end time.Time
+	workers                  int
+	recs                     []*recorder
+	secs                     *seconds
+	runCtx                   context.Context
+	tickets                  atomic.Int64
+	lastDone                 atomic.Int64 // unix nanos of the last measured completion
+}
+
+func (e *engine) worker(i int, cl client, rng *rand.Rand) {
+	rec := e.recs[i]
+	open := e.spec.Rate > 0
+	var interval time.Duration
+	next := e.start
+	if open {
+		interval = time.Duration(float64(e.workers) / e.spec.Rate * float64(time.Second))
+		next = e.start.Add(interval * time.Duration(i) / time.Duration(e.workers)) // stagger workers
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for e.runCtx.Err() == nil {
+		intended := next
+		if !open {
+			intended = time.Now()
+		}
+		if !e.end.IsZero() && !intended.Before(e.end) {
+			return
+		}
+		measured := !intended.Before(e.measureStart)
+		if measured && e.spec.Requests > 0 && e.tickets.Add(-1) < 0 {
+			return
+		}
+		if open && !e.waitUntil(intended, timer) {
+			return
+		}
+		if !e.end.IsZero() && !time.Now().Before(e.end) {
+			return // too late to start anything in the measured window
+		}
+		sent := time.Now()
+		if !open {
+			intended = sent
+		}
+		o := cl.do(e.runCtx)
+		done := time.Now()
+		if e.runCtx.Err() != nil {
+			return // interrupted: the request's fate is unknown
+		}
+		if measured {
+			rec.record(intended, sent, done, o)
+			e.secs.add(int(done.Sub(e.measureStart)/time.Second), done.Sub(intended), o.errClass != "")
+			for {
+				last := e.lastDone.Load()
+				if done.UnixNano() <= last || e.lastDone.CompareAndSwap(last, done.UnixNano()) {
+					break
+				}
+			}
+		}
+		if open {
+			gap := interval
+			if e.spec.Arrival == Poisson {
+				gap = time.Duration(rng.ExpFloat64() * float64(interval))
+			}
+			next = intended.Add(gap)
+		}
+	}
+}
+
+// waitUntil sleeps until t, ending the wait with a spin of at most
+// Spec.SpinWindow so that the request leaves on time: on virtual machines a
+// timer often fires half a millisecond late or more, which would otherwise
+// show up as latency. It returns false if the run was stopped.
+func (e *engine) waitUntil(t time.Time, timer *time.Timer) bool {
+	if d := time.Until(t) - e.spec.SpinWindow; d > 0 {
+		timer.Reset(d)
+		select {
+		case <-timer.C:
+		case <-e.runCtx.Done():
+			return false
+		}
+	}
+	for time.Now().Before(t) {
+		if e.runCtx.Err() != nil {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
+}
+
+// progress reports each measured second once it is over.
+func (e *engine) progress(done <-chan struct{}) {
+	if e.spec.Progress == nil {
+		return
+	}
+	for k := 1; ; k++ {
+		t := time.NewTimer(time.Until(e.measureStart.Add(time.Duration(k) * time.Second)))
+		select {
+		case <-done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s, _ := e.secs.get(k - 1)
+		e.spec.Progress(s)
+	}
+}
+
+func (e *engine) result(interrupted bool) (*Result, error) {
+	s := e.spec
+	r := &Result{
+		Labels: s.Labels, Target: s.Target, Protocol: s.Protocol, RequestedRate: s.Rate,
+		Connections: s.Connections, Streams: s.Streams, Incomplete: interrupted, Sustained: true,
+		Errors: Errors{ByClass: map[string]int64{}}, Endpoints: map[string]int64{},
+		Resources: map[string]any{}, Timeseries: []Second{}, Env: environment(),
+		latency: newHistogram(), service: newHistogram(),
+	}
+	if s.Rate > 0 {
+		r.Arrival = s.Arrival
+	}
+	if r.Labels == nil {
+		r.Labels = map[string]string{}
+	}
+	var lagSum, serviceSum time.Duration
+	var lagN int64
+	for _, rec := range e.recs {
+		r.latency.Merge(rec.latency)
+		r.service.Merge(rec.service)
+		for k, v := range rec.errors {
+			r.Errors.ByClass[k] += v
+			r.Errors.Total += v
+		}
+		for k, v := range rec.endpoints {
+			r.Endpoints[k] += v
+		}
+		lagSum += rec.lagSum
+		lagN += rec.lagN
+		serviceSum += rec.serviceSum
+	}
+	r.Requests = r.latency.TotalCount()
+	end := time.Now()
+	last := time.Unix(0, e.lastDone.Load())
+	switch {
+	case interrupted && e.lastDone.Load() > 0:
+		end = last
+	case !e.end.IsZero() && (s.Requests == 0 || r.Requests < s.Requests):
+		end = e.end // the window, even if its last requests completed after it
+	case e.lastDone.Load() > 0:
+		end = last
+	}
+	if d := end.Sub(e.measureStart); d > 0 {
+		r.DurationS = d.Seconds()
+		r.AchievedRate = float64(r.Requests) / r.DurationS
+	}
+	for i := 0; i < int(r.DurationS); i++ {
+		sec, _ := e.secs.get(i)
+		r.Timeseries = append(r.Timeseries, sec)
+	}
+	r.Latency = percentilesOf(r.latency)
+	r.ServiceTime = percentilesOf(r.service)
+	var err error
+	if r.Histogram, err = EncodeHistogram(r.latency); err != nil {
+		return nil, err
+	}
+	if r.ServiceHistogram, err = EncodeHistogram(r.service); err != nil {
+		return nil, err
+	}
+	if s.Rate > 0 && r.Requests > 0 && r.AchievedRate < 0.99*s.Rate {
+		r.Sustained = false
+		meanService := serviceSum / time.Duration(lagN)
+		meanLag := lagSum / time.Duration(lagN)
+		capacity := float64(e.workers) / meanService.Seconds()
+		if capacity < s.Rate {
+			r.Reason = fmt.Sprintf("too few connections: %d requests in flight at most, at a mean service time of %v, carry about %.0f req/s, below the %.0f requested; raise --connections (or --streams)",
+				e.workers, meanService.Round(time.Microsecond), capacity, s.Rate)
+		} else {
+			r.Reason = fmt.Sprintf("client saturated: requests left %v after their intended time on average although connections were free; give the load generator more CPU or lower the rate",
+				meanLag.Round(time.Microsecond))
+		}
+	}
+	return r, nil
+}
+
+// environment describes the machine the load ran on.
+func environment() map[string]any {
+	env := map[string]any{
+		"go_version": runtime.Version(), "cores": runtime.NumCPU(), "gomaxprocs": runtime.GOMAXPROCS(0),
+		"os": runtime.GOOS, "arch": runtime.GOARCH, "time": time.Now().UTC().Format(time.RFC3339),
+	}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				env["cpu_model"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		env["hostname"] = h
+	}
+	return env
+}

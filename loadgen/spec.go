@@ -1,0 +1,211 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Protocols a Spec can use.
+const (
+	HTTP1 = "http1"
+	H2C   = "h2c"
+	H2    = "h2"
+	GRPC  = "grpc"
+)
+
+// Arrival processes of open-loop load.
+const (
+	Uniform = "uniform"
+	Poisson = "poisson"
+)
+
+// gRPC call shapes.
+const (
+	// GRPCUnary makes one TestService.UnaryCall per request.
+	GRPCUnary = "unary"
+	// GRPCStream keeps one TestService.FullDuplexCall per worker open and
+	// counts one message round trip as a request.
+	GRPCStream = "stream"
+)
+
+// Spec describes one load run.
+type Spec struct {
+	// Target is a URL (http:// or https://) for HTTP protocols, or
+	// host:port (optionally with a scheme) for gRPC.
+	Target   string
+	Protocol string // http1 (default), h2c, h2 or grpc
+	// Rate is the total requests per second; 0 means closed loop, as fast
+	// as the connections allow.
+	Rate    float64
+	Arrival string // uniform (default) or poisson
+	// Connections is the number of connections (default 1). For h2c, h2
+	// and gRPC, Streams requests run concurrently on each (default 1).
+	Connections int
+	Streams     int
+	// Duration bounds the measured part of the run; Requests bounds its
+	// request count. At least one must be set; the run ends at the first
+	// bound reached.
+	Duration time.Duration
+	Requests int64
+	// Warmup runs load that is not recorded before the measured part.
+	Warmup time.Duration
+	// Timeout bounds one request (default 10s).
+	Timeout time.Duration
+
+	Method    string      // default GET, or POST with a body
+	BodySize  int         // request body bytes (HTTP) or payload bytes (gRPC)
+	Header    http.Header // extra request headers / gRPC metadata
+	Authority string      // Host header / :authority override
+	// ResponseSize asks a gRPC TestService for this many payload bytes.
+	ResponseSize int
+	GRPCMode     string // unary (default) or stream
+
+	TLS TLSOptions
+	// Labels are copied into the result.
+	Labels map[string]string
+	// SpinWindow is how long before a request's send time a waiting
+	// worker stops sleeping and spins (default 1.5ms, negative for none).
+	// Timers on virtual machines often fire late by half a millisecond or
+	// more; spinning the last stretch keeps sends on time at the cost of
+	// CPU: about Rate × SpinWindow of a core.
+	SpinWindow time.Duration
+	// Seed seeds Poisson arrivals; 0 picks a random seed.
+	Seed uint64
+	// Progress, when set, is called about once a second with the last
+	// second's figures.
+	Progress func(Second)
+}
+
+// TLSOptions configure TLS towards the target.
+type TLSOptions struct {
+	CAFile     string // trust these roots instead of the system's
+	CertFile   string // client certificate (mTLS)
+	KeyFile    string
+	ServerName string // SNI and verification name; default the target host
+	Insecure   bool   // skip verification
+}
+
+// Defaults for zero Spec fields.
+const (
+	DefaultTimeout    = 10 * time.Second
+	DefaultSpinWindow = 1500 * time.Microsecond
+)
+
+// normalize fills defaults and validates.
+func (s *Spec) normalize() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if s.Protocol == "" {
+		s.Protocol = HTTP1
+	}
+	if s.Arrival == "" {
+		s.Arrival = Uniform
+	}
+	if s.Connections == 0 {
+		s.Connections = 1
+	}
+	if s.Streams == 0 {
+		s.Streams = 1
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
+	switch {
+	case s.SpinWindow == 0:
+		s.SpinWindow = DefaultSpinWindow
+	case s.SpinWindow < 0:
+		s.SpinWindow = 0
+	}
+	if s.GRPCMode == "" {
+		s.GRPCMode = GRPCUnary
+	}
+	if s.Method == "" {
+		s.Method = http.MethodGet
+		if s.BodySize > 0 {
+			s.Method = http.MethodPost
+		}
+	}
+	switch s.Protocol {
+	case HTTP1, H2C, H2, GRPC:
+	default:
+		bad("protocol %q: must be http1, h2c, h2 or grpc", s.Protocol)
+	}
+	switch s.Arrival {
+	case Uniform, Poisson:
+	default:
+		bad("arrival %q: must be uniform or poisson", s.Arrival)
+	}
+	switch s.GRPCMode {
+	case GRPCUnary, GRPCStream:
+	default:
+		bad("grpc mode %q: must be unary or stream", s.GRPCMode)
+	}
+	if s.Rate < 0 {
+		bad("rate %v: must be positive, or 0 for max", s.Rate)
+	}
+	if s.Connections < 0 || s.Streams < 0 {
+		bad("connections and streams must be positive")
+	}
+	if s.Protocol == HTTP1 && s.Streams > 1 {
+		bad("streams %d: HTTP/1.1 carries one request at a time per connection; use more connections", s.Streams)
+	}
+	if s.Duration < 0 || s.Warmup < 0 || s.Timeout < 0 || s.Requests < 0 || s.BodySize < 0 || s.ResponseSize < 0 {
+		bad("durations, counts and sizes must not be negative")
+	}
+	if s.Duration == 0 && s.Requests == 0 {
+		bad("set a duration, a request count, or both: a run must end by itself")
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		bad("a client certificate needs both its certificate and key files")
+	}
+	if s.Target == "" {
+		bad("target is required")
+	} else if err := s.checkTarget(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Spec) checkTarget() error {
+	if s.Protocol == GRPC {
+		t := s.Target
+		if strings.Contains(t, "://") {
+			u, err := url.Parse(t)
+			if err != nil || u.Host == "" {
+				return fmt.Errorf("target %q: want host:port", t)
+			}
+			t = u.Host
+		}
+		if !strings.Contains(t, ":") {
+			return fmt.Errorf("target %q: want host:port", s.Target)
+		}
+		return nil
+	}
+	u, err := url.Parse(s.Target)
+	if err != nil {
+		return fmt.Errorf("target %q: %w", s.Target, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("target %q: want an http:// or https:// URL", s.Target)
+	case u.Host == "":
+		return fmt.Errorf("target %q: no host", s.Target)
+	case s.Protocol == H2 && u.Scheme != "https":
+		return fmt.Errorf("target %q: h2 is HTTP/2 over TLS and needs https://", s.Target)
+	case s.Protocol == H2C && u.Scheme != "http":
+		return fmt.Errorf("target %q: h2c is cleartext HTTP/2 and needs http://", s.Target)
+	}
+	return nil
+}
+
+// workers is how many requests may be in flight at once.
+func (s *Spec) workers() int {
+	if s.Protocol == HTTP1 {
+		return s.Connections
+	}
+	return s.Connections * s.Streams
+}
