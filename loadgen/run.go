@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshbench/meshbench/internal/pace"
 )
 
 // Run generates the load spec describes and returns what it measured. When
@@ -130,26 +132,10 @@ func (e *engine) worker(i int, cl client, rng *rand.Rand) {
 	}
 }
 
-// waitUntil sleeps until t, ending the wait with a spin of at most
-// Spec.SpinWindow so that the request leaves on time: on virtual machines a
-// timer often fires half a millisecond late or more, which would otherwise
-// show up as latency. It returns false if the run was stopped.
+// waitUntil waits for a send time; it returns false if the run was
+// stopped.
 func (e *engine) waitUntil(t time.Time, timer *time.Timer) bool {
-	if d := time.Until(t) - e.spec.SpinWindow; d > 0 {
-		timer.Reset(d)
-		select {
-		case <-timer.C:
-		case <-e.runCtx.Done():
-			return false
-		}
-	}
-	for time.Now().Before(t) {
-		if e.runCtx.Err() != nil {
-			return false
-		}
-		runtime.Gosched()
-	}
-	return true
+	return pace.Until(e.runCtx, t, e.spec.SpinWindow, timer) == nil
 }
 
 // progress reports each measured second once it is over.
