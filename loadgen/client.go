@@ -145,7 +145,7 @@ func finish(resp *http.Response) outcome {
 	_, err := io.CopyBuffer(io.Discard, resp.Body, *bp)
 	discardBuf.Put(bp)
 	resp.Body.Close()
-	o := outcome{backend: resp.Header.Get("X-Backend")}
+	o := outcome{backend: resp.Header.Get("X-Backend"), status: strconv.Itoa(resp.StatusCode)}
 	switch {
 	case err != nil:
 		o.errClass = classify(err)

@@ -86,7 +86,7 @@ func (w *grpcWorker) do(ctx context.Context) outcome {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	_, err := w.tc.UnaryCall(ctx, w.req, grpc.Header(&hdr))
-	o := outcome{}
+	o := outcome{status: status.Code(err).String()}
 	if v := hdr.Get("x-backend"); len(v) > 0 {
 		o.backend = v[0]
 	}
@@ -110,11 +110,11 @@ func (w *grpcWorker) roundTrip(ctx context.Context) outcome {
 	if err := w.st.Send(w.sreq); err != nil {
 		_, err = w.st.Recv() // the stream's real status
 		w.st = nil
-		return outcome{errClass: grpcClass(err)}
+		return outcome{errClass: grpcClass(err), status: status.Code(err).String()}
 	}
 	if _, err := w.st.Recv(); err != nil {
 		w.st = nil
-		return outcome{errClass: grpcClass(err)}
+		return outcome{errClass: grpcClass(err), status: status.Code(err).String()}
 	}
 	if w.hdr == "" { // the header has arrived with the first reply
 		if hdr, err := w.st.Header(); err == nil {
@@ -123,7 +123,7 @@ func (w *grpcWorker) roundTrip(ctx context.Context) outcome {
 			}
 		}
 	}
-	return outcome{backend: w.hdr}
+	return outcome{backend: w.hdr, status: "OK"}
 }
 
 func grpcClass(err error) string {

@@ -311,3 +311,50 @@ func TestSpecErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestExports(t *testing.T) {
+	target := testBackend(t, fixed(0), 200)
+	r, err := Run(context.Background(), Spec{Target: target, Rate: 300, Connections: 2, Duration: 2 * time.Second, Labels: map[string]string{"cell": "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StatusCodes["200"] != r.Requests {
+		t.Errorf("status codes %v for %d requests", r.StatusCodes, r.Requests)
+	}
+	var buf strings.Builder
+	if err := WriteIntervalLog(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	log := buf.String()
+	var total int64
+	intervals := 0
+	for _, line := range strings.Split(log, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, `"`) {
+			continue
+		}
+		f := strings.Split(line, ",")
+		if len(f) != 4 {
+			t.Fatalf("interval line %q", line)
+		}
+		h, err := DecodeHistogram(f[3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += h.TotalCount()
+		intervals++
+	}
+	if intervals != 2 || !strings.Contains(log, "#[StartTime:") {
+		t.Errorf("%d intervals in log:\n%s", intervals, log)
+	}
+	if total > r.Requests || total < r.Requests-10 {
+		t.Errorf("interval log holds %d requests, the run %d", total, r.Requests)
+	}
+	f := r.Fortio()
+	if f.DurationHistogram.Count != r.Requests || f.RequestedQPS != "300" || f.URL != target || f.Labels != "cell=a" || f.RetCodes["200"] != r.Requests {
+		t.Errorf("fortio result: %+v", f)
+	}
+	last := f.DurationHistogram.Data[len(f.DurationHistogram.Data)-1]
+	if last.Percent != 100 || f.DurationHistogram.Percentiles[0].Value != float64(r.Latency.P50)/1e6 {
+		t.Errorf("fortio histogram: last bucket %+v, p50 %+v", last, f.DurationHistogram.Percentiles[0])
+	}
+}

@@ -21,6 +21,7 @@ type recorder struct {
 	latency, service *hdrhistogram.Histogram
 	errors           map[string]int64
 	endpoints        map[string]int64
+	statuses         map[string]int64
 	ok, failed       int64
 	lagSum           time.Duration // sum of actual - intended send time
 	lagN             int64
@@ -28,13 +29,14 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{latency: newHistogram(), service: newHistogram(), errors: map[string]int64{}, endpoints: map[string]int64{}}
+	return &recorder{latency: newHistogram(), service: newHistogram(), errors: map[string]int64{}, endpoints: map[string]int64{}, statuses: map[string]int64{}}
 }
 
 // outcome is what a protocol client reports for one request.
 type outcome struct {
 	errClass string // "" on success
 	backend  string // the X-Backend that answered, if any
+	status   string // HTTP status or gRPC code of the response, "" without one
 }
 
 func clampUs(d time.Duration) int64 {
@@ -63,6 +65,9 @@ func (r *recorder) record(intended, sent, done time.Time, o outcome) {
 	}
 	if o.backend != "" {
 		r.endpoints[o.backend]++
+	}
+	if o.status != "" {
+		r.statuses[o.status]++
 	}
 }
 

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -37,12 +38,16 @@ type Result struct {
 	Histogram        string           `json:"histogram"`
 	ServiceHistogram string           `json:"service_histogram"`
 	Endpoints        map[string]int64 `json:"endpoints"` // responses by X-Backend
-	Resources        map[string]any   `json:"resources"`
-	Timeseries       []Second         `json:"timeseries"`
-	Env              map[string]any   `json:"env"`
+	// StatusCodes counts responses by HTTP status ("200") or gRPC code
+	// ("OK", "Unavailable"); requests that got no response are not in it.
+	StatusCodes map[string]int64 `json:"status_codes"`
+	Resources   map[string]any   `json:"resources"`
+	Timeseries  []Second         `json:"timeseries"`
+	Env         map[string]any   `json:"env"`
 
 	latency, service *hdrhistogram.Histogram
 	seconds          []*secondAcc
+	measureStart     time.Time
 }
 
 // Errors counts failed requests by class: connect, timeout, reset, other,

@@ -162,8 +162,8 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 		Labels: s.Labels, Target: s.Target, Protocol: s.Protocol, RequestedRate: s.Rate,
 		Connections: s.Connections, Streams: s.Streams, Incomplete: interrupted, Sustained: true,
 		Errors: Errors{ByClass: map[string]int64{}}, Endpoints: map[string]int64{},
-		Resources: map[string]any{}, Timeseries: []Second{}, Env: environment(),
-		latency: newHistogram(), service: newHistogram(),
+		Resources: map[string]any{}, Timeseries: []Second{}, Env: environment(), StatusCodes: map[string]int64{},
+		latency: newHistogram(), service: newHistogram(), measureStart: e.measureStart,
 	}
 	if s.Rate > 0 {
 		r.Arrival = s.Arrival
@@ -182,6 +182,9 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 		}
 		for k, v := range rec.endpoints {
 			r.Endpoints[k] += v
+		}
+		for k, v := range rec.statuses {
+			r.StatusCodes[k] += v
 		}
 		lagSum += rec.lagSum
 		lagN += rec.lagN
@@ -206,6 +209,9 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 		sec, _ := e.secs.get(i)
 		r.Timeseries = append(r.Timeseries, sec)
 	}
+	e.secs.mu.Lock()
+	r.seconds = e.secs.acc
+	e.secs.mu.Unlock()
 	r.Latency = percentilesOf(r.latency)
 	r.ServiceTime = percentilesOf(r.service)
 	var err error

@@ -29,7 +29,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var s loadgen.Spec
 	var rate string
 	var headers, labels multiFlag
-	var out string
+	var out, fortioOut, hdrLog string
 	var quiet bool
 	fs.StringVar(&s.Target, "target", "", "`URL` to load (host:port for grpc)")
 	fs.StringVar(&s.Protocol, "protocol", "http1", "http1, h2c, h2 (TLS) or grpc")
@@ -56,6 +56,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&s.Seed, "seed", 0, "seed for Poisson arrivals (0: random)")
 	fs.DurationVar(&s.SpinWindow, "spin", loadgen.DefaultSpinWindow, "spin this long before each send instead of sleeping (0 to never spin)")
 	fs.StringVar(&out, "out", "", "write the result JSON to this `file`")
+	fs.StringVar(&fortioOut, "fortio-json", "", "also write the result in fortio's JSON format to this `file`")
+	fs.StringVar(&hdrLog, "hdr-log", "", "also write a per-second HdrHistogram interval log to this `file`")
 	fs.BoolVar(&quiet, "quiet", false, "no per-second progress on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: meshbench load --target URL [--protocol http1|h2c|h2|grpc] [--rate R|max] [--connections C] [--duration D] [--warmup W] [--out result.json]")
@@ -122,6 +124,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "result: %s\n", out)
 	}
+	if fortioOut != "" {
+		if err := writeJSON(fortioOut, res.Fortio()); err != nil {
+			fmt.Fprintf(stderr, "meshbench load: %v\n", err)
+			return 1
+		}
+	}
+	if hdrLog != "" {
+		if err := writeIntervalLog(hdrLog, res); err != nil {
+			fmt.Fprintf(stderr, "meshbench load: %v\n", err)
+			return 1
+		}
+	}
 	if res.Incomplete {
 		fmt.Fprintln(stderr, "meshbench load: interrupted; the result holds what was measured and is marked incomplete")
 		return 130
@@ -171,6 +185,21 @@ func writeJSON(path string, v any) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("writing result: %w", err)
+	}
+	return nil
+}
+
+func writeIntervalLog(path string, r *loadgen.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing interval log: %w", err)
+	}
+	if err := loadgen.WriteIntervalLog(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing interval log: %w", err)
 	}
 	return nil
 }
