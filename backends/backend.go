@@ -45,6 +45,13 @@ type Config struct {
 	// a random seed. With a seed and sequential requests the sequence of
 	// delays and errors is reproducible.
 	Seed uint64
+	// Spin makes delays precise: the backend sleeps until Spin before a
+	// response is due and spins the rest (see package pace). Timers on
+	// virtual machines fire late by a few hundred microseconds, so without
+	// it a 2 ms delay is often 2.2–2.6 ms. Spinning costs up to Spin of CPU
+	// per delayed response, taken from whatever shares the machine; 0 (the
+	// default) only sleeps.
+	Spin time.Duration
 }
 
 // Personality is what a backend does to each request: how long it waits
@@ -277,20 +284,15 @@ func (b *Backend) draw(st *state, now time.Time) (time.Duration, bool) {
 // the response is to be an injected error.
 func (b *Backend) behave(ctx context.Context, st *state, arrival time.Time) (fail bool, err error) {
 	d, fail := b.draw(st, arrival)
-	if err := waitUntil(ctx, arrival.Add(d)); err != nil {
+	if err := b.waitUntil(ctx, arrival.Add(d)); err != nil {
 		return false, err
 	}
 	return fail, nil
 }
 
-// spinWindow is how long before a response is due the backend stops
-// sleeping and spins, so that a delay of 2 ms is 2 ms and not 2.5 (see
-// package pace). It costs up to this much CPU per delayed response.
-const spinWindow = 500 * time.Microsecond
-
 // waitUntil waits until t, or returns ctx's error when ctx ends first.
-func waitUntil(ctx context.Context, t time.Time) error {
-	return pace.Until(ctx, t, spinWindow, nil)
+func (b *Backend) waitUntil(ctx context.Context, t time.Time) error {
+	return pace.Until(ctx, t, b.cfg.Spin, nil)
 }
 
 // responseSize picks the requested size, or the configured one when the

@@ -147,7 +147,7 @@ func (s *echoService) FullDuplexCall(stream testgrpc.TestService_FullDuplexCallS
 func (s *echoService) respond(ctx context.Context, req *testgrpc.StreamingOutputCallRequest, send func(*testgrpc.StreamingOutputCallResponse) error) error {
 	for _, rp := range req.GetResponseParameters() {
 		if iv := rp.GetIntervalUs(); iv > 0 {
-			if err := waitUntil(ctx, time.Now().Add(time.Duration(iv)*time.Microsecond)); err != nil {
+			if err := s.b.waitUntil(ctx, time.Now().Add(time.Duration(iv)*time.Microsecond)); err != nil {
 				return status.FromContextError(err).Err()
 			}
 		}

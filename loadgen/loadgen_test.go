@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/meshbench/meshbench/backends"
 )
 
 // testBackend serves HTTP/1.1 and h2c; each request sleeps delay(now).
@@ -55,12 +57,20 @@ func fixed(d time.Duration) func(time.Time) time.Duration {
 	return func(time.Time) time.Duration { return d }
 }
 
-// TestOpenLoopAccuracy: against a backend with a fixed 2 ms delay at 200
-// req/s, p50 and p99 fall within 2.0–2.3 ms and the achieved rate within 1%
-// of the requested. The machine is shared, so one of up to three runs must
+// TestOpenLoopAccuracy: against a backend with a fixed 2 ms delay (made
+// precise with its spin window) at 200 req/s, p50 and p99 fall within
+// 2.0–2.3 ms and the achieved rate within 1% of the requested. The machine is shared, so one of up to three runs must
 // meet the bounds; an inaccurate generator fails all three.
 func TestOpenLoopAccuracy(t *testing.T) {
-	target := testBackend(t, fixed(2*time.Millisecond), 200)
+	be, err := backends.New(backends.Config{Name: "b1", HTTPAddr: "127.0.0.1:0", Latency: "fixed:2ms", Spin: 1500 * time.Microsecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Shutdown(context.Background()) })
+	target := "http://" + be.HTTPAddr() + "/"
 	var problems []string
 	for attempt := 1; attempt <= 3; attempt++ {
 		r, err := Run(context.Background(), Spec{Target: target, Rate: 200, Connections: 4, Duration: 4 * time.Second, Warmup: 500 * time.Millisecond})

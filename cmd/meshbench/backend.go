@@ -29,6 +29,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&cfg.Name, "name", "", "`NAME` sent in X-Backend / x-backend (default: the bound HTTP address)")
 	fs.IntVar(&cfg.ResponseSize, "response-size", 0, "response body size in `BYTES`")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of delays and injected errors (0: random)")
+	fs.DurationVar(&cfg.Spin, "spin", 0, "spin this long before each delayed response is due instead of sleeping, for precise delays at a CPU cost (0: only sleep)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: meshbench backend --listen ADDR [--grpc-listen ADDR] [--latency SPEC] [--error-rate F] [--name N] [--response-size B] [--seed S]")
 		fs.PrintDefaults()
