@@ -41,6 +41,21 @@ func testBackend(t *testing.T, delay func(time.Time) time.Duration, status int) 
 	return "http://" + ln.Addr().String() + "/"
 }
 
+// startBackend runs a meshbench backend named b1 with the latency spec,
+// its delays made precise with a 1.5 ms spin window.
+func startBackend(t *testing.T, latency string) string {
+	t.Helper()
+	be, err := backends.New(backends.Config{Name: "b1", HTTPAddr: "127.0.0.1:0", Latency: latency, Spin: 1500 * time.Microsecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Shutdown(context.Background()) })
+	return "http://" + be.HTTPAddr() + "/"
+}
+
 // preciseSleep sleeps d, spinning the last 1.5 ms: the test measures the
 // load generator, so the backend's own timer lateness must not blur it.
 func preciseSleep(d time.Duration) {
@@ -62,15 +77,7 @@ func fixed(d time.Duration) func(time.Time) time.Duration {
 // 2.0–2.3 ms and the achieved rate within 1% of the requested. The machine is shared, so one of up to three runs must
 // meet the bounds; an inaccurate generator fails all three.
 func TestOpenLoopAccuracy(t *testing.T) {
-	be, err := backends.New(backends.Config{Name: "b1", HTTPAddr: "127.0.0.1:0", Latency: "fixed:2ms", Spin: 1500 * time.Microsecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := be.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Shutdown(context.Background()) })
-	target := "http://" + be.HTTPAddr() + "/"
+	target := startBackend(t, "fixed:2ms")
 	var problems []string
 	for attempt := 1; attempt <= 3; attempt++ {
 		r, err := Run(context.Background(), Spec{Target: target, Rate: 200, Connections: 4, Duration: 4 * time.Second, Warmup: 500 * time.Millisecond})
@@ -110,14 +117,7 @@ func TestOpenLoopAccuracy(t *testing.T) {
 // (like a GC pause). Measured from the intended send time, the stalls reach
 // the p99; measured from the actual send they do not.
 func TestStallsShowInResponseTime(t *testing.T) {
-	start := time.Now()
-	target := testBackend(t, func(now time.Time) time.Duration {
-		phase := now.Sub(start) % (3 * time.Second)
-		if phase >= 2700*time.Millisecond {
-			return 3*time.Second - phase + time.Millisecond
-		}
-		return time.Millisecond
-	}, 200)
+	target := startBackend(t, "fixed:1ms,stall:3s/300ms")
 	r, err := Run(context.Background(), Spec{Target: target, Rate: 200, Connections: 4, Duration: 6 * time.Second})
 	if err != nil {
 		t.Fatal(err)
