@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +17,7 @@ const backendShutdownGrace = 5 * time.Second
 // runBackend is `meshbench backend`: it serves a test backend until ctx is
 // cancelled (SIGINT or SIGTERM), then drains and exits 0.
 func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("backend", "meshbench backend --listen ADDR [--grpc-listen ADDR] [--latency SPEC] [--error-rate F] [--name N] [--response-size B] [--seed S] [--spin D]", stderr)
 	var cfg backends.Config
 	fs.StringVar(&cfg.HTTPAddr, "listen", "", "`ADDR` of the HTTP/1.1 + h2c port (required; port 0 picks one)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-listen", "", "`ADDR` of the gRPC port (default: no gRPC port)")
@@ -30,20 +27,8 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&cfg.ResponseSize, "response-size", 0, "response body size in `BYTES`")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of delays and injected errors (0: random)")
 	fs.DurationVar(&cfg.Spin, "spin", 0, "spin this long before each delayed response is due instead of sleeping, for precise delays at a CPU cost (0: only sleep)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: meshbench backend --listen ADDR [--grpc-listen ADDR] [--latency SPEC] [--error-rate F] [--name N] [--response-size B] [--seed S]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "meshbench backend: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if cfg.HTTPAddr == "" {
 		fmt.Fprintln(stderr, "meshbench backend: --listen is required")

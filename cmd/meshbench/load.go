@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,8 +22,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("meshbench load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("load", "meshbench load --target URL [--protocol http1|h2c|h2|grpc] [--rate R|max] [--connections C] [--duration D] [--warmup W] [--out result.json]", stderr)
 	var s loadgen.Spec
 	var rate string
 	var headers, labels multiFlag
@@ -59,19 +56,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&fortioOut, "fortio-json", "", "also write the result in fortio's JSON format to this `file`")
 	fs.StringVar(&hdrLog, "hdr-log", "", "also write a per-second HdrHistogram interval log to this `file`")
 	fs.BoolVar(&quiet, "quiet", false, "no per-second progress on stderr")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: meshbench load --target URL [--protocol http1|h2c|h2|grpc] [--rate R|max] [--connections C] [--duration D] [--warmup W] [--out result.json]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "meshbench load: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if rate != "max" {
 		r, err := strconv.ParseFloat(rate, 64)
