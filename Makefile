@@ -9,7 +9,7 @@ BENCHTIME ?= 2s
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test bench lint fmt vet clean perf-http1
+.PHONY: all build test bench lint fmt vet clean perf-http1 perf-loadgen
 
 all: build
 
@@ -45,3 +45,8 @@ perf-http1: build
 
 clean:
 	rm -rf $(BIN) out
+
+# meshbench load --rate max vs wrk (HTTP/1.1) and vs h2load (h2c) against one
+# nginx (needs wrk, nghttp2-client and nginx from Debian); see docs/performance.md.
+perf-loadgen: build
+	bash scripts/perf-loadgen.sh
