@@ -17,8 +17,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/meshbench/meshbench/proxy/h1client"
 )
 
 // client sends one request at a time for one worker.
@@ -56,9 +54,9 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 	switch s.Protocol {
 	case HTTP1:
 		for range s.Connections {
-			hc := h1client.New(h1client.Options{MaxIdlePerHost: 1, MaxConnsPerHost: 1, Dial: dialer(u, tlsConf, []string{"http/1.1"})})
-			clients = append(clients, &h1Worker{c: hc, t: base})
-			closers = append(closers, hc.CloseIdleConnections)
+			c := newH1Conn(&base, dialer(u, tlsConf, []string{"http/1.1"}))
+			clients = append(clients, c)
+			closers = append(closers, c.close)
 		}
 	default: // h2c, h2: one Transport (so one connection) per connection slot
 		for range s.Connections {
@@ -153,19 +151,6 @@ func finish(resp *http.Response) outcome {
 		o.errClass = "http_" + strconv.Itoa(resp.StatusCode)
 	}
 	return o
-}
-
-type h1Worker struct {
-	c *h1client.Client
-	t httpRequestTemplate
-}
-
-func (w *h1Worker) do(ctx context.Context) outcome {
-	resp, err := w.c.Do(ctx, w.t.request(ctx), time.Now().Add(w.t.timeout))
-	if err != nil {
-		return outcome{errClass: classify(err)}
-	}
-	return finish(resp)
 }
 
 type h2Worker struct {
