@@ -61,8 +61,11 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 	default: // h2c, h2: one Transport (so one connection) per connection slot
 		for range s.Connections {
 			var p http.Protocols
+			// The timeout bounds the wait for the response header: a
+			// per-request context would register with the run's context
+			// from every worker, a lock taken twice per request.
 			t := &http.Transport{DisableCompression: true, TLSClientConfig: tlsConf, MaxConnsPerHost: 1,
-				DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+				DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, ResponseHeaderTimeout: s.Timeout}
 			if s.Protocol == H2C {
 				p.SetUnencryptedHTTP2(true)
 			} else {
@@ -159,13 +162,8 @@ type h2Worker struct {
 }
 
 func (w *h2Worker) do(ctx context.Context) outcome {
-	ctx, cancel := context.WithTimeout(ctx, w.t.timeout)
-	defer cancel()
 	resp, err := w.rt.RoundTrip(w.t.request(ctx))
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return outcome{errClass: "timeout"}
-		}
 		return outcome{errClass: classify(err)}
 	}
 	return finish(resp)
@@ -175,7 +173,8 @@ func (w *h2Worker) do(ctx context.Context) outcome {
 func classify(err error) string {
 	var oe *net.OpError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		strings.Contains(err.Error(), "timeout awaiting response headers"):
 		return "timeout"
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return "connect"

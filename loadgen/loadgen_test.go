@@ -252,6 +252,14 @@ func TestH2C(t *testing.T) {
 	if r.Requests != 200 || r.Errors.Total != 0 {
 		t.Errorf("h2c: %d requests, errors %v", r.Requests, r.Errors)
 	}
+	slow := testBackend(t, fixed(time.Second), 200)
+	r, err = Run(context.Background(), Spec{Target: slow, Protocol: H2C, Streams: 2, Requests: 2, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors.ByClass["timeout"] != 2 {
+		t.Errorf("h2c timeouts: %v", r.Errors)
+	}
 }
 
 type echoService struct {
