@@ -64,87 +64,28 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TS=$(date -u +%Y%m%dT%H%M%SZ)
 OUT_DIR=${OUT_DIR:-$ROOT/out/perf-http1/$TS}
 
-die() { echo "perf-http1: $*" >&2; exit 1; }
-log() { echo "perf-http1: $*" >&2; }
+PERF_NAME=perf-http1
+# shellcheck source=lib/perf-common.sh source-path=SCRIPTDIR
+source "$ROOT/scripts/lib/perf-common.sh"
 
 # ---- prerequisites -------------------------------------------------------
 missing=()
-for tool in wrk:wrk haproxy:haproxy nginx:nginx-light curl:curl taskset:util-linux; do
-	cmd=${tool%%:*} pkg=${tool#*:}
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd (Debian package: $pkg)")
-done
-if ((${#missing[@]})); then
-	echo "perf-http1: missing tools:" >&2
-	printf '  %s\n' "${missing[@]}" >&2
-	echo "install them with: apt-get update && apt-get install -y wrk haproxy nginx-light curl" >&2
-	exit 1
-fi
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
+require_tools wrk:wrk haproxy:haproxy nginx:nginx-light curl:curl taskset:util-linux
+report_missing "wrk haproxy nginx-light curl"
+check_rounds
 [[ $DURATION =~ ^[1-9][0-9]*[smh]?$ ]] || die "DURATION must look like 10s, got '$DURATION'"
 [[ $WARMUP =~ ^[0-9]+[smh]?$ ]] || die "WARMUP must look like 3s or 0, got '$WARMUP'"
 
-NCPU=$(nproc)
-PIN=1
-if ((NCPU < 2)); then
-	log "warning: only $NCPU CPU; running without CPU pinning"
-	PIN=0
-elif ((PROXY_CPU >= NCPU || LOAD_CPU >= NCPU)) || [[ $PROXY_CPU == "$LOAD_CPU" ]]; then
-	die "PROXY_CPU=$PROXY_CPU and LOAD_CPU=$LOAD_CPU must be two different CPUs below $NCPU"
-fi
-on_cpu() { # on_cpu CPU cmd... : exec cmd pinned to CPU (taskset execs, so $! is cmd's PID)
-	local cpu=$1
-	shift
-	if ((PIN)); then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
-}
+init_pinning PROXY_CPU LOAD_CPU
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Four consecutive free ports from PORT_BASE up (other benchmarks may share
-# the machine).
-for ((base = PORT_BASE; base < PORT_BASE + 400; base += 4)); do
-	port_busy $base || port_busy $((base + 1)) || port_busy $((base + 2)) || port_busy $((base + 3)) || break
-done
-((base < PORT_BASE + 400)) || die "no four free ports in 127.0.0.1:$PORT_BASE-$((PORT_BASE + 399)); set PORT_BASE"
+find_free_ports 4 four
 NGINX_PORT=$base
 HAPROXY_PORT=$((base + 1))
 MESH_PORT=$((base + 2))
 ADMIN_PORT=$((base + 3))
 
 # ---- cleanup ---------------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/perf-http1.XXXXXX")
-PIDS=()          # every process we started (our children), in start order
-NGINX_WORKERS=() # nginx's worker(s): children of the nginx master
-stop_pid() { # stop_pid PID: TERM, wait up to 5s, then KILL
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "pid $pid did not stop on TERM; killing"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-	local rc=$? i pid
-	trap - EXIT INT TERM
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		stop_pid "${PIDS[i]}"
-	done
-	for pid in "${NGINX_WORKERS[@]}"; do # normally already stopped by its master
-		if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
-	done
-	if [[ ${KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
-
-mkdir -p "$OUT_DIR"
-log "raw outputs: $OUT_DIR"
+init_cleanup
 
 # ---- meshproxy binary --------------------------------------------------------
 if [[ -n ${MESHPROXY:-} ]]; then
@@ -161,33 +102,7 @@ fi
 cp "$MESHPROXY" "$OUT_DIR/meshproxy" # the exact binary measured, for pprof
 
 # ---- configurations ----------------------------------------------------------
-mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-# Backend: one worker, keep-alive, a fixed 13-byte body, no logging.
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_timeout 120s;
-    keepalive_requests 100000000;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT reuseport;
-        location / {
-            default_type text/plain;
-            return 200 "hello, world\n";
-        }
-    }
-}
-EOF
+write_nginx_conf "" "" "127.0.0.1:$NGINX_PORT reuseport"
 
 # haproxy does the same per-request header work as meshproxy: X-Forwarded-For,
 # X-Forwarded-Proto and a generated X-Request-Id (UUID v4).
@@ -237,8 +152,7 @@ cp "$TMP/haproxy.cfg" "$OUT_DIR/haproxy.cfg"
 cp "$TMP/meshproxy.yaml" "$OUT_DIR/meshproxy.yaml"
 
 haproxy -c -q -f "$TMP/haproxy.cfg" || die "haproxy rejected its configuration"
-nginx -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx-t.log" ||
-	{ cat "$TMP/nginx-t.log" >&2; die "nginx rejected its configuration"; }
+check_nginx_conf
 "$MESHPROXY" --validate --config "$TMP/meshproxy.yaml" >/dev/null || die "meshproxy rejected its configuration"
 
 # ---- start the servers ---------------------------------------------------------
@@ -269,26 +183,14 @@ for t in direct:$NGINX_PORT haproxy:$HAPROXY_PORT meshproxy:$MESH_PORT; do
 	body=$(curl -s --max-time 2 "http://127.0.0.1:${t#*:}/")
 	[[ $body == "hello, world" ]] || die "${t%%:*}: unexpected body '$body'"
 done
-# nginx's worker is a child of its master, which stops it; remember it so that
-# cleanup can make sure it is gone.
-kids=()
-read -ra kids <"/proc/$NGINX_PID/task/$NGINX_PID/children" || true
-NGINX_WORKERS=("${kids[@]}")
+remember_nginx_workers "$NGINX_PID"
 
 # ---- environment ------------------------------------------------------------------
 {
-	echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "cpu: $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)"
-	echo "nproc: $NCPU"
-	echo "kernel: $(uname -sr)"
-	echo "virtualization: $( (systemd-detect-virt 2>/dev/null || lscpu 2>/dev/null | awk -F': *' '/Hypervisor vendor/{print $2}') | head -1)"
-	echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+	env_host
 	echo "haproxy: $(haproxy -v 2>&1 | head -1 | awk '{print $3}')"
-	echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
-	echo "go: $(go version 2>/dev/null | awk '{print $3}' || echo n/a)"
-	echo "meshproxy: source $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '(no git)')" \
-		"($(cd "$ROOT" && git status --porcelain -- cmd proxy internal go.mod 2>/dev/null | wc -l) files changed or untracked under cmd/ proxy/ internal/ go.mod)," \
-		"binary sha256 $(sha256sum "$MESHPROXY" | cut -c1-12)"
+	env_tools_tail
+	env_source meshproxy "$MESHPROXY" cmd proxy internal go.mod
 	if ((PIN)); then
 		echo "pinning: haproxy, meshproxy on CPU $PROXY_CPU; wrk, nginx on CPU $LOAD_CPU"
 	else
@@ -307,20 +209,6 @@ declare -A URL=(
 )
 declare -A SPID=([direct]="" [haproxy]=$HAPROXY_PID [meshproxy]=$MESH_PID)
 
-cpu_ticks() { # cpu_ticks N -> "busy steal total" jiffies of cpuN
-	awk -v c="cpu$1" '$1==c{b=$2+$3+$4+$7+$8; t=0; for(i=2;i<=9;i++)t+=$i; print b, $9, t}' /proc/stat
-}
-cpu_user_sys() { # cpu_user_sys N -> user+nice+system jiffies of cpuN (no irq/softirq)
-	awk -v c="cpu$1" '$1==c{print $2+$3+$4}' /proc/stat
-}
-proc_ticks() { # proc_ticks PID... -> summed utime+stime jiffies
-	local pid sum=0 v
-	for pid in "$@"; do
-		v=$(awk '{print $14+$15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-		sum=$((sum + v))
-	done
-	echo "$sum"
-}
 child_ticks() { # CHILD= user+sys of this shell's waited-for children (wrk), in jiffies
 	times >"$TMP/times" # in this shell: a $(...) subshell has no such children
 	CHILD=$(awk -v hz="$CLK_TCK" 'NR==2{t=0; for(i=1;i<=2;i++){split($i,a,/[ms]/); t+=a[1]*60+a[2]} printf "%.0f", t*hz}' "$TMP/times")
@@ -350,7 +238,6 @@ fi
 
 CLK_TCK=$(getconf CLK_TCK)
 NGINX_PIDS=("$NGINX_PID" "${NGINX_WORKERS[@]}")
-pct() { awk -v n="$1" -v d="$2" 'BEGIN{v=(d>0)?100*n/d:0; if(v<0)v=0; printf "%.0f", v}'; }
 # results.tsv columns: busy = share of the CPU not idle (incl. irq/softirq);
 # proc_cpu = the proxy process's share of one CPU; user_us, sys_us = its
 # user and kernel CPU time per request (µs); foreign_* = user+system
@@ -416,11 +303,7 @@ if [[ $PROFILE == 1 ]]; then
 fi
 
 # ---- report --------------------------------------------------------------------------
-median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "nan"; exit} if(NR%2)print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-# A round is disturbed when, during any of its runs, something other than
-# our processes used more than DISTURB_PCT of either CPU.
-QUIET=$(awk -F'\t' -v lim="$DISTURB_PCT" 'NR>1{r[$1]=1; if($10>lim||$11>lim)bad[$1]=1} END{for(k in r)if(!(k in bad))print k}' "$OUT_DIR/results.tsv" | sort -n | tr '\n' ' ')
-NQUIET=$(wc -w <<<"$QUIET")
+quiet_rounds
 col() { # col TARGET COLUMN [ROUNDS] -> values over all rounds, or over the listed ones
 	awk -F'\t' -v t="$1" -v c="$2" -v only="${3:-}" 'BEGIN{n=split(only,a," "); for(i=1;i<=n;i++)ok[a[i]]=1}
 		NR>1 && $2==t && (n==0 || ($1 in ok)){print $c}' "$OUT_DIR/results.tsv"
@@ -454,7 +337,7 @@ verdict_p50=$(awk -v x="$v_p50" -v t="$P50_TARGET" 'BEGIN{print (x<=t)?"met":"MI
 	echo "| target | req/s | req/s min–max | p50 µs | p99 µs | errors | proxy CPU$PROXY_CPU busy | load CPU$LOAD_CPU busy | proxy process CPU | proxy CPU µs/req user+sys | foreign CPU (proxy/load) |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for t in "${TARGETS[@]}"; do
-		spread=$(col "$t" 3 | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}')
+		spread=$(col "$t" 3 | min_max)
 		errs=$(col "$t" 6 | awk '{n+=$1} END{print n+0}')
 		pc=$(col "$t" 9 | awk '$1!="-"' | median)
 		us="–"
@@ -473,7 +356,7 @@ verdict_p50=$(awk -v x="$v_p50" -v t="$P50_TARGET" 'BEGIN{print (x<=t)?"met":"MI
 		echo "| target | req/s | req/s min–max | p50 µs | p99 µs |"
 		echo "|---|---:|---:|---:|---:|"
 		for t in "${TARGETS[@]}"; do
-			spread=$(col "$t" 3 "$QUIET" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}')
+			spread=$(col "$t" 3 "$QUIET" | min_max)
 			printf '| %s | %.0f | %s | %.0f | %.0f |\n' "$t" "$(col "$t" 3 "$QUIET" | median)" "$spread" \
 				"$(col "$t" 4 "$QUIET" | median)" "$(col "$t" 5 "$QUIET" | median)"
 		done

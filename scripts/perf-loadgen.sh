@@ -75,15 +75,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TS=$(date -u +%Y%m%dT%H%M%SZ)
 OUT_DIR=${OUT_DIR:-$ROOT/out/perf-loadgen/$TS}
 
-die() { echo "perf-loadgen: $*" >&2; exit 1; }
-log() { echo "perf-loadgen: $*" >&2; }
+PERF_NAME=perf-loadgen
+# shellcheck source=lib/perf-common.sh source-path=SCRIPTDIR
+source "$ROOT/scripts/lib/perf-common.sh"
 
 # ---- prerequisites -------------------------------------------------------
 missing=()
-for tool in wrk:wrk h2load:nghttp2-client nginx:nginx-light curl:curl taskset:util-linux; do
-	cmd=${tool%%:*} pkg=${tool#*:}
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd (Debian package: $pkg)")
-done
+require_tools wrk:wrk h2load:nghttp2-client nginx:nginx-light curl:curl taskset:util-linux
 if command -v jq >/dev/null 2>&1; then
 	JSON=jq
 elif command -v python3 >/dev/null 2>&1; then
@@ -94,13 +92,8 @@ fi
 if [[ $PROFILE == 1 ]] && ! command -v perf >/dev/null 2>&1; then
 	missing+=("perf, for PROFILE=1 (Debian package: linux-perf)")
 fi
-if ((${#missing[@]})); then
-	echo "perf-loadgen: missing tools:" >&2
-	printf '  %s\n' "${missing[@]}" >&2
-	echo "install them with: apt-get update && apt-get install -y wrk nghttp2-client nginx-light curl jq" >&2
-	exit 1
-fi
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
+report_missing "wrk nghttp2-client nginx-light curl jq"
+check_rounds
 [[ $DURATION =~ ^[1-9][0-9]*[smh]$ ]] || die "DURATION must look like 10s, got '$DURATION'"
 [[ $WARMUP =~ ^(0|[1-9][0-9]*[smh])$ ]] || die "WARMUP must look like 3s or 0, got '$WARMUP'"
 [[ $PROFILE_SECONDS =~ ^[1-9][0-9]*$ ]] || die "PROFILE_SECONDS must be a positive integer, got '$PROFILE_SECONDS'"
@@ -112,69 +105,17 @@ for p in $PROTOCOLS; do
 done
 [[ -n ${PROTOCOLS// /} ]] || die "PROTOCOLS is empty"
 
-NCPU=$(nproc)
-PIN=1
-if ((NCPU < 2)); then
-	log "warning: only $NCPU CPU; running without CPU pinning"
-	PIN=0
-elif ((GEN_CPU >= NCPU || BACKEND_CPU >= NCPU)) || [[ $GEN_CPU == "$BACKEND_CPU" ]]; then
-	die "GEN_CPU=$GEN_CPU and BACKEND_CPU=$BACKEND_CPU must be two different CPUs below $NCPU"
-fi
-on_cpu() { # on_cpu CPU cmd... : exec cmd pinned to CPU (taskset execs, so $! is cmd's PID)
-	local cpu=$1
-	shift
-	if ((PIN)); then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
-}
+init_pinning GEN_CPU BACKEND_CPU
 pin_args() { # pin_args CPU -> "taskset -c CPU" words, or nothing without pinning
 	if ((PIN)); then echo "taskset -c $1"; fi
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Two consecutive free ports from PORT_BASE up (other benchmarks may share
-# the machine).
-for ((base = PORT_BASE; base < PORT_BASE + 400; base += 2)); do
-	port_busy $base || port_busy $((base + 1)) || break
-done
-((base < PORT_BASE + 400)) || die "no two free ports in 127.0.0.1:$PORT_BASE-$((PORT_BASE + 399)); set PORT_BASE"
+find_free_ports 2 two
 H1_PORT=$base
 H2_PORT=$((base + 1))
 
 # ---- cleanup ---------------------------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/perf-loadgen.XXXXXX")
-PIDS=()          # every process we started (our children), in start order
-NGINX_WORKERS=() # nginx's worker(s): children of the nginx master
-stop_pid() { # stop_pid PID: TERM, wait up to 5s, then KILL
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "pid $pid did not stop on TERM; killing"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-	local rc=$? i pid
-	trap - EXIT INT TERM
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		stop_pid "${PIDS[i]}"
-	done
-	for pid in "${NGINX_WORKERS[@]}"; do # normally already stopped by its master
-		if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nginx ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
-	done
-	if [[ ${KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT
-trap 'log "terminated"; exit 143' TERM
-
-mkdir -p "$OUT_DIR"
-log "raw outputs: $OUT_DIR"
+init_cleanup
 
 # ---- meshbench binary ----------------------------------------------------------
 if [[ -n ${MESHBENCH:-} ]]; then
@@ -189,40 +130,12 @@ cp "$MESHBENCH" "$OUT_DIR/meshbench" # the exact binary measured, for perf repor
 MESHBENCH=$OUT_DIR/meshbench         # and run that copy: a rebuild during the run changes nothing
 
 # ---- nginx configuration -------------------------------------------------------
-mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-# Backend: one worker, keep-alive, a fixed 13-byte body, no logging.
-# One listener speaks HTTP/1.1, the other HTTP/2 over cleartext with prior
-# knowledge (h2c; nginx 1.22: "listen ... http2" without ssl).
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_timeout 120s;
-    # also bounds the requests of one HTTP/2 connection (nginx >= 1.19.7)
-    keepalive_requests 100000000;
-    client_body_temp_path $TMP/nginx/tmp/body;
-    proxy_temp_path $TMP/nginx/tmp/proxy;
-    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-    scgi_temp_path $TMP/nginx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$H1_PORT reuseport;
-        listen 127.0.0.1:$H2_PORT reuseport http2;
-        location / {
-            default_type text/plain;
-            return 200 "hello, world\n";
-        }
-    }
-}
-EOF
+write_nginx_conf "# One listener speaks HTTP/1.1, the other HTTP/2 over cleartext with prior
+# knowledge (h2c; nginx 1.22: \"listen ... http2\" without ssl)." \
+	"# also bounds the requests of one HTTP/2 connection (nginx >= 1.19.7)" \
+	"127.0.0.1:$H1_PORT reuseport" "127.0.0.1:$H2_PORT reuseport http2"
 cp "$TMP/nginx/nginx.conf" "$OUT_DIR/nginx.conf"
-nginx -t -q -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx-t.log" ||
-	{ cat "$TMP/nginx-t.log" >&2; die "nginx rejected its configuration"; }
+check_nginx_conf
 
 # ---- start the backend -----------------------------------------------------------
 (on_cpu "$BACKEND_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf") >"$OUT_DIR/nginx.log" 2>&1 &
@@ -248,26 +161,14 @@ body=$(curl -s --max-time 2 "$H1_URL")
 got=$(curl -s --max-time 2 --http2-prior-knowledge -o "$TMP/h2body" -w '%{http_version}' "$H2_URL")
 [[ $got == 2 && $(cat "$TMP/h2body") == "hello, world" ]] ||
 	die "h2c listener: expected HTTP/2 with prior knowledge and 'hello, world', got version '$got', body '$(cat "$TMP/h2body")'"
-# nginx's worker is a child of its master, which stops it; remember it so that
-# cleanup can make sure it is gone.
-kids=()
-read -ra kids <"/proc/$NGINX_PID/task/$NGINX_PID/children" || true
-NGINX_WORKERS=("${kids[@]}")
+remember_nginx_workers "$NGINX_PID"
 
 # ---- environment ------------------------------------------------------------------
 {
-	echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-	echo "cpu: $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)"
-	echo "nproc: $NCPU"
-	echo "kernel: $(uname -sr)"
-	echo "virtualization: $( (systemd-detect-virt 2>/dev/null || lscpu 2>/dev/null | awk -F': *' '/Hypervisor vendor/{print $2}') | head -1)"
-	echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+	env_host
 	echo "h2load: $(h2load --version 2>&1 | head -1)"
-	echo "nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///')"
-	echo "go: $(go version 2>/dev/null | awk '{print $3}' || echo n/a)"
-	echo "meshbench: source $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '(no git)')" \
-		"($(cd "$ROOT" && git status --porcelain -- cmd loadgen proxy internal go.mod 2>/dev/null | wc -l) files changed or untracked under cmd/ loadgen/ proxy/ internal/ go.mod)," \
-		"binary sha256 $(sha256sum "$MESHBENCH" | cut -c1-12)"
+	env_tools_tail
+	env_source meshbench "$MESHBENCH" cmd loadgen proxy internal go.mod
 	if ((PIN)); then
 		echo "pinning: load generator under test on CPU $GEN_CPU; nginx (one worker) on CPU $BACKEND_CPU"
 	else
@@ -279,20 +180,6 @@ NGINX_WORKERS=("${kids[@]}")
 } >"$OUT_DIR/env.txt"
 
 # ---- measurement ----------------------------------------------------------------
-cpu_ticks() { # cpu_ticks N -> "busy steal total" jiffies of cpuN
-	awk -v c="cpu$1" '$1==c{b=$2+$3+$4+$7+$8; t=0; for(i=2;i<=9;i++)t+=$i; print b, $9, t}' /proc/stat
-}
-cpu_user_sys() { # cpu_user_sys N -> user+nice+system jiffies of cpuN (no irq/softirq)
-	awk -v c="cpu$1" '$1==c{print $2+$3+$4}' /proc/stat
-}
-proc_ticks() { # proc_ticks PID... -> summed utime+stime jiffies
-	local pid sum=0 v
-	for pid in "$@"; do
-		v=$(awk '{print $14+$15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-		sum=$((sum + v))
-	done
-	echo "$sum"
-}
 child_times() { # CHILD_U, CHILD_S = user, sys seconds of this shell's waited-for children
 	# The generator is our direct child (taskset execs it): once reaped, its
 	# whole rusage (all threads; what /proc/PID/stat says at exit) is here.
@@ -376,7 +263,6 @@ fi
 
 CLK_TCK=$(getconf CLK_TCK)
 NGINX_PIDS=("$NGINX_PID" "${NGINX_WORKERS[@]}")
-pct() { awk -v n="$1" -v d="$2" 'BEGIN{v=(d>0)?100*n/d:0; if(v<0)v=0; printf "%.0f", v}'; }
 # results.tsv columns: busy = share of the CPU not idle (incl. irq/softirq);
 # gen_proc_cpu = the generator process's share of one CPU; user_us, sys_us =
 # its user and kernel CPU time per request (µs); nginx_us = nginx's CPU time
@@ -450,11 +336,7 @@ if [[ $PROFILE == 1 ]]; then
 fi
 
 # ---- report --------------------------------------------------------------------------
-median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "nan"; exit} if(NR%2)print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-# A round is disturbed when, during any of its runs, something other than
-# our processes used more than DISTURB_PCT of either CPU.
-QUIET=$(awk -F'\t' -v lim="$DISTURB_PCT" 'NR>1{r[$1]=1; if($10>lim||$11>lim)bad[$1]=1} END{for(k in r)if(!(k in bad))print k}' "$OUT_DIR/results.tsv" | sort -n | tr '\n' ' ')
-NQUIET=$(wc -w <<<"$QUIET")
+quiet_rounds
 col() { # col TOOL COLUMN [ROUNDS] -> values over all rounds, or over the listed ones
 	awk -F'\t' -v t="$1" -v c="$2" -v only="${3:-}" 'BEGIN{n=split(only,a," "); for(i=1;i<=n;i++)ok[a[i]]=1}
 		NR>1 && $3==t && (n==0 || ($1 in ok)){print $c}' "$OUT_DIR/results.tsv"
@@ -495,7 +377,7 @@ done
 	echo "| protocol | tool | req/s | req/s min–max | errors | gen CPU$GEN_CPU busy | backend CPU$BACKEND_CPU busy | generator process CPU | generator CPU µs/req user + sys | nginx CPU µs/req | foreign CPU (gen/backend) |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for t in "${TOOLS[@]}"; do
-		spread=$(col "$t" 4 | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}')
+		spread=$(col "$t" 4 | min_max)
 		errs=$(col "$t" 6 | awk '{n+=$1} END{print n+0}')
 		printf '| %s | %s | %.0f | %s | %s | %s%% | %s%% | %s%% | %s + %s = %.2f | %s | %s%% / %s%% |\n' \
 			"${PROTO[$t]}" "$t" "$(col "$t" 4 | median)" "$spread" "$errs" \
@@ -510,7 +392,7 @@ done
 		echo "| protocol | tool | req/s | req/s min–max | generator CPU µs/req |"
 		echo "|---|---|---:|---:|---:|"
 		for t in "${TOOLS[@]}"; do
-			spread=$(col "$t" 4 "$QUIET" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.0f–%.0f", lo, hi}')
+			spread=$(col "$t" 4 "$QUIET" | min_max)
 			printf '| %s | %s | %.0f | %s | %.2f |\n' "${PROTO[$t]}" "$t" "$(col "$t" 4 "$QUIET" | median)" "$spread" "$(cpu_col "$t" "$QUIET" | median)"
 		done
 		echo
