@@ -32,7 +32,9 @@ func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
 		c.endpoints = append(c.endpoints, &balancer.Endpoint{Addr: addr, Index: i})
 		c.requests = append(c.requests, m.Endpoint(cc.Name, addr))
 	}
-	p, err := balancer.New(cc.Balancer.Policy, c.endpoints)
+	b := cc.Balancer
+	p, err := balancer.New(balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
+		Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D()}, c.endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
 	}

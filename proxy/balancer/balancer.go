@@ -49,16 +49,42 @@ type Picker interface {
 	Pick(PickInfo) (Result, error)
 }
 
-// New returns the picker for policy over endpoints.
-func New(policy string, endpoints []*Endpoint) (Picker, error) {
+// Policies.
+const (
+	PolicyRoundRobin   = "round_robin"
+	PolicyRandom       = "random"
+	PolicyLeastRequest = "least_request"
+	PolicyPeakEWMA     = "peak_ewma"
+)
+
+// Config chooses a policy and its parameters; zero parameters take the
+// policy's defaults.
+type Config struct {
+	Policy string
+	// least_request
+	ChoiceCount int
+	FullScan    bool
+	// peak_ewma
+	Decay      time.Duration
+	DefaultRTT time.Duration
+}
+
+// New returns the picker cfg describes over endpoints.
+func New(cfg Config, endpoints []*Endpoint) (Picker, error) {
 	if len(endpoints) == 0 {
-		return nil, fmt.Errorf("creating %s balancer: %w", policy, ErrNoEndpoint)
+		return nil, fmt.Errorf("creating %s balancer: %w", cfg.Policy, ErrNoEndpoint)
 	}
-	switch policy {
-	case "round_robin", "":
+	switch cfg.Policy {
+	case PolicyRoundRobin, "":
 		return NewRoundRobin(endpoints), nil
+	case PolicyRandom:
+		return NewRandom(endpoints), nil
+	case PolicyLeastRequest:
+		return NewLeastRequest(endpoints, LeastRequestConfig{ChoiceCount: cfg.ChoiceCount, FullScan: cfg.FullScan}), nil
+	case PolicyPeakEWMA:
+		return NewPeakEWMA(endpoints, PeakEWMAConfig{Decay: cfg.Decay, DefaultRTT: cfg.DefaultRTT}), nil
 	default:
-		return nil, fmt.Errorf("creating balancer: unknown policy %q", policy)
+		return nil, fmt.Errorf("creating balancer: unknown policy %q", cfg.Policy)
 	}
 }
 

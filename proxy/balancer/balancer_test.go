@@ -16,7 +16,7 @@ func endpoints(n int) []*balancer.Endpoint {
 }
 
 func TestRoundRobinIsExactlyEvenUnderConcurrency(t *testing.T) {
-	p, err := balancer.New("round_robin", endpoints(5))
+	p, err := balancer.New(balancer.Config{Policy: "round_robin"}, endpoints(5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +62,10 @@ func TestRoundRobinOrder(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := balancer.New("round_robin", nil); err == nil {
+	if _, err := balancer.New(balancer.Config{Policy: "round_robin"}, nil); err == nil {
 		t.Error("no endpoints accepted")
 	}
-	if _, err := balancer.New("fastest", endpoints(1)); err == nil {
+	if _, err := balancer.New(balancer.Config{Policy: "fastest"}, endpoints(1)); err == nil {
 		t.Error("unknown policy accepted")
 	}
 }

@@ -33,9 +33,12 @@ const (
 	UpstreamSame = "same"
 )
 
-// Balancer policies known to this version.
+// Balancer policies.
 const (
-	PolicyRoundRobin = "round_robin"
+	PolicyRoundRobin   = "round_robin"
+	PolicyRandom       = "random"
+	PolicyLeastRequest = "least_request"
+	PolicyPeakEWMA     = "peak_ewma"
 )
 
 // Defaults applied by Load to fields left empty.
@@ -158,8 +161,18 @@ type Cluster struct {
 
 // Balancer picks the endpoint of each request.
 type Balancer struct {
-	// Policy is the algorithm. Default round_robin.
+	// Policy is the algorithm: round_robin (default), random,
+	// least_request or peak_ewma.
 	Policy string `yaml:"policy" json:"policy"`
+	// ChoiceCount is how many endpoints least_request compares (default 2).
+	ChoiceCount int `yaml:"choice_count" json:"choice_count,omitempty"`
+	// FullScan makes least_request compare every endpoint.
+	FullScan bool `yaml:"full_scan" json:"full_scan,omitempty"`
+	// Decay is peak_ewma's decay time (default 10s).
+	Decay Duration `yaml:"decay" json:"decay,omitempty"`
+	// DefaultRTT is peak_ewma's estimate for endpoints not yet measured
+	// (default 30ms).
+	DefaultRTT Duration `yaml:"default_rtt" json:"default_rtt,omitempty"`
 }
 
 // Pool bounds the upstream connections of a cluster, per endpoint.

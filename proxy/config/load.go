@@ -289,10 +289,23 @@ func (v *validator) cluster(p string, c *Cluster) {
 	default:
 		v.fail(p+".protocol", "%q: must be one of http1, h2c, same", c.Protocol)
 	}
-	switch c.Balancer.Policy {
-	case PolicyRoundRobin:
+	b := c.Balancer
+	switch b.Policy {
+	case PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA:
 	default:
-		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s)", c.Balancer.Policy, PolicyRoundRobin)
+		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s, %s, %s, %s)", b.Policy, PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA)
+	}
+	if (b.ChoiceCount != 0 || b.FullScan) && b.Policy != PolicyLeastRequest {
+		v.fail(p+".balancer", "choice_count and full_scan apply to least_request only")
+	}
+	if b.ChoiceCount != 0 && b.ChoiceCount < 2 {
+		v.fail(p+".balancer.choice_count", "%d: must be at least 2", b.ChoiceCount)
+	}
+	if (b.Decay != 0 || b.DefaultRTT != 0) && b.Policy != PolicyPeakEWMA {
+		v.fail(p+".balancer", "decay and default_rtt apply to peak_ewma only")
+	}
+	if b.Decay < 0 || b.DefaultRTT < 0 {
+		v.fail(p+".balancer", "decay and default_rtt must be positive")
 	}
 	if len(c.Endpoints) == 0 {
 		v.fail(p+".endpoints", "at least one endpoint is required")
