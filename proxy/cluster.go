@@ -22,8 +22,12 @@ type cluster struct {
 	endpoints []*balancer.Endpoint
 	requests  []prometheus.Counter // by endpoint index
 	picker    balancer.Picker
-	h1        *h1client.Client // HTTP/1.1 pool
-	h2c       *http.Transport  // cleartext HTTP/2 pool
+	// hashed pickers route by a key: the hashHeader value, or the client's
+	// address when hashHeader is empty.
+	hashed     bool
+	hashHeader string
+	h1         *h1client.Client // HTTP/1.1 pool
+	h2c        *http.Transport  // cleartext HTTP/2 pool
 }
 
 func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
@@ -33,12 +37,15 @@ func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
 		c.requests = append(c.requests, m.Endpoint(cc.Name, addr))
 	}
 	b := cc.Balancer
-	p, err := balancer.New(balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
-		Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D()}, c.endpoints)
+	bc := balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
+		Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D(), MinRingSize: b.MinRingSize, TableSize: b.TableSize}
+	p, err := balancer.New(bc, c.endpoints)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
 	}
 	c.picker = p
+	c.hashed = bc.NeedsKey()
+	c.hashHeader = http.CanonicalHeaderKey(b.HashHeader)
 	if cc.Protocol != config.UpstreamH2C {
 		c.h1 = h1client.New(h1client.Options{
 			Dial:            (&net.Dialer{Timeout: cc.ConnectTimeout.D(), KeepAlive: 30 * time.Second}).DialContext,

@@ -116,7 +116,15 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		defer cancel()
 	}
 
-	pick, err := c.picker.Pick(balancer.PickInfo{})
+	var info balancer.PickInfo
+	if c.hashed {
+		if c.hashHeader != "" {
+			info.Key = r.Header.Get(c.hashHeader)
+		} else {
+			info.Key = clientIP(r.RemoteAddr)
+		}
+	}
+	pick, err := c.picker.Pick(info)
 	if err != nil {
 		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "no healthy upstream")
 		return o

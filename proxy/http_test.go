@@ -460,3 +460,44 @@ func TestClientCancellationPropagates(t *testing.T) {
 		return counterValue(t, srv, "response_total", map[string]string{"status_code": "499"}) == 2
 	})
 }
+
+// TestHashBalancingThroughProxy: with ring_hash and maglev on a header,
+// every request of one user reaches the same backend, and users spread
+// over all backends.
+func TestHashBalancingThroughProxy(t *testing.T) {
+	var addrs []string
+	for i := range 3 {
+		name := fmt.Sprint("b", i)
+		be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+		addrs = append(addrs, be.addr)
+	}
+	for _, policy := range []string{"ring_hash", "maglev"} {
+		t.Run(policy, func(t *testing.T) {
+			srv := startProxy(t, fmt.Sprintf("listeners:\n- name: out\n  address: 127.0.0.1:0\n  routes: [{cluster: c}]\nclusters:\n- name: c\n  balancer: {policy: %s, hash_header: x-user}\n  endpoints: [%s]\n",
+				policy, strings.Join(addrs, ", ")))
+			client := h1Client()
+			seen := map[string]bool{}
+			for u := range 30 {
+				first := ""
+				for range 5 {
+					req, _ := http.NewRequest("GET", proxyURL(srv, "/"), nil)
+					req.Header.Set("X-User", fmt.Sprint("user-", u))
+					resp, err := client.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := readAll(t, resp)
+					if first == "" {
+						first = got
+					} else if got != first {
+						t.Fatalf("user-%d went to %s and %s", u, first, got)
+					}
+				}
+				seen[first] = true
+			}
+			if len(seen) != 3 {
+				t.Errorf("30 users reached %d of 3 backends", len(seen))
+			}
+		})
+	}
+}

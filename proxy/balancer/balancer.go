@@ -55,6 +55,8 @@ const (
 	PolicyRandom       = "random"
 	PolicyLeastRequest = "least_request"
 	PolicyPeakEWMA     = "peak_ewma"
+	PolicyRingHash     = "ring_hash"
+	PolicyMaglev       = "maglev"
 )
 
 // Config chooses a policy and its parameters; zero parameters take the
@@ -67,7 +69,14 @@ type Config struct {
 	// peak_ewma
 	Decay      time.Duration
 	DefaultRTT time.Duration
+	// ring_hash
+	MinRingSize int
+	// maglev
+	TableSize int
 }
+
+// NeedsKey reports whether the policy routes by PickInfo.Key.
+func (c Config) NeedsKey() bool { return c.Policy == PolicyRingHash || c.Policy == PolicyMaglev }
 
 // New returns the picker cfg describes over endpoints.
 func New(cfg Config, endpoints []*Endpoint) (Picker, error) {
@@ -83,6 +92,10 @@ func New(cfg Config, endpoints []*Endpoint) (Picker, error) {
 		return NewLeastRequest(endpoints, LeastRequestConfig{ChoiceCount: cfg.ChoiceCount, FullScan: cfg.FullScan}), nil
 	case PolicyPeakEWMA:
 		return NewPeakEWMA(endpoints, PeakEWMAConfig{Decay: cfg.Decay, DefaultRTT: cfg.DefaultRTT}), nil
+	case PolicyRingHash:
+		return NewRingHash(endpoints, cfg.MinRingSize), nil
+	case PolicyMaglev:
+		return NewMaglev(endpoints, cfg.TableSize)
 	default:
 		return nil, fmt.Errorf("creating balancer: unknown policy %q", cfg.Policy)
 	}

@@ -39,6 +39,8 @@ const (
 	PolicyRandom       = "random"
 	PolicyLeastRequest = "least_request"
 	PolicyPeakEWMA     = "peak_ewma"
+	PolicyRingHash     = "ring_hash"
+	PolicyMaglev       = "maglev"
 )
 
 // Defaults applied by Load to fields left empty.
@@ -162,7 +164,7 @@ type Cluster struct {
 // Balancer picks the endpoint of each request.
 type Balancer struct {
 	// Policy is the algorithm: round_robin (default), random,
-	// least_request or peak_ewma.
+	// least_request, peak_ewma, ring_hash or maglev.
 	Policy string `yaml:"policy" json:"policy"`
 	// ChoiceCount is how many endpoints least_request compares (default 2).
 	ChoiceCount int `yaml:"choice_count" json:"choice_count,omitempty"`
@@ -173,6 +175,13 @@ type Balancer struct {
 	// DefaultRTT is peak_ewma's estimate for endpoints not yet measured
 	// (default 30ms).
 	DefaultRTT Duration `yaml:"default_rtt" json:"default_rtt,omitempty"`
+	// HashHeader names the request header ring_hash and maglev hash on;
+	// empty hashes on the client's address.
+	HashHeader string `yaml:"hash_header" json:"hash_header,omitempty"`
+	// MinRingSize is ring_hash's minimum ring size (default 1024).
+	MinRingSize int `yaml:"min_ring_size" json:"min_ring_size,omitempty"`
+	// TableSize is maglev's lookup table size, a prime (default 65537).
+	TableSize int `yaml:"table_size" json:"table_size,omitempty"`
 }
 
 // Pool bounds the upstream connections of a cluster, per endpoint.

@@ -291,9 +291,22 @@ func (v *validator) cluster(p string, c *Cluster) {
 	}
 	b := c.Balancer
 	switch b.Policy {
-	case PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA:
+	case PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA, PolicyRingHash, PolicyMaglev:
 	default:
-		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s, %s, %s, %s)", b.Policy, PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA)
+		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s)", b.Policy,
+			strings.Join([]string{PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA, PolicyRingHash, PolicyMaglev}, ", "))
+	}
+	hashing := b.Policy == PolicyRingHash || b.Policy == PolicyMaglev
+	if b.HashHeader != "" && !hashing {
+		v.fail(p+".balancer.hash_header", "applies to ring_hash and maglev only")
+	} else if b.HashHeader != "" && !validHeaderName(b.HashHeader) {
+		v.fail(p+".balancer.hash_header", "%q: not a header name", b.HashHeader)
+	}
+	if b.MinRingSize != 0 && b.Policy != PolicyRingHash || b.MinRingSize < 0 {
+		v.fail(p+".balancer.min_ring_size", "a positive size, for ring_hash only")
+	}
+	if b.TableSize != 0 && (b.Policy != PolicyMaglev || !isPrime(b.TableSize) || b.TableSize < len(c.Endpoints)) {
+		v.fail(p+".balancer.table_size", "%d: a prime at least the number of endpoints, for maglev only", b.TableSize)
 	}
 	if (b.ChoiceCount != 0 || b.FullScan) && b.Policy != PolicyLeastRequest {
 		v.fail(p+".balancer", "choice_count and full_scan apply to least_request only")
@@ -379,6 +392,18 @@ func validHeaderName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
 			return false
 		}
 	}
