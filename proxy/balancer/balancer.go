@@ -75,6 +75,11 @@ type Config struct {
 	TableSize int
 }
 
+// Policies lists every policy New accepts.
+func Policies() []string {
+	return []string{PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA, PolicyRingHash, PolicyMaglev}
+}
+
 // NeedsKey reports whether the policy routes by PickInfo.Key.
 func (c Config) NeedsKey() bool { return c.Policy == PolicyRingHash || c.Policy == PolicyMaglev }
 

@@ -98,8 +98,8 @@ func NewMaglev(endpoints []*Endpoint, tableSize int) (*Maglev, error) {
 	if tableSize <= 0 {
 		tableSize = DefaultMaglevTableSize
 	}
-	if !isPrime(tableSize) || tableSize < len(endpoints) {
-		return nil, fmt.Errorf("maglev table size %d: must be a prime at least the number of endpoints", tableSize)
+	if err := CheckTableSize(tableSize, len(endpoints)); err != nil {
+		return nil, err
 	}
 	m := uint64(tableSize)
 	n := len(endpoints)
@@ -142,14 +142,16 @@ func (p *Maglev) Pick(info PickInfo) (Result, error) {
 	return Result{Endpoint: p.endpoints[p.table[h%uint64(len(p.table))]]}, nil
 }
 
-func isPrime(n int) bool {
-	if n < 2 {
-		return false
+// CheckTableSize reports whether size can be a Maglev table for n
+// endpoints: a prime, at least n.
+func CheckTableSize(size, n int) error {
+	if size < 2 || size < n {
+		return fmt.Errorf("maglev table size %d: must be a prime at least the number of endpoints", size)
 	}
-	for d := 2; d*d <= n; d++ {
-		if n%d == 0 {
-			return false
+	for d := 2; d*d <= size; d++ {
+		if size%d == 0 {
+			return fmt.Errorf("maglev table size %d: must be a prime at least the number of endpoints", size)
 		}
 	}
-	return true
+	return nil
 }

@@ -33,16 +33,6 @@ const (
 	UpstreamSame = "same"
 )
 
-// Balancer policies.
-const (
-	PolicyRoundRobin   = "round_robin"
-	PolicyRandom       = "random"
-	PolicyLeastRequest = "least_request"
-	PolicyPeakEWMA     = "peak_ewma"
-	PolicyRingHash     = "ring_hash"
-	PolicyMaglev       = "maglev"
-)
-
 // Defaults applied by Load to fields left empty.
 const (
 	DefaultDrainTimeout    = 10 * time.Second

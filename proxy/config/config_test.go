@@ -97,6 +97,8 @@ func TestErrors(t *testing.T) {
 			[]string{"clusters[0].balancer: choice_count and full_scan apply to least_request only"}},
 		{"choice count too small", strings.Replace(good, "policy: round_robin", "policy: least_request, choice_count: 1", 1),
 			[]string{"clusters[0].balancer.choice_count: 1: must be at least 2"}},
+		{"maglev table not prime", strings.Replace(good, "policy: round_robin", "policy: maglev, table_size: 1000", 1),
+			[]string{"clusters[0].balancer.table_size: maglev table size 1000: must be a prime"}},
 		{"duplicate cluster", good + "- name: echo\n  endpoints: [127.0.0.1:9000]\n",
 			[]string{`clusters[1].name: "echo": cluster name used twice`}},
 		{"duplicate listener address", strings.Replace(good, "clusters:", "- name: second\n  address: 127.0.0.1:4140\n  routes: [{cluster: echo}]\nclusters:", 1),

@@ -8,10 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/meshbench/meshbench/internal/yamlstrict"
+	"github.com/meshbench/meshbench/proxy/balancer"
 )
 
 var errNotDuration = errors.New("not a duration (examples: 250ms, 2s, 1m30s)")
@@ -87,7 +89,7 @@ func (c *Config) setDefaults() {
 			cl.Protocol = UpstreamSame
 		}
 		if cl.Balancer.Policy == "" {
-			cl.Balancer.Policy = PolicyRoundRobin
+			cl.Balancer.Policy = balancer.PolicyRoundRobin
 		}
 		if cl.ConnectTimeout == 0 {
 			cl.ConnectTimeout = Duration(DefaultConnectTimeout)
@@ -290,31 +292,32 @@ func (v *validator) cluster(p string, c *Cluster) {
 		v.fail(p+".protocol", "%q: must be one of http1, h2c, same", c.Protocol)
 	}
 	b := c.Balancer
-	switch b.Policy {
-	case PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA, PolicyRingHash, PolicyMaglev:
-	default:
-		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s)", b.Policy,
-			strings.Join([]string{PolicyRoundRobin, PolicyRandom, PolicyLeastRequest, PolicyPeakEWMA, PolicyRingHash, PolicyMaglev}, ", "))
+	if !slices.Contains(balancer.Policies(), b.Policy) {
+		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s)", b.Policy, strings.Join(balancer.Policies(), ", "))
 	}
-	hashing := b.Policy == PolicyRingHash || b.Policy == PolicyMaglev
-	if b.HashHeader != "" && !hashing {
+	bc := balancer.Config{Policy: b.Policy}
+	if b.HashHeader != "" && !bc.NeedsKey() {
 		v.fail(p+".balancer.hash_header", "applies to ring_hash and maglev only")
 	} else if b.HashHeader != "" && !validHeaderName(b.HashHeader) {
 		v.fail(p+".balancer.hash_header", "%q: not a header name", b.HashHeader)
 	}
-	if b.MinRingSize != 0 && b.Policy != PolicyRingHash || b.MinRingSize < 0 {
+	if b.MinRingSize != 0 && b.Policy != balancer.PolicyRingHash || b.MinRingSize < 0 {
 		v.fail(p+".balancer.min_ring_size", "a positive size, for ring_hash only")
 	}
-	if b.TableSize != 0 && (b.Policy != PolicyMaglev || !isPrime(b.TableSize) || b.TableSize < len(c.Endpoints)) {
-		v.fail(p+".balancer.table_size", "%d: a prime at least the number of endpoints, for maglev only", b.TableSize)
+	if b.TableSize != 0 {
+		if b.Policy != balancer.PolicyMaglev {
+			v.fail(p+".balancer.table_size", "applies to maglev only")
+		} else if err := balancer.CheckTableSize(b.TableSize, len(c.Endpoints)); err != nil {
+			v.fail(p+".balancer.table_size", "%v", err)
+		}
 	}
-	if (b.ChoiceCount != 0 || b.FullScan) && b.Policy != PolicyLeastRequest {
+	if (b.ChoiceCount != 0 || b.FullScan) && b.Policy != balancer.PolicyLeastRequest {
 		v.fail(p+".balancer", "choice_count and full_scan apply to least_request only")
 	}
 	if b.ChoiceCount != 0 && b.ChoiceCount < 2 {
 		v.fail(p+".balancer.choice_count", "%d: must be at least 2", b.ChoiceCount)
 	}
-	if (b.Decay != 0 || b.DefaultRTT != 0) && b.Policy != PolicyPeakEWMA {
+	if (b.Decay != 0 || b.DefaultRTT != 0) && b.Policy != balancer.PolicyPeakEWMA {
 		v.fail(p+".balancer", "decay and default_rtt apply to peak_ewma only")
 	}
 	if b.Decay < 0 || b.DefaultRTT < 0 {
@@ -392,18 +395,6 @@ func validHeaderName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func isPrime(n int) bool {
-	if n < 2 {
-		return false
-	}
-	for d := 2; d*d <= n; d++ {
-		if n%d == 0 {
 			return false
 		}
 	}
