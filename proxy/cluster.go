@@ -33,7 +33,7 @@ type cluster struct {
 func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
 	c := &cluster{name: cc.Name, protocol: cc.Protocol}
 	for i, addr := range cc.Endpoints {
-		c.endpoints = append(c.endpoints, &balancer.Endpoint{Addr: addr, Index: i})
+		c.endpoints = append(c.endpoints, &balancer.Endpoint{Addr: addr, Meta: i})
 		c.requests = append(c.requests, m.Endpoint(cc.Name, addr))
 	}
 	b := cc.Balancer

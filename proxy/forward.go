@@ -129,7 +129,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "no healthy upstream")
 		return o
 	}
-	c.requests[pick.Endpoint.Index].Inc()
+	c.requests[pick.Endpoint.Meta.(int)].Inc()
 
 	out := r.WithContext(ctx)
 	out.URL = &url.URL{Scheme: "http", Host: pick.Endpoint.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}

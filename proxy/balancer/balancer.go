@@ -10,14 +10,28 @@ import (
 // ErrNoEndpoint is returned by Pick when no endpoint can take the request.
 var ErrNoEndpoint = errors.New("no endpoint available")
 
-// Endpoint is one destination of a cluster.
+// Endpoint is one destination of a cluster. It carries the load state the
+// policies observe (requests in flight, the peak-EWMA estimate), so a caller
+// that rebuilds its picker when the endpoint set changes (discovery,
+// outlier ejection) passes the same *Endpoint values again and keeps what
+// was learned about the endpoints that remain. An Endpoint must not be
+// copied after first use.
 type Endpoint struct {
 	// Addr is host:port.
 	Addr string
-	// Index is the endpoint's position in its cluster, stable for the
-	// endpoint's lifetime; callers use it to index per-endpoint state.
-	Index int
+	// Weight is the endpoint's relative capacity for weighted_round_robin;
+	// values below 1 count as 1.
+	Weight int
+	// Meta is the caller's per-endpoint data; the balancer never reads it.
+	Meta any
+
+	inflight atomic.Int64 // requests picked and not yet done, for policies that count them
+	ewma     ewmaState
 }
+
+// InFlight returns the requests in flight to the endpoint as counted by a
+// least_request or peak_ewma picker (0 under other policies).
+func (e *Endpoint) InFlight() int64 { return e.inflight.Load() }
 
 // PickInfo describes the request being balanced.
 type PickInfo struct {

@@ -10,10 +10,13 @@ import (
 func endpoints(n int) []*balancer.Endpoint {
 	eps := make([]*balancer.Endpoint, n)
 	for i := range eps {
-		eps[i] = &balancer.Endpoint{Addr: "127.0.0.1:" + string(rune('0'+i)), Index: i}
+		eps[i] = &balancer.Endpoint{Addr: "127.0.0.1:" + string(rune('0'+i)), Meta: i}
 	}
 	return eps
 }
+
+// idx is the index endpoints gave the picked endpoint.
+func idx(r balancer.Result) int { return r.Endpoint.Meta.(int) }
 
 func TestRoundRobinIsExactlyEvenUnderConcurrency(t *testing.T) {
 	p, err := balancer.New(balancer.Config{Policy: "round_robin"}, endpoints(5))
@@ -34,7 +37,7 @@ func TestRoundRobinIsExactlyEvenUnderConcurrency(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				local[r.Endpoint.Index]++
+				local[idx(r)]++
 			}
 			mu.Lock()
 			for i, c := range local {
@@ -55,8 +58,8 @@ func TestRoundRobinOrder(t *testing.T) {
 	p := balancer.NewRoundRobin(endpoints(3))
 	for i := range 7 {
 		r, _ := p.Pick(balancer.PickInfo{})
-		if r.Endpoint.Index != i%3 {
-			t.Fatalf("pick %d went to %d", i, r.Endpoint.Index)
+		if idx(r) != i%3 {
+			t.Fatalf("pick %d went to %d", i, idx(r))
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 func addrEndpoints(addrs ...string) []*balancer.Endpoint {
 	eps := make([]*balancer.Endpoint, len(addrs))
 	for i, a := range addrs {
-		eps[i] = &balancer.Endpoint{Addr: a, Index: i}
+		eps[i] = &balancer.Endpoint{Addr: a, Meta: i}
 	}
 	return eps
 }

@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -32,7 +31,6 @@ func (p *Random) Pick(PickInfo) (Result, error) {
 // false).
 type LeastRequest struct {
 	endpoints   []*Endpoint
-	inflight    []atomic.Int64
 	choiceCount int
 	fullScan    bool
 }
@@ -49,34 +47,35 @@ func NewLeastRequest(endpoints []*Endpoint, cfg LeastRequestConfig) *LeastReques
 	if cfg.ChoiceCount < 2 {
 		cfg.ChoiceCount = 2
 	}
-	return &LeastRequest{endpoints: endpoints, inflight: make([]atomic.Int64, len(endpoints)), choiceCount: cfg.ChoiceCount, fullScan: cfg.FullScan}
+	return &LeastRequest{endpoints: endpoints, choiceCount: cfg.ChoiceCount, fullScan: cfg.FullScan}
 }
 
 // Pick returns the least loaded of the drawn endpoints.
 func (p *LeastRequest) Pick(PickInfo) (Result, error) {
-	best := -1
-	if p.fullScan || len(p.endpoints) <= p.choiceCount {
-		start := rand.IntN(len(p.endpoints)) // rotate so ties spread
-		for k := range p.endpoints {
-			i := (start + k) % len(p.endpoints)
-			if best < 0 || p.inflight[i].Load() < p.inflight[best].Load() {
-				best = i
+	var best *Endpoint
+	n := len(p.endpoints)
+	if p.fullScan || n <= p.choiceCount {
+		start := rand.IntN(n) // rotate so ties spread
+		for k := range n {
+			e := p.endpoints[(start+k)%n]
+			if best == nil || e.inflight.Load() < best.inflight.Load() {
+				best = e
 			}
 		}
 	} else {
 		for range p.choiceCount {
-			i := rand.IntN(len(p.endpoints))
-			if best < 0 || p.inflight[i].Load() < p.inflight[best].Load() {
-				best = i
+			e := p.endpoints[rand.IntN(n)]
+			if best == nil || e.inflight.Load() < best.inflight.Load() {
+				best = e
 			}
 		}
 	}
-	p.inflight[best].Add(1)
-	return Result{Endpoint: p.endpoints[best], Done: func(DoneInfo) { p.inflight[best].Add(-1) }}, nil
+	best.inflight.Add(1)
+	return Result{Endpoint: best, Done: best.release}, nil
 }
 
-// InFlight returns the requests in flight to the endpoint with index i.
-func (p *LeastRequest) InFlight(i int) int64 { return p.inflight[i].Load() }
+// release ends one request counted in flight.
+func (e *Endpoint) release(DoneInfo) { e.inflight.Add(-1) }
 
 // PeakEWMA is the power of two choices over a latency-aware cost, as in
 // Finagle's PeakEwma load metric and tower's p2c + PeakEwma balancer (the
@@ -96,18 +95,18 @@ func (p *LeastRequest) InFlight(i int) int64 { return p.inflight[i].Load() }
 // two distinct endpoints at random and takes the cheaper one. A failed
 // request (no response) counts as a response at the failure time, so an
 // endpoint that fails fast does not look fast: its estimate is set to at
-// least Penalty.
+// least Penalty. An endpoint seen for the first time starts at DefaultRTT.
 //
 // Parameters: Decay (default 10s), DefaultRTT for endpoints without
 // observations (default 30ms), Penalty for failures (default 1s).
 // References: Finagle's com.twitter.finagle.loadbalancer.PeakEwma, tower's
 // tower::load::peak_ewma, Linkerd's "Beyond round robin" (2016).
 type PeakEWMA struct {
-	endpoints []*Endpoint
-	state     []ewmaState
-	decay     float64 // nanoseconds
-	penalty   float64
-	now       func() time.Time
+	endpoints  []*Endpoint
+	decay      float64 // nanoseconds
+	defaultRTT float64
+	penalty    float64
+	now        func() time.Time
 }
 
 // PeakEWMAConfig holds PeakEWMA's parameters; zero values take defaults.
@@ -126,11 +125,12 @@ const (
 	DefaultEWMAPenalty = time.Second
 )
 
+// ewmaState is an endpoint's round-trip estimate; stamp is zero until the
+// first use.
 type ewmaState struct {
 	mu       sync.Mutex
 	estimate float64 // nanoseconds
 	stamp    time.Time
-	pending  atomic.Int64
 }
 
 // NewPeakEWMA returns a peak-EWMA picker over endpoints (not empty).
@@ -147,32 +147,40 @@ func NewPeakEWMA(endpoints []*Endpoint, cfg PeakEWMAConfig) *PeakEWMA {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	p := &PeakEWMA{endpoints: endpoints, state: make([]ewmaState, len(endpoints)), decay: float64(cfg.Decay), penalty: float64(cfg.Penalty), now: cfg.Now}
-	now := cfg.Now()
-	for i := range p.state {
-		p.state[i].estimate = float64(cfg.DefaultRTT)
-		p.state[i].stamp = now
-	}
-	return p
+	return &PeakEWMA{endpoints: endpoints, decay: float64(cfg.Decay), defaultRTT: float64(cfg.DefaultRTT),
+		penalty: float64(cfg.Penalty), now: cfg.Now}
 }
 
-// cost returns endpoint i's current cost, decaying its estimate first.
-func (p *PeakEWMA) cost(i int, now time.Time) float64 {
-	s := &p.state[i]
-	s.mu.Lock()
-	if dt := now.Sub(s.stamp); dt > 0 {
+// decayed returns e's estimate at now, decaying it first. The caller holds
+// e.ewma.mu.
+func (p *PeakEWMA) decayed(e *Endpoint, now time.Time) float64 {
+	s := &e.ewma
+	if s.stamp.IsZero() {
+		s.estimate = p.defaultRTT
+		s.stamp = now
+	} else if dt := now.Sub(s.stamp); dt > 0 {
 		s.estimate *= math.Exp(-float64(dt) / p.decay)
 		s.stamp = now
 	}
-	est := s.estimate
-	s.mu.Unlock()
-	return est * float64(s.pending.Load()+1)
+	return s.estimate
 }
 
-// observe folds a round trip into endpoint i's estimate.
-func (p *PeakEWMA) observe(i int, rtt float64, now time.Time) {
-	s := &p.state[i]
+// cost returns e's current cost.
+func (p *PeakEWMA) cost(e *Endpoint, now time.Time) float64 {
+	e.ewma.mu.Lock()
+	est := p.decayed(e, now)
+	e.ewma.mu.Unlock()
+	return est * float64(e.inflight.Load()+1)
+}
+
+// observe folds a round trip into e's estimate.
+func (p *PeakEWMA) observe(e *Endpoint, rtt float64, now time.Time) {
+	s := &e.ewma
 	s.mu.Lock()
+	if s.stamp.IsZero() {
+		s.estimate = p.defaultRTT
+		s.stamp = now
+	}
 	if rtt > s.estimate {
 		s.estimate = rtt
 	} else {
@@ -186,7 +194,7 @@ func (p *PeakEWMA) observe(i int, rtt float64, now time.Time) {
 // Pick returns the cheaper of two distinct random endpoints.
 func (p *PeakEWMA) Pick(PickInfo) (Result, error) {
 	n := len(p.endpoints)
-	best := 0
+	best := p.endpoints[0]
 	now := p.now()
 	if n > 1 {
 		a := rand.IntN(n)
@@ -194,16 +202,16 @@ func (p *PeakEWMA) Pick(PickInfo) (Result, error) {
 		if b >= a {
 			b++
 		}
-		best = a
-		if p.cost(b, now) < p.cost(a, now) {
-			best = b
+		ea, eb := p.endpoints[a], p.endpoints[b]
+		best = ea
+		if p.cost(eb, now) < p.cost(ea, now) {
+			best = eb
 		}
 	}
-	s := &p.state[best]
-	s.pending.Add(1)
+	best.inflight.Add(1)
 	sent := now
-	return Result{Endpoint: p.endpoints[best], Done: func(d DoneInfo) {
-		s.pending.Add(-1)
+	return Result{Endpoint: best, Done: func(d DoneInfo) {
+		best.inflight.Add(-1)
 		end := p.now()
 		rtt := float64(end.Sub(sent))
 		if d.Err != nil && rtt < p.penalty {
@@ -213,10 +221,10 @@ func (p *PeakEWMA) Pick(PickInfo) (Result, error) {
 	}}, nil
 }
 
-// Estimate returns endpoint i's current round-trip estimate (for metrics).
-func (p *PeakEWMA) Estimate(i int) time.Duration {
-	s := &p.state[i]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Duration(s.estimate)
+// Estimate returns e's current round-trip estimate, decayed to now (for
+// metrics).
+func (p *PeakEWMA) Estimate(e *Endpoint) time.Duration {
+	e.ewma.mu.Lock()
+	defer e.ewma.mu.Unlock()
+	return time.Duration(p.decayed(e, p.now()))
 }

@@ -14,7 +14,7 @@ func TestRandomIsUniform(t *testing.T) {
 	const n = 50_000
 	for range n {
 		r, _ := p.Pick(balancer.PickInfo{})
-		counts[r.Endpoint.Index]++
+		counts[idx(r)]++
 	}
 	// Chi-square with 4 degrees of freedom: 18.47 is the 0.1% critical value.
 	chi := 0.0
@@ -31,13 +31,14 @@ func TestRandomIsUniform(t *testing.T) {
 // P2C must then send almost nothing there, and a full scan nothing at all.
 func TestLeastRequestAvoidsTheBusyEndpoint(t *testing.T) {
 	for _, full := range []bool{false, true} {
-		p := balancer.NewLeastRequest(endpoints(4), balancer.LeastRequestConfig{FullScan: full})
+		eps := endpoints(4)
+		p := balancer.NewLeastRequest(eps, balancer.LeastRequestConfig{FullScan: full})
 		// Open 80 requests (least-request spreads them), then finish all
 		// but those on endpoint 0, which stays busy.
 		var held, others []balancer.Result
 		for range 80 {
 			r, _ := p.Pick(balancer.PickInfo{})
-			if r.Endpoint.Index == 0 {
+			if idx(r) == 0 {
 				held = append(held, r)
 			} else {
 				others = append(others, r)
@@ -46,13 +47,13 @@ func TestLeastRequestAvoidsTheBusyEndpoint(t *testing.T) {
 		for _, r := range others {
 			r.Done(balancer.DoneInfo{})
 		}
-		if p.InFlight(0) < 10 {
-			t.Fatalf("in flight on 0: %d", p.InFlight(0))
+		if eps[0].InFlight() < 10 {
+			t.Fatalf("in flight on 0: %d", eps[0].InFlight())
 		}
 		got0 := 0
 		for range 10_000 {
 			r, _ := p.Pick(balancer.PickInfo{})
-			if r.Endpoint.Index == 0 {
+			if idx(r) == 0 {
 				got0++
 			}
 			r.Done(balancer.DoneInfo{})
@@ -64,8 +65,8 @@ func TestLeastRequestAvoidsTheBusyEndpoint(t *testing.T) {
 		for _, r := range held {
 			r.Done(balancer.DoneInfo{})
 		}
-		if p.InFlight(0) != 0 {
-			t.Errorf("in flight after Done: %d", p.InFlight(0))
+		if eps[0].InFlight() != 0 {
+			t.Errorf("in flight after Done: %d", eps[0].InFlight())
 		}
 	}
 }
@@ -77,15 +78,16 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 func TestPeakEWMAPeakAndDecay(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	p := balancer.NewPeakEWMA(endpoints(1), balancer.PeakEWMAConfig{Now: clk.now})
-	if got := p.Estimate(0); got != balancer.DefaultEWMARTT {
+	eps := endpoints(1)
+	p := balancer.NewPeakEWMA(eps, balancer.PeakEWMAConfig{Now: clk.now})
+	if got := p.Estimate(eps[0]); got != balancer.DefaultEWMARTT {
 		t.Errorf("initial estimate %v, want the default %v", got, balancer.DefaultEWMARTT)
 	}
 	// A slow response replaces the estimate at once (the peak).
 	r, _ := p.Pick(balancer.PickInfo{})
 	clk.t = clk.t.Add(200 * time.Millisecond)
 	r.Done(balancer.DoneInfo{})
-	if got := p.Estimate(0); got != 200*time.Millisecond {
+	if got := p.Estimate(eps[0]); got != 200*time.Millisecond {
 		t.Errorf("after a 200ms response: %v, want 200ms", got)
 	}
 	// A fast response 1 s later moves it by 1 - exp(-1s/10s) of the gap.
@@ -95,14 +97,14 @@ func TestPeakEWMAPeakAndDecay(t *testing.T) {
 	r.Done(balancer.DoneInfo{})
 	w := math.Exp(-1.0 / 10)
 	want := 0.2*w + 0.01*(1-w)
-	if got := p.Estimate(0).Seconds(); math.Abs(got-want) > 1e-4 {
+	if got := p.Estimate(eps[0]).Seconds(); math.Abs(got-want) > 1e-4 {
 		t.Errorf("after a 10ms response 1s later: %.5fs, want %.5fs", got, want)
 	}
 	// A failure that comes back fast still counts as the penalty.
 	r, _ = p.Pick(balancer.PickInfo{})
 	clk.t = clk.t.Add(time.Millisecond)
 	r.Done(balancer.DoneInfo{Err: errFailed})
-	if got := p.Estimate(0); got != balancer.DefaultEWMAPenalty {
+	if got := p.Estimate(eps[0]); got != balancer.DefaultEWMAPenalty {
 		t.Errorf("after a fast failure: %v, want the %v penalty", got, balancer.DefaultEWMAPenalty)
 	}
 }
@@ -128,8 +130,8 @@ func TestPeakEWMAShunsASlowEndpoint(t *testing.T) {
 	counts := make([]int, 5)
 	for range 5000 {
 		r, _ := p.Pick(balancer.PickInfo{})
-		counts[r.Endpoint.Index]++
-		clk.t = clk.t.Add(latency(r.Endpoint.Index))
+		counts[idx(r)]++
+		clk.t = clk.t.Add(latency(idx(r)))
 		r.Done(balancer.DoneInfo{})
 		clk.t = clk.t.Add(time.Millisecond)
 	}
