@@ -41,6 +41,13 @@ type Config struct {
 	// ResponseSize is the response body size in bytes (default 0), at most
 	// MaxResponseSize.
 	ResponseSize int
+	// Concurrency is how many requests the backend works on at once; the
+	// others wait their turn in arrival order, and a request's delay starts
+	// when its turn comes. It models a replica of limited capacity, whose
+	// queue grows when it gets more than Concurrency/latency requests per
+	// second. 0 (the default) means no limit: every request waits only its
+	// own delay.
+	Concurrency int
 	// Seed seeds the random source of delays and injected errors; 0 means
 	// a random seed. With a seed and sequential requests the sequence of
 	// delays and errors is reproducible.
@@ -61,6 +68,7 @@ type Personality struct {
 	Latency      Latency
 	ErrorRate    float64
 	ResponseSize int
+	Concurrency  int // 0: unlimited
 }
 
 // Validate reports whether p's error rate and response size are in range.
@@ -71,13 +79,19 @@ func (p Personality) Validate() error {
 	if p.ResponseSize < 0 || p.ResponseSize > MaxResponseSize {
 		return fmt.Errorf("response size %d: want 0..%d bytes", p.ResponseSize, MaxResponseSize)
 	}
+	if p.Concurrency < 0 {
+		return fmt.Errorf("concurrency %d: want 0 (unlimited) or more", p.Concurrency)
+	}
 	return nil
 }
 
-// state is a Personality with its response body prepared once.
+// state is a Personality with its response body prepared once and, under a
+// concurrency limit, the worker slots. Requests keep the state they
+// arrived under, so a change of personality starts a fresh set of slots.
 type state struct {
 	Personality
-	body []byte
+	body  []byte
+	slots chan struct{} // nil: unlimited
 }
 
 func newState(p Personality) *state {
@@ -85,7 +99,11 @@ func newState(p Personality) *state {
 	for i := range body {
 		body[i] = 'x'
 	}
-	return &state{Personality: p, body: body}
+	st := &state{Personality: p, body: body}
+	if p.Concurrency > 0 {
+		st.slots = make(chan struct{}, p.Concurrency)
+	}
+	return st
 }
 
 // Backend is one test service: an HTTP/1.1 + h2c port and an optional gRPC
@@ -124,7 +142,7 @@ func New(cfg Config, log *slog.Logger) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend config: %w", err)
 	}
-	p := Personality{Latency: lat, ErrorRate: cfg.ErrorRate, ResponseSize: cfg.ResponseSize}
+	p := Personality{Latency: lat, ErrorRate: cfg.ErrorRate, ResponseSize: cfg.ResponseSize, Concurrency: cfg.Concurrency}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("backend config: %w", err)
 	}
@@ -283,6 +301,17 @@ func (b *Backend) draw(st *state, now time.Time) (time.Duration, bool) {
 // it waits for the drawn delay, or until ctx is done, and reports whether
 // the response is to be an injected error.
 func (b *Backend) behave(ctx context.Context, st *state, arrival time.Time) (fail bool, err error) {
+	if st.slots != nil {
+		// Goroutines blocked on a channel send are woken in order: the
+		// queue is first come, first served.
+		select {
+		case st.slots <- struct{}{}:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		defer func() { <-st.slots }()
+		arrival = time.Now()
+	}
 	d, fail := b.draw(st, arrival)
 	if err := b.waitUntil(ctx, arrival.Add(d)); err != nil {
 		return false, err

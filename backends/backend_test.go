@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,7 +260,7 @@ func TestAdminConfig(t *testing.T) {
 	url := "http://" + b.HTTPAddr() + "/"
 	cfgURL := "http://" + b.HTTPAddr() + "/_backend/config"
 
-	want := map[string]any{"name": "adm", "latency": "fixed:1ms", "error_rate": 0.0, "response_size": 10.0}
+	want := map[string]any{"name": "adm", "latency": "fixed:1ms", "error_rate": 0.0, "response_size": 10.0, "concurrency": 0.0}
 	if got := getConfig(t, c, b); !equalJSON(got, want) {
 		t.Errorf("GET config = %v, want %v", got, want)
 	}
@@ -269,7 +270,7 @@ func TestAdminConfig(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
 	}
-	want = map[string]any{"name": "adm", "latency": "fixed:1ms", "error_rate": 1.0, "response_size": 100.0}
+	want = map[string]any{"name": "adm", "latency": "fixed:1ms", "error_rate": 1.0, "response_size": 100.0, "concurrency": 0.0}
 	if got := getConfig(t, c, b); !equalJSON(got, want) {
 		t.Errorf("after PUT config = %v, want %v", got, want)
 	}
@@ -295,6 +296,7 @@ func TestAdminConfig(t *testing.T) {
 		{`{"latency":"uniform:5ms","response_size":1}`, `latency "uniform:5ms": want uniform:MIN-MAX`},
 		{`{"error_rate":2,"response_size":1}`, "error rate 2"},
 		{`{"response_size":-5}`, "response size -5"},
+		{`{"concurrency":-1}`, "concurrency -1"},
 		{`{"latancy":"fixed:1ms"}`, `unknown field "latancy"`},
 		{`{"name":"other"}`, "name cannot be changed"},
 		{`not json`, "decode backend config"},
@@ -304,7 +306,7 @@ func TestAdminConfig(t *testing.T) {
 			t.Errorf("PUT %s: %d %q, want 400 containing %q", tc.body, resp.StatusCode, body, tc.want)
 		}
 	}
-	want = map[string]any{"name": "adm", "latency": "fixed:30ms", "error_rate": 0.0, "response_size": 100.0}
+	want = map[string]any{"name": "adm", "latency": "fixed:30ms", "error_rate": 0.0, "response_size": 100.0, "concurrency": 0.0}
 	if got := getConfig(t, c, b); !equalJSON(got, want) {
 		t.Errorf("after invalid PUTs config = %v, want %v", got, want)
 	}
@@ -330,4 +332,41 @@ func equalJSON(a, b map[string]any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
+}
+
+// TestConcurrencyQueuesRequests: with one worker and a 20 ms delay, five
+// simultaneous requests are served one after the other, so the k-th to
+// finish took at least k × 20 ms. (Lower bounds only: a busy machine can
+// make them slower, never faster.)
+func TestConcurrencyQueuesRequests(t *testing.T) {
+	b := start(t, backends.Config{Latency: "fixed:20ms", Concurrency: 1})
+	url := "http://" + b.HTTPAddr() + "/"
+	begin := time.Now()
+	took := make(chan time.Duration, 5)
+	for range 5 {
+		go func() {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Error(err)
+				took <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			took <- time.Since(begin)
+		}()
+	}
+	var all []time.Duration
+	for range 5 {
+		all = append(all, <-took)
+	}
+	slices.Sort(all)
+	for k, d := range all {
+		if min := time.Duration(k+1) * 20 * time.Millisecond; d < min-time.Millisecond {
+			t.Errorf("request %d finished after %v, want at least %v (queued behind %d)", k+1, d, min, k)
+		}
+	}
+	if err := b.SetPersonality(backends.Personality{Concurrency: -1}); err == nil {
+		t.Error("negative concurrency accepted")
+	}
 }

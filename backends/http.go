@@ -26,12 +26,13 @@ const HeaderBackend = "X-Backend"
 
 // ConfigJSON is the body of the admin endpoint. GET returns every field;
 // a PUT sets the fields it carries (any subset of latency, error_rate,
-// response_size) and leaves the others, all at once or not at all.
+// response_size, concurrency) and leaves the others, all at once or not at all.
 type ConfigJSON struct {
 	Name         string   `json:"name,omitempty"`
 	Latency      *string  `json:"latency,omitempty"`
 	ErrorRate    *float64 `json:"error_rate,omitempty"`
 	ResponseSize *int     `json:"response_size,omitempty"`
+	Concurrency  *int     `json:"concurrency,omitempty"`
 }
 
 // maxAdminBody bounds the body of a PUT to the admin endpoint.
@@ -119,6 +120,9 @@ func (b *Backend) update(req ConfigJSON) (Personality, error) {
 	if req.ResponseSize != nil {
 		p.ResponseSize = *req.ResponseSize
 	}
+	if req.Concurrency != nil {
+		p.Concurrency = *req.Concurrency
+	}
 	if err := p.Validate(); err != nil {
 		return Personality{}, fmt.Errorf("update backend config: %w", err)
 	}
@@ -128,7 +132,7 @@ func (b *Backend) update(req ConfigJSON) (Personality, error) {
 
 func (b *Backend) writeConfig(w http.ResponseWriter, p Personality) {
 	lat := p.Latency.String()
-	out := ConfigJSON{Name: b.name, Latency: &lat, ErrorRate: &p.ErrorRate, ResponseSize: &p.ResponseSize}
+	out := ConfigJSON{Name: b.name, Latency: &lat, ErrorRate: &p.ErrorRate, ResponseSize: &p.ResponseSize, Concurrency: &p.Concurrency}
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(out); err != nil {
 		http.Error(w, "encode backend config: "+err.Error(), http.StatusInternalServerError)

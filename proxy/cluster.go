@@ -1,51 +1,98 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/discovery"
 	"github.com/meshbench/meshbench/proxy/h1client"
 	"github.com/meshbench/meshbench/proxy/metrics"
+	"github.com/meshbench/meshbench/proxy/outlier"
+	"github.com/meshbench/meshbench/proxy/retry"
 )
 
-// cluster is a set of endpoints, the picker over them and one connection
+// cluster is a set of endpoints that can change at run time (discovery,
+// outlier ejection), the picker over those in service, and one connection
 // pool per upstream protocol.
 type cluster struct {
-	name      string
-	protocol  string
-	endpoints []*balancer.Endpoint
-	requests  []prometheus.Counter // by endpoint index
-	picker    balancer.Picker
+	name     string
+	protocol string
+	log      *slog.Logger
+	bcfg     balancer.Config
 	// hashed pickers route by a key: the hashHeader value, or the client's
 	// address when hashHeader is empty.
 	hashed     bool
 	hashHeader string
 	h1         *h1client.Client // HTTP/1.1 pool
 	h2c        *http.Transport  // cleartext HTTP/2 pool
+	detector   *outlier.Detector
+	budget     *retry.Budget
+	source     discovery.Source // nil for static endpoints
+
+	mu    sync.Mutex // serializes endpoint-set changes and picker rebuilds
+	hosts map[string]*host
+	order []string // addresses in the order the source gave them
+	state atomic.Pointer[pickState]
 }
 
-func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
-	c := &cluster{name: cc.Name, protocol: cc.Protocol}
-	for i, addr := range cc.Endpoints {
-		c.endpoints = append(c.endpoints, &balancer.Endpoint{Addr: addr, Meta: i})
-		c.requests = append(c.requests, m.Endpoint(cc.Name, addr))
-	}
+// pickState is an immutable snapshot: the picker over the endpoints in
+// service (nil when there are none) and every endpoint, for metrics.
+type pickState struct {
+	picker balancer.Picker
+	peak   *balancer.PeakEWMA // the picker, when it keeps RTT estimates
+	all    []*host
+}
+
+// host is one endpoint of a cluster and what the proxy counts about it. Its
+// balancer.Endpoint (whose Meta points back here) carries the balancer's
+// load state, so it survives picker rebuilds.
+type host struct {
+	ep       *balancer.Endpoint
+	od       *outlier.Host // nil without outlier detection
+	active   atomic.Int64
+	requests atomic.Uint64
+	retries  atomic.Uint64
+	listed   bool // scratch for setEndpoints, guarded by cluster.mu
+}
+
+// newCluster builds a cluster; kube is the Kubernetes client for a
+// cluster that follows EndpointSlices, else unused.
+func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface) (*cluster, error) {
 	b := cc.Balancer
-	bc := balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
-		Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D(), MinRingSize: b.MinRingSize, TableSize: b.TableSize}
-	p, err := balancer.New(bc, c.endpoints)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+	c := &cluster{
+		name:     cc.Name,
+		protocol: cc.Protocol,
+		log:      log.With("cluster", cc.Name),
+		bcfg: balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
+			Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D(), MinRingSize: b.MinRingSize, TableSize: b.TableSize},
+		hashHeader: http.CanonicalHeaderKey(b.HashHeader),
+		budget:     retry.NewBudget(cc.RetryBudget.Ratio, cc.RetryBudget.MinConcurrency),
+		hosts:      map[string]*host{},
 	}
-	c.picker = p
-	c.hashed = bc.NeedsKey()
-	c.hashHeader = http.CanonicalHeaderKey(b.HashHeader)
+	c.hashed = c.bcfg.NeedsKey()
+	c.state.Store(&pickState{})
+	if od := cc.OutlierDetection; od != nil {
+		c.detector = outlier.New(outlier.Config{
+			Consecutive5xx:            od.Consecutive5xx,
+			ConsecutiveGatewayFailure: od.ConsecutiveGatewayFailure,
+			BaseEjectionTime:          od.BaseEjectionTime.D(),
+			MaxEjectionTime:           od.MaxEjectionTime.D(),
+			MaxEjectionPercent:        od.MaxEjectionPercent,
+		}, c.rebuild)
+	}
 	if cc.Protocol != config.UpstreamH2C {
 		c.h1 = h1client.New(h1client.Options{
 			Dial:            (&net.Dialer{Timeout: cc.ConnectTimeout.D(), KeepAlive: 30 * time.Second}).DialContext,
@@ -57,7 +104,205 @@ func newCluster(cc *config.Cluster, m *metrics.Metrics) (*cluster, error) {
 	if cc.Protocol != config.UpstreamHTTP1 {
 		c.h2c = newH2CTransport(cc)
 	}
+	switch {
+	case cc.EndpointsFile != nil:
+		// Read the file now, so a proxy started with a missing or broken
+		// file fails at once; the source then follows its changes.
+		path := cc.EndpointsFile.Path
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: reading endpoints file: %w", cc.Name, err)
+		}
+		eps, err := discovery.ParseFile(path, data)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+		}
+		if err := c.setEndpoints(eps); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+		}
+		c.source = discovery.File(discovery.FileConfig{Path: filepath.Clean(path), PollInterval: cc.EndpointsFile.PollInterval.D(), Log: c.log})
+	case cc.Kubernetes != nil:
+		// Endpoints arrive once the source runs (Server.Start); until then
+		// the cluster answers 503.
+		if kube == nil {
+			return nil, fmt.Errorf("cluster %s: no Kubernetes client", cc.Name)
+		}
+		k := cc.Kubernetes
+		c.source = discovery.Kubernetes(discovery.KubernetesConfig{Client: kube, Namespace: k.Namespace,
+			Service: k.Service, PortName: k.Port, Log: c.log})
+	default:
+		eps := make([]discovery.Endpoint, len(cc.Endpoints))
+		for i, addr := range cc.Endpoints {
+			eps[i] = discovery.Endpoint{Addr: addr, Weight: max(1, cc.Weights[addr])}
+		}
+		if err := c.setEndpoints(eps); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+		}
+	}
 	return c, nil
+}
+
+// run follows the cluster's discovery source until ctx ends.
+func (c *cluster) run(ctx context.Context) {
+	if c.source == nil {
+		return
+	}
+	err := c.source.Run(ctx, func(eps []discovery.Endpoint) {
+		if err := c.setEndpoints(eps); err != nil {
+			c.log.Error("endpoint update not applied", "err", err)
+			return
+		}
+		c.log.Info("endpoints updated", "count", len(eps))
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		c.log.Error("endpoint discovery stopped", "err", err)
+	}
+}
+
+// setEndpoints makes eps the cluster's endpoint set. Endpoints that remain
+// keep their load state, outlier state, counters and pooled connections;
+// requests in flight to endpoints that left finish normally, and their idle
+// connections are closed.
+func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[string]*host, len(eps))
+	for _, e := range eps {
+		w := max(1, e.Weight)
+		if h := c.hosts[e.Addr]; h != nil && h.ep.Weight == w {
+			next[e.Addr] = h
+			continue
+		}
+		// New, or a new weight: the balancer reads weights only when it
+		// builds a picker, so a reweighted endpoint is a new Endpoint.
+		h := &host{ep: &balancer.Endpoint{Addr: e.Addr, Weight: w}}
+		h.ep.Meta = h
+		if old := c.hosts[e.Addr]; old != nil {
+			h.requests.Store(old.requests.Load())
+			h.retries.Store(old.retries.Load())
+			h.od = old.od
+		} else if c.detector != nil {
+			h.od = c.detector.Add()
+		}
+		next[e.Addr] = h
+	}
+	prev, prevOrder := c.hosts, c.order
+	c.hosts = next
+	c.order = make([]string, 0, len(next))
+	for _, e := range eps {
+		if h := next[e.Addr]; h != nil && !h.listed {
+			h.listed = true
+			c.order = append(c.order, e.Addr)
+		}
+	}
+	for _, h := range next {
+		h.listed = false
+	}
+	if err := c.rebuildLocked(); err != nil {
+		c.hosts, c.order = prev, prevOrder
+		return err
+	}
+	for addr, h := range prev {
+		if _, ok := next[addr]; ok {
+			continue
+		}
+		if h.od != nil {
+			c.detector.Remove(h.od)
+		}
+		if c.h1 != nil {
+			c.h1.CloseIdleFor(addr)
+		}
+	}
+	return nil
+}
+
+// rebuild builds a new picker after an ejection or a return to service.
+func (c *cluster) rebuild() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.rebuildLocked(); err != nil {
+		c.log.Error("rebuilding the balancer", "err", err)
+	}
+}
+
+// rebuildLocked publishes a picker over the endpoints in service, in the
+// order the source lists them. When every endpoint is ejected it balances
+// over all of them rather than fail every request (Envoy's panic mode).
+func (c *cluster) rebuildLocked() error {
+	all := make([]*host, len(c.order))
+	for i, addr := range c.order {
+		all[i] = c.hosts[addr]
+	}
+	in := make([]*balancer.Endpoint, 0, len(all))
+	for _, h := range all {
+		if h.od == nil || !h.od.Ejected() {
+			in = append(in, h.ep)
+		}
+	}
+	if len(in) == 0 {
+		for _, h := range all {
+			in = append(in, h.ep)
+		}
+	}
+	st := &pickState{all: all}
+	if len(in) > 0 {
+		p, err := balancer.New(c.bcfg, in)
+		if err != nil {
+			return fmt.Errorf("building the %s balancer over %d endpoints: %w", c.bcfg.Policy, len(in), err)
+		}
+		st.picker = p
+		st.peak, _ = p.(*balancer.PeakEWMA)
+	}
+	c.state.Store(st)
+	return nil
+}
+
+// pick chooses the endpoint of one attempt.
+func (c *cluster) pick(info balancer.PickInfo) (balancer.Result, *host, error) {
+	p := c.state.Load().picker
+	if p == nil {
+		return balancer.Result{}, nil, balancer.ErrNoEndpoint
+	}
+	res, err := p.Pick(info)
+	if err != nil {
+		return res, nil, err
+	}
+	h := res.Endpoint.Meta.(*host)
+	h.active.Add(1)
+	h.requests.Add(1)
+	return res, h, nil
+}
+
+// finish records how an attempt on h ended: for the balancer, for outlier
+// detection (unless the client went away, which says nothing about the
+// endpoint) and for the in-flight count. status is 0 without a response.
+func (c *cluster) finish(pick balancer.Result, h *host, err error, status int, start time.Time, clientGone bool) {
+	h.active.Add(-1)
+	if pick.Done != nil {
+		pick.Done(balancer.DoneInfo{Err: err, StatusCode: status, Latency: time.Since(start)})
+	}
+	if h.od != nil && !clientGone {
+		h.od.Record(outlier.Classify(status))
+	}
+}
+
+// metricsState reports the cluster's per-endpoint series.
+func (c *cluster) metricsState() metrics.ClusterState {
+	st := c.state.Load()
+	cs := metrics.ClusterState{Cluster: c.name, RetryBudgetExhausted: c.budget.Exhausted(),
+		Endpoints: make([]metrics.EndpointState, len(st.all))}
+	for i, h := range st.all {
+		e := metrics.EndpointState{Addr: h.ep.Addr, Requests: h.requests.Load(), Retries: h.retries.Load(),
+			Active: h.active.Load(), RTTEstimate: -1}
+		if h.od != nil {
+			e.Ejections, e.Ejected = h.od.Ejections(), h.od.Ejected()
+		}
+		if st.peak != nil {
+			e.RTTEstimate = st.peak.Estimate(h.ep)
+		}
+		cs.Endpoints[i] = e
+	}
+	return cs
 }
 
 // newH2CTransport is the cleartext HTTP/2 pool: net/http's Transport, one

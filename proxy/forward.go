@@ -15,7 +15,9 @@ import (
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/h1client"
 	"github.com/meshbench/meshbench/proxy/metrics"
+	"github.com/meshbench/meshbench/proxy/retry"
 	"github.com/meshbench/meshbench/proxy/route"
 )
 
@@ -34,6 +36,7 @@ type handler struct {
 type routeState struct {
 	cluster *cluster
 	timeout time.Duration // <= 0: none
+	retry   *retry.Policy // nil: no retries
 	add     []headerKV
 	remove  []string
 	m       *metrics.Route
@@ -43,6 +46,12 @@ type headerKV struct{ key, value string }
 
 func newRouteState(rc *config.Route, c *cluster, m *metrics.Route) *routeState {
 	rs := &routeState{cluster: c, timeout: rc.Timeout.D(), m: m}
+	if rt := rc.Retry; rt != nil {
+		on, _ := retry.ParseConditions(rt.On)
+		p := retry.Policy{Attempts: rt.Attempts, On: on, PerTryTimeout: rt.PerTryTimeout.D(),
+			BackoffBase: rt.Backoff.Base.D(), BackoffMax: rt.Backoff.Max.D(), BufferLimit: rt.BufferLimit}.WithDefaults()
+		rs.retry = &p
+	}
 	for k, v := range rc.RequestHeaders.Add {
 		rs.add = append(rs.add, headerKV{http.CanonicalHeaderKey(k), v})
 	}
@@ -66,7 +75,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	i := h.table.Match(r)
 	if i < 0 {
 		h.noRoute.Request()
-		st, gs := writeError(w, isGRPC, http.StatusNotFound, grpcUnimplemented, "no route")
+		st, gs := writeError(w, r, isGRPC, http.StatusNotFound, grpcUnimplemented, "no route")
 		h.noRoute.Response(st, gs, time.Since(start))
 		return
 	}
@@ -107,15 +116,6 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 	}
 	c := rs.cluster
 	h1 := c.h1ForMajor(r.ProtoMajor)
-	// The HTTP/1.1 client enforces the deadline on its connection; the
-	// HTTP/2 Transport needs it in the context.
-	ctx := r.Context()
-	if h1 == nil && !deadline.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
-
 	var info balancer.PickInfo
 	if c.hashed {
 		if c.hashHeader != "" {
@@ -124,39 +124,193 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 			info.Key = clientIP(r.RemoteAddr)
 		}
 	}
-	pick, err := c.picker.Pick(info)
-	if err != nil {
-		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "no healthy upstream")
-		return o
-	}
-	c.requests[pick.Endpoint.Meta.(int)].Inc()
-
-	out := r.WithContext(ctx)
-	out.URL = &url.URL{Scheme: "http", Host: pick.Endpoint.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	out.RequestURI = ""
-	out.Close = false
-	out.Header = h.upstreamHeader(r, rs, clientTimeout, deadline)
-	if r.Body == http.NoBody {
-		out.Body = nil
-	} else if r.ProtoMajor == 1 {
+	hasBody := r.Body != http.NoBody
+	if hasBody && r.ProtoMajor == 1 {
 		// Let the upstream's response stream back while the request body
 		// is still arriving.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
-
-	var resp *http.Response
-	if h1 != nil {
-		resp, err = h1.Do(ctx, out, deadline)
-	} else {
-		resp, err = c.h2c.RoundTrip(out)
+	pol := rs.retry
+	var body *retry.Body
+	if pol != nil && hasBody {
+		body = retry.NewBody(r.Body, pol.BufferLimit)
 	}
+	c.budget.Begin()
+	defer c.budget.End()
+	holdingRetry := false
+	defer func() {
+		if holdingRetry {
+			c.budget.Done()
+		}
+	}()
+
+	var reqBody io.ReadCloser
+	switch {
+	case body != nil:
+		reqBody, _ = body.Attempt() // the first attempt always gets one
+	case hasBody:
+		reqBody = r.Body
+	}
+	for n := 1; ; n++ {
+		a := attempt{n: n, tryDeadline: deadline}
+		if pol != nil && pol.PerTryTimeout > 0 {
+			if t := time.Now().Add(pol.PerTryTimeout); deadline.IsZero() || t.Before(deadline) {
+				a.tryDeadline, a.perTry = t, true
+			}
+		}
+		h.exchange(r, rs, c, h1, info, clientTimeout, reqBody, &a)
+		if pol == nil || n >= pol.Attempts || !h.retryable(r, pol, isGRPC, &a) {
+			return h.respond(w, r, isGRPC, &a)
+		}
+		wait := pol.Backoff(n, nil)
+		if !deadline.IsZero() && time.Now().Add(wait).After(deadline) {
+			return h.respond(w, r, isGRPC, &a)
+		}
+		if holdingRetry {
+			c.budget.Done()
+			holdingRetry = false
+		}
+		if !c.budget.TryRetry() {
+			return h.respond(w, r, isGRPC, &a)
+		}
+		holdingRetry = true
+		if body != nil {
+			next, ok := body.Attempt()
+			if !ok {
+				// The body outgrew the buffer: it cannot be sent again.
+				return h.respond(w, r, isGRPC, &a)
+			}
+			reqBody = next
+		}
+		a.discard()
+		if !sleepCtx(r.Context(), wait) {
+			o.status = statusClientClosed
+			if isGRPC {
+				o.grpcStatus = grpcCanceled
+			}
+			return o
+		}
+	}
+}
+
+// attempt is one exchange with an endpoint.
+type attempt struct {
+	n           int       // 1 for the first attempt
+	tryDeadline time.Time // the attempt's deadline: the route's, or the per-try timeout's if sooner
+	perTry      bool      // tryDeadline is the per-try timeout's
+	ctx         context.Context
+	cancel      context.CancelFunc
+	cluster     *cluster
+	pick        balancer.Result
+	host        *host
+	start       time.Time
+	resp        *http.Response
+	err         error // no response: pick, connect or exchange failure
+	noEndpoint  bool
+}
+
+// exchange sends the request to a picked endpoint and reads the response
+// headers into a.
+func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1client.Client, info balancer.PickInfo, clientTimeout bool, body io.ReadCloser, a *attempt) {
+	a.cluster = c
+	a.start = time.Now()
+	// The HTTP/1.1 client enforces the deadline on its connection; the
+	// HTTP/2 Transport needs it in the context.
+	a.ctx = r.Context()
+	if h1 == nil && !a.tryDeadline.IsZero() {
+		a.ctx, a.cancel = context.WithDeadline(a.ctx, a.tryDeadline)
+	}
+	pick, host, err := c.pick(info)
 	if err != nil {
-		o = h.upstreamFailure(w, r, ctx, isGRPC, err)
-		finishPick(pick, err, 0, start)
+		a.err, a.noEndpoint = err, true
+		return
+	}
+	a.pick, a.host = pick, host
+	if a.n > 1 {
+		host.retries.Add(1)
+	}
+	out := r.WithContext(a.ctx)
+	out.URL = &url.URL{Scheme: "http", Host: pick.Endpoint.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	out.RequestURI = ""
+	out.Close = false
+	out.Header = h.upstreamHeader(r, rs, clientTimeout, a.tryDeadline)
+	out.Body = body
+	if h1 != nil {
+		a.resp, a.err = h1.Do(a.ctx, out, a.tryDeadline)
+	} else {
+		a.resp, a.err = c.h2c.RoundTrip(out)
+	}
+	if a.err != nil {
+		c.finish(pick, host, a.err, 0, a.start, r.Context().Err() != nil)
+	}
+}
+
+// retryable reports whether the policy retries the attempt's outcome.
+func (h *handler) retryable(r *http.Request, pol *retry.Policy, isGRPC bool, a *attempt) bool {
+	if r.Context().Err() != nil || a.noEndpoint {
+		return false
+	}
+	if a.err != nil {
+		var oe *net.OpError
+		switch {
+		case timedOut(a.ctx, a.err):
+			// Only a per-try timeout leaves time for another attempt.
+			return a.perTry && pol.On.Reset
+		case errors.As(a.err, &oe) && oe.Op == "dial":
+			return pol.On.ConnectFailure
+		default:
+			return pol.On.Reset
+		}
+	}
+	if a.resp.StatusCode == http.StatusServiceUnavailable && pol.On.Status503 {
+		return true
+	}
+	// A gRPC failure can be retried only when nothing of the response
+	// body was sent: a trailers-only response, its status in the headers.
+	return isGRPC && pol.On.Unavailable && grpcStatusOf(a.resp.Header) == grpcUnavailable
+}
+
+// discard ends an attempt whose response will not be forwarded.
+func (a *attempt) discard() {
+	if a.resp != nil {
+		a.resp.Body.Close()
+		a.cluster.finish(a.pick, a.host, nil, a.resp.StatusCode, a.start, false)
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+}
+
+// sleepCtx waits for d, or returns false as soon as ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// respond forwards the final attempt's response, or answers its failure.
+func (h *handler) respond(w http.ResponseWriter, r *http.Request, isGRPC bool, a *attempt) (o outcome) {
+	o.grpcStatus = -1
+	if a.cancel != nil {
+		defer a.cancel()
+	}
+	if a.noEndpoint {
+		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "no healthy upstream")
 		return o
 	}
+	if a.err != nil {
+		return h.upstreamFailure(w, r, a.ctx, isGRPC, a.err)
+	}
+	resp := a.resp
 	defer resp.Body.Close()
-
 	dst := w.Header()
 	copyResponseHeader(dst, resp.Header)
 	if isGRPC {
@@ -174,9 +328,14 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		_ = http.NewResponseController(w).Flush()
 	}
 	if err := copyBody(w, resp.Body, streaming); err != nil {
-		finishPick(pick, err, resp.StatusCode, start)
+		clientGone := r.Context().Err() != nil || errors.Is(err, errDownstreamWrite)
+		st := resp.StatusCode
+		if !clientGone {
+			st = 0 // the endpoint broke the response off
+		}
+		a.cluster.finish(a.pick, a.host, err, st, a.start, clientGone)
 		switch {
-		case r.Context().Err() != nil || errors.Is(err, errDownstreamWrite):
+		case clientGone:
 			o.status = statusClientClosed
 			if isGRPC {
 				o.grpcStatus = grpcCanceled
@@ -184,7 +343,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		case isGRPC:
 			// End the stream with a status the client can act on.
 			code, msg := grpcUnavailable, "upstream reset the stream"
-			if timedOut(ctx, err) {
+			if timedOut(a.ctx, err) {
 				code, msg = grpcDeadlineExceeded, "deadline exceeded"
 			}
 			dst[http.TrailerPrefix+"Grpc-Status"] = []string{itoa(code)}
@@ -203,15 +362,8 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 			o.grpcStatus = g
 		}
 	}
-	finishPick(pick, nil, resp.StatusCode, start)
+	a.cluster.finish(a.pick, a.host, nil, resp.StatusCode, a.start, false)
 	return o
-}
-
-// finishPick tells the balancer how a picked request ended.
-func finishPick(pick balancer.Result, err error, status int, start time.Time) {
-	if pick.Done != nil {
-		pick.Done(balancer.DoneInfo{Err: err, StatusCode: status, Latency: time.Since(start)})
-	}
 }
 
 // upstreamFailure answers a request that got no response from upstream.
@@ -227,11 +379,11 @@ func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx co
 		}
 		return o
 	case timedOut(ctx, err):
-		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusGatewayTimeout, grpcDeadlineExceeded, "upstream request timeout")
+		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusGatewayTimeout, grpcDeadlineExceeded, "upstream request timeout")
 	case errors.As(err, &oe) && oe.Op == "dial":
-		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "upstream connect error")
+		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusServiceUnavailable, grpcUnavailable, "upstream connect error")
 	default:
-		o.status, o.grpcStatus = writeError(w, isGRPC, http.StatusBadGateway, grpcUnavailable, "upstream reset or protocol error")
+		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusBadGateway, grpcUnavailable, "upstream reset or protocol error")
 	}
 	h.log.Debug("upstream request failed", "path", r.URL.Path, "status", o.status, "err", err)
 	return o
@@ -277,8 +429,10 @@ func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 
 // writeError answers with a short plain-text body, or, for gRPC, with a
 // trailers-only response carrying code. It returns the HTTP status and gRPC
-// status (-1 for non-gRPC) written.
-func writeError(w http.ResponseWriter, isGRPC bool, status, code int, msg string) (int, int) {
+// status (-1 for non-gRPC) written. An HTTP/1.1 request with a body gets
+// "Connection: close": its body may be partly unread, and the connection
+// cannot carry another request until it is skipped.
+func writeError(w http.ResponseWriter, r *http.Request, isGRPC bool, status, code int, msg string) (int, int) {
 	h := w.Header()
 	if isGRPC {
 		h["Content-Type"] = []string{"application/grpc"}
@@ -289,6 +443,9 @@ func writeError(w http.ResponseWriter, isGRPC bool, status, code int, msg string
 	}
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
+	if r.ProtoMajor == 1 && r.Body != http.NoBody {
+		h["Connection"] = []string{"close"}
+	}
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, msg+"\n")
 	return status, -1

@@ -6,11 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/metrics"
@@ -27,6 +33,9 @@ type Server struct {
 	listeners []*listener
 	admin     *http.Server
 	adminAddr net.Addr
+
+	// stopDiscovery ends the clusters' discovery sources at Shutdown.
+	stopDiscovery context.CancelFunc
 
 	draining atomic.Bool
 	started  atomic.Bool
@@ -47,14 +56,22 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), clusters: map[string]*cluster{}}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), clusters: map[string]*cluster{}, stopDiscovery: func() {}}
+	var kube kubernetes.Interface
 	for i := range cfg.Clusters {
-		c, err := newCluster(&cfg.Clusters[i], s.metrics)
+		if cfg.Clusters[i].Kubernetes != nil && kube == nil {
+			var err error
+			if kube, err = kubeClient(cfg.Kubeconfig); err != nil {
+				return nil, err
+			}
+		}
+		c, err := newCluster(&cfg.Clusters[i], log, kube)
 		if err != nil {
 			return nil, err
 		}
 		s.clusters[c.name] = c
 	}
+	s.metrics.WatchClusters(s.clusterStates)
 	for i := range cfg.Listeners {
 		l, err := s.newListener(&cfg.Listeners[i])
 		if err != nil {
@@ -154,6 +171,17 @@ func (s *Server) Start(ctx context.Context) error {
 		s.adminAddr = ln.Addr()
 		s.serve("admin", func() error { return s.admin.Serve(ln) })
 	}
+	dctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopDiscovery = stop
+	for _, c := range s.clusters {
+		if c.source != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.run(dctx)
+			}()
+		}
+	}
 	for _, l := range s.listeners {
 		l := l
 		if l.tls {
@@ -175,6 +203,36 @@ func (s *Server) serve(name string, f func() error) {
 			s.log.Error("serving stopped", "listener", name, "err", err)
 		}
 	}()
+}
+
+// clusterStates reports every cluster's per-endpoint series, in name order.
+func (s *Server) clusterStates() []metrics.ClusterState {
+	names := slices.Sorted(maps.Keys(s.clusters))
+	out := make([]metrics.ClusterState, len(names))
+	for i, n := range names {
+		out[i] = s.clusters[n].metricsState()
+	}
+	return out
+}
+
+// kubeClient connects to the Kubernetes API: through kubeconfig when it is
+// set, else with the in-cluster configuration of the pod the proxy runs in.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Kubernetes client: %w", err)
+	}
+	kc, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	return kc, nil
 }
 
 // Addr returns the bound address of the named listener (useful with port
@@ -214,6 +272,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	s.stopDiscovery()
 	for _, c := range s.clusters {
 		c.closeIdle()
 	}

@@ -25,6 +25,7 @@ func runBackend(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "share of requests in [0, 1] answered with HTTP 503 / gRPC UNAVAILABLE")
 	fs.StringVar(&cfg.Name, "name", "", "`NAME` sent in X-Backend / x-backend (default: the bound HTTP address)")
 	fs.IntVar(&cfg.ResponseSize, "response-size", 0, "response body size in `BYTES`")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "requests served at once, the rest queue in arrival order (0: unlimited)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of delays and injected errors (0: random)")
 	fs.DurationVar(&cfg.Spin, "spin", 0, "spin this long before each delayed response is due instead of sleeping, for precise delays at a CPU cost (0: only sleep)")
 	if code, ok := parseFlags(fs, args); !ok {

@@ -1,8 +1,9 @@
 package balancer
 
 import (
+	"cmp"
 	"fmt"
-	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -17,35 +18,57 @@ func hash(s string) uint64 { return xxhash.Sum64String(s) }
 // RingHash is consistent hashing on a ring (Karger et al. 1997, as in
 // Envoy's ring_hash): every endpoint owns the same number of virtual nodes,
 // MinRingSize/len(endpoints) rounded up to a power of two, at
-// pseudo-random points of a 64-bit ring, and a request goes to the owner of the first point at or after
-// its key's hash. Moving one endpoint of N remaps about 1/N of the keys.
-// Requests without a key get a random point.
+// pseudo-random points of a 64-bit ring (xxHash64 of "addr_v"), and a
+// request goes to the owner of the first point at or after its key's hash.
+// The points depend only on addresses, so every proxy builds the same ring.
+// While the number of points per endpoint stays the same, removing an
+// endpoint moves exactly its own keys (to the next points' owners) and
+// adding one moves to it only the keys it now owns: about 1/N of them
+// either way. Load over keys follows the share of the ring each endpoint
+// owns, whose relative spread is about 1/√(points per endpoint).
+// Requests without a key go to the owner of a point drawn at random, that
+// is to a uniformly random endpoint. The policy ignores load.
 //
-// Parameters: MinRingSize (default 1024).
+// Parameters: MinRingSize (default 1024), Rand (default math/rand/v2's
+// IntN).
 type RingHash struct {
 	endpoints []*Endpoint
 	points    []uint64
 	owners    []int32
+	rand      func(int) int
+}
+
+// RingHashConfig holds RingHash's parameters.
+type RingHashConfig struct {
+	// MinRingSize is the least number of points on the ring; default
+	// DefaultMinRingSize (1024).
+	MinRingSize int
+	// Rand is the random source for requests without a key, as
+	// Config.Rand; nil means math/rand/v2's IntN.
+	Rand func(n int) int
 }
 
 // DefaultMinRingSize is RingHash's default ring size.
 const DefaultMinRingSize = 1024
 
 // NewRingHash builds the ring for endpoints (not empty). The points of an
-// endpoint depend only on its address, so rings built over overlapping
-// endpoint sets agree on the keys their common endpoints own.
-func NewRingHash(endpoints []*Endpoint, minRingSize int) *RingHash {
+// endpoint depend only on its address (and the points per endpoint), so
+// rings built over overlapping endpoint sets with the same points per
+// endpoint agree on the keys their common endpoints own.
+func NewRingHash(endpoints []*Endpoint, cfg RingHashConfig) *RingHash {
+	minRingSize := cfg.MinRingSize
 	if minRingSize <= 0 {
 		minRingSize = DefaultMinRingSize
 	}
-	// Virtual nodes per endpoint: the share of MinRingSize rounded up to a
-	// power of two, so that adding or removing an endpoint rarely changes
-	// the others' points, and then only the removed endpoint's keys move.
+	// Points per endpoint: the share of MinRingSize rounded up to a power
+	// of two, so that adding or removing an endpoint leaves the others'
+	// points alone unless the share crosses a power of two (then every
+	// endpoint gains or loses half of its points).
 	per := 1
 	for per*len(endpoints) < minRingSize {
 		per *= 2
 	}
-	p := &RingHash{endpoints: endpoints}
+	p := &RingHash{endpoints: endpoints, rand: randOrDefault(cfg.Rand)}
 	type point struct {
 		h     uint64
 		owner int32
@@ -56,7 +79,14 @@ func NewRingHash(endpoints []*Endpoint, minRingSize int) *RingHash {
 			pts = append(pts, point{hash(e.Addr + "_" + strconv.Itoa(v)), int32(i)})
 		}
 	}
-	sort.Slice(pts, func(a, b int) bool { return pts[a].h < pts[b].h })
+	// Equal hashes (unlikely) are ordered by address so that the ring
+	// does not depend on the order endpoints are listed in.
+	slices.SortFunc(pts, func(a, b point) int {
+		return cmp.Or(cmp.Compare(a.h, b.h), cmp.Compare(endpoints[a.owner].Addr, endpoints[b.owner].Addr),
+			cmp.Compare(a.owner, b.owner))
+	})
+	p.points = make([]uint64, 0, len(pts))
+	p.owners = make([]int32, 0, len(pts))
 	for _, pt := range pts {
 		p.points = append(p.points, pt.h)
 		p.owners = append(p.owners, pt.owner)
@@ -64,12 +94,13 @@ func NewRingHash(endpoints []*Endpoint, minRingSize int) *RingHash {
 	return p
 }
 
-// Pick returns the owner of the key's point on the ring.
+// Pick returns the owner of the key's point on the ring (of a random point
+// without a key); Result.Done is nil.
 func (p *RingHash) Pick(info PickInfo) (Result, error) {
-	h := rand.Uint64()
-	if info.Key != "" {
-		h = hash(info.Key)
+	if info.Key == "" {
+		return Result{Endpoint: p.endpoints[p.owners[p.rand(len(p.owners))]]}, nil
 	}
+	h := hash(info.Key)
 	i := sort.Search(len(p.points), func(i int) bool { return p.points[i] >= h })
 	if i == len(p.points) {
 		i = 0
@@ -79,22 +110,41 @@ func (p *RingHash) Pick(info PickInfo) (Result, error) {
 
 // Maglev is Google's Maglev consistent hashing (Eisenbud et al., NSDI
 // 2016): a lookup table of a prime size M filled by letting every endpoint
-// claim slots in the order of its own permutation (offset + j·skip mod M),
-// round by round, so each endpoint owns M/N slots within one and a change
-// of one endpoint moves about 1/N of the keys. Lookups are one modulo.
-// Requests without a key get a random slot.
+// claim slots in the order of its own permutation (offset + j·skip mod M,
+// from xxHash64 of its address), round by round, in the order of their
+// addresses, so that the table does not depend on the order endpoints are
+// listed in. Each endpoint owns ⌊M/N⌋ or ⌈M/N⌉ slots: the load over keys
+// is as even as the keys' hashes. A change of one endpoint moves about 1/N
+// of the keys, but, unlike RingHash, a few keys may also move between
+// endpoints that remain (the paper's "minimal disruption" is approximate).
+// Lookups are one modulo. Requests without a key get a random slot. The
+// policy ignores load.
 //
-// Parameters: TableSize, a prime (default 65537).
+// Parameters: TableSize, a prime at least N (default 65537), Rand
+// (default math/rand/v2's IntN).
 type Maglev struct {
 	endpoints []*Endpoint
 	table     []int32
+	rand      func(int) int
+}
+
+// MaglevConfig holds Maglev's parameters.
+type MaglevConfig struct {
+	// TableSize is the lookup table's size, a prime at least the number
+	// of endpoints; default DefaultMaglevTableSize (65537).
+	TableSize int
+	// Rand is the random source for requests without a key, as
+	// Config.Rand; nil means math/rand/v2's IntN.
+	Rand func(n int) int
 }
 
 // DefaultMaglevTableSize is Maglev's default table size (prime).
 const DefaultMaglevTableSize = 65537
 
-// NewMaglev fills the lookup table for endpoints (not empty).
-func NewMaglev(endpoints []*Endpoint, tableSize int) (*Maglev, error) {
+// NewMaglev fills the lookup table for endpoints (not empty); it fails when
+// cfg.TableSize is not a valid size (see CheckTableSize).
+func NewMaglev(endpoints []*Endpoint, cfg MaglevConfig) (*Maglev, error) {
+	tableSize := cfg.TableSize
 	if tableSize <= 0 {
 		tableSize = DefaultMaglevTableSize
 	}
@@ -103,6 +153,12 @@ func NewMaglev(endpoints []*Endpoint, tableSize int) (*Maglev, error) {
 	}
 	m := uint64(tableSize)
 	n := len(endpoints)
+	// order[r] is the endpoint that claims r-th in each round.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(endpoints[a].Addr, endpoints[b].Addr) })
 	offset := make([]uint64, n)
 	skip := make([]uint64, n)
 	next := make([]uint64, n)
@@ -116,7 +172,7 @@ func NewMaglev(endpoints []*Endpoint, tableSize int) (*Maglev, error) {
 	}
 	filled := 0
 	for filled < tableSize {
-		for i := range n {
+		for _, i := range order {
 			c := (offset[i] + next[i]*skip[i]) % m
 			for table[c] >= 0 {
 				next[i]++
@@ -130,16 +186,16 @@ func NewMaglev(endpoints []*Endpoint, tableSize int) (*Maglev, error) {
 			}
 		}
 	}
-	return &Maglev{endpoints: endpoints, table: table}, nil
+	return &Maglev{endpoints: endpoints, table: table, rand: randOrDefault(cfg.Rand)}, nil
 }
 
-// Pick returns the endpoint of the key's slot.
+// Pick returns the endpoint of the key's slot (of a random slot without a
+// key); Result.Done is nil.
 func (p *Maglev) Pick(info PickInfo) (Result, error) {
-	h := rand.Uint64()
-	if info.Key != "" {
-		h = hash(info.Key)
+	if info.Key == "" {
+		return Result{Endpoint: p.endpoints[p.table[p.rand(len(p.table))]]}, nil
 	}
-	return Result{Endpoint: p.endpoints[p.table[h%uint64(len(p.table))]]}, nil
+	return Result{Endpoint: p.endpoints[p.table[hash(info.Key)%uint64(len(p.table))]]}, nil
 }
 
 // CheckTableSize reports whether size can be a Maglev table for n

@@ -2,43 +2,66 @@ package balancer
 
 import (
 	"math"
-	"math/rand/v2"
 	"sync"
 	"time"
 )
 
-// Random sends each request to an endpoint chosen uniformly at random. It
-// has no parameters.
+// Random sends each request to an endpoint chosen uniformly at random. Its
+// only parameter is the source of randomness.
 type Random struct {
 	endpoints []*Endpoint
+	rand      func(int) int
+}
+
+// RandomConfig holds Random's parameters.
+type RandomConfig struct {
+	// Rand is the random source, as Config.Rand; nil means math/rand/v2's
+	// IntN.
+	Rand func(n int) int
 }
 
 // NewRandom returns a uniform random picker over endpoints (not empty).
-func NewRandom(endpoints []*Endpoint) *Random { return &Random{endpoints: endpoints} }
+func NewRandom(endpoints []*Endpoint, cfg RandomConfig) *Random {
+	return &Random{endpoints: endpoints, rand: randOrDefault(cfg.Rand)}
+}
 
-// Pick returns a random endpoint.
+// Pick returns a random endpoint; Result.Done is nil.
 func (p *Random) Pick(PickInfo) (Result, error) {
-	return Result{Endpoint: p.endpoints[rand.IntN(len(p.endpoints))]}, nil
+	return Result{Endpoint: p.endpoints[p.rand(len(p.endpoints))]}, nil
 }
 
 // LeastRequest sends each request to the endpoint with the fewest requests
-// in flight among ChoiceCount endpoints drawn at random (the "power of two
-// choices" when ChoiceCount is 2, Mitzenmacher 2001), or among all
-// endpoints with FullScan. Ties go to the first drawn. In-flight counts are
-// kept by the picker itself: incremented at Pick, decremented by Done.
+// in flight among ChoiceCount endpoints drawn at random, with replacement
+// (the "power of two choices" when ChoiceCount is 2, Mitzenmacher 2001; as
+// Envoy's least_request), or among all endpoints with FullScan or when
+// there are no more endpoints than ChoiceCount. Ties go to the first drawn
+// (a full scan starts at a random endpoint, so ties spread). In-flight
+// counts are kept on the endpoints: incremented at Pick, decremented by
+// Done, shared by every picker over the same *Endpoint values.
+//
+// With one endpoint of N held busy, it is picked only when all ChoiceCount
+// draws hit it: a share of (1/N)^ChoiceCount.
 //
 // Parameters: ChoiceCount (default 2, at least 2), FullScan (default
-// false).
+// false), Rand (default math/rand/v2's IntN).
 type LeastRequest struct {
 	endpoints   []*Endpoint
+	done        []func(DoneInfo) // done[i] releases endpoints[i]; built once so Pick does not allocate
 	choiceCount int
 	fullScan    bool
+	rand        func(int) int
 }
 
 // LeastRequestConfig holds LeastRequest's parameters.
 type LeastRequestConfig struct {
+	// ChoiceCount is the number of endpoints drawn per pick; default 2,
+	// values below 2 count as 2.
 	ChoiceCount int
-	FullScan    bool
+	// FullScan compares all endpoints instead of drawing; default false.
+	FullScan bool
+	// Rand is the random source, as Config.Rand; nil means math/rand/v2's
+	// IntN.
+	Rand func(n int) int
 }
 
 // NewLeastRequest returns a least-request picker over endpoints (not
@@ -47,31 +70,42 @@ func NewLeastRequest(endpoints []*Endpoint, cfg LeastRequestConfig) *LeastReques
 	if cfg.ChoiceCount < 2 {
 		cfg.ChoiceCount = 2
 	}
-	return &LeastRequest{endpoints: endpoints, choiceCount: cfg.ChoiceCount, fullScan: cfg.FullScan}
+	done := make([]func(DoneInfo), len(endpoints))
+	for i, e := range endpoints {
+		done[i] = e.release
+	}
+	return &LeastRequest{endpoints: endpoints, done: done, choiceCount: cfg.ChoiceCount, fullScan: cfg.FullScan,
+		rand: randOrDefault(cfg.Rand)}
 }
 
-// Pick returns the least loaded of the drawn endpoints.
+// Pick returns the least loaded of the drawn endpoints and counts the
+// request in flight there until Result.Done.
 func (p *LeastRequest) Pick(PickInfo) (Result, error) {
-	var best *Endpoint
+	best := -1
+	var bestLoad int64
 	n := len(p.endpoints)
 	if p.fullScan || n <= p.choiceCount {
-		start := rand.IntN(n) // rotate so ties spread
+		start := p.rand(n) // rotate so ties spread
 		for k := range n {
-			e := p.endpoints[(start+k)%n]
-			if best == nil || e.inflight.Load() < best.inflight.Load() {
-				best = e
+			i := start + k
+			if i >= n {
+				i -= n
+			}
+			if l := p.endpoints[i].inflight.Load(); best < 0 || l < bestLoad {
+				best, bestLoad = i, l
 			}
 		}
 	} else {
 		for range p.choiceCount {
-			e := p.endpoints[rand.IntN(n)]
-			if best == nil || e.inflight.Load() < best.inflight.Load() {
-				best = e
+			i := p.rand(n)
+			if l := p.endpoints[i].inflight.Load(); best < 0 || l < bestLoad {
+				best, bestLoad = i, l
 			}
 		}
 	}
-	best.inflight.Add(1)
-	return Result{Endpoint: best, Done: best.release}, nil
+	e := p.endpoints[best]
+	e.inflight.Add(1)
+	return Result{Endpoint: e, Done: p.done[best]}, nil
 }
 
 // release ends one request counted in flight.
@@ -92,17 +126,23 @@ func (e *Endpoint) release(DoneInfo) { e.inflight.Add(-1) }
 //     again eventually, as in tower.
 //
 // The cost of an endpoint is estimate × (requests in flight + 1). Pick draws
-// two distinct endpoints at random and takes the cheaper one. A failed
-// request (no response) counts as a response at the failure time, so an
-// endpoint that fails fast does not look fast: its estimate is set to at
-// least Penalty. An endpoint seen for the first time starts at DefaultRTT.
+// two distinct endpoints at random and takes the cheaper one (the first
+// drawn on a tie). The round-trip sample is DoneInfo.Latency, which the
+// caller measures. A failed request (DoneInfo.Err set) counts as a response
+// at the failure time, so an endpoint that fails fast does not look fast:
+// its sample is at least Penalty. An endpoint seen for the first time
+// starts at DefaultRTT. Estimates and in-flight counts live on the
+// endpoints, so a rebuilt picker keeps them.
 //
 // Parameters: Decay (default 10s), DefaultRTT for endpoints without
-// observations (default 30ms), Penalty for failures (default 1s).
+// observations (default 30ms), Penalty for failures (default 1s), Rand
+// (default math/rand/v2's IntN).
 // References: Finagle's com.twitter.finagle.loadbalancer.PeakEwma, tower's
 // tower::load::peak_ewma, Linkerd's "Beyond round robin" (2016).
 type PeakEWMA struct {
 	endpoints  []*Endpoint
+	done       []func(DoneInfo) // done[i] finishes a request to endpoints[i]; built once so Pick does not allocate
+	rand       func(int) int
 	decay      float64 // nanoseconds
 	defaultRTT float64
 	penalty    float64
@@ -111,17 +151,29 @@ type PeakEWMA struct {
 
 // PeakEWMAConfig holds PeakEWMA's parameters; zero values take defaults.
 type PeakEWMAConfig struct {
-	Decay      time.Duration
+	// Decay is the EWMA time constant; default DefaultEWMADecay (10s).
+	Decay time.Duration
+	// DefaultRTT is the estimate of an endpoint never observed; default
+	// DefaultEWMARTT (30ms).
 	DefaultRTT time.Duration
-	Penalty    time.Duration
-	// Now replaces the clock in tests.
+	// Penalty is the least sample a failed request counts as; default
+	// DefaultEWMAPenalty (1s).
+	Penalty time.Duration
+	// Now is the clock that dates samples and decay; default time.Now.
+	// Tests replace it.
 	Now func() time.Time
+	// Rand is the random source, as Config.Rand; nil means math/rand/v2's
+	// IntN.
+	Rand func(n int) int
 }
 
 // Defaults of PeakEWMA.
 const (
-	DefaultEWMADecay   = 10 * time.Second
-	DefaultEWMARTT     = 30 * time.Millisecond
+	// DefaultEWMADecay is the default PeakEWMAConfig.Decay.
+	DefaultEWMADecay = 10 * time.Second
+	// DefaultEWMARTT is the default PeakEWMAConfig.DefaultRTT.
+	DefaultEWMARTT = 30 * time.Millisecond
+	// DefaultEWMAPenalty is the default PeakEWMAConfig.Penalty.
 	DefaultEWMAPenalty = time.Second
 )
 
@@ -147,8 +199,13 @@ func NewPeakEWMA(endpoints []*Endpoint, cfg PeakEWMAConfig) *PeakEWMA {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &PeakEWMA{endpoints: endpoints, decay: float64(cfg.Decay), defaultRTT: float64(cfg.DefaultRTT),
-		penalty: float64(cfg.Penalty), now: cfg.Now}
+	p := &PeakEWMA{endpoints: endpoints, rand: randOrDefault(cfg.Rand), decay: float64(cfg.Decay),
+		defaultRTT: float64(cfg.DefaultRTT), penalty: float64(cfg.Penalty), now: cfg.Now}
+	p.done = make([]func(DoneInfo), len(endpoints))
+	for i, e := range endpoints {
+		p.done[i] = func(d DoneInfo) { p.finish(e, d) }
+	}
+	return p
 }
 
 // decayed returns e's estimate at now, decaying it first. The caller holds
@@ -191,34 +248,36 @@ func (p *PeakEWMA) observe(e *Endpoint, rtt float64, now time.Time) {
 	s.mu.Unlock()
 }
 
-// Pick returns the cheaper of two distinct random endpoints.
+// Pick returns the cheaper of two distinct random endpoints and counts the
+// request in flight there until Result.Done.
 func (p *PeakEWMA) Pick(PickInfo) (Result, error) {
 	n := len(p.endpoints)
-	best := p.endpoints[0]
-	now := p.now()
+	best := 0
 	if n > 1 {
-		a := rand.IntN(n)
-		b := rand.IntN(n - 1)
+		now := p.now()
+		a := p.rand(n)
+		b := p.rand(n - 1)
 		if b >= a {
 			b++
 		}
-		ea, eb := p.endpoints[a], p.endpoints[b]
-		best = ea
-		if p.cost(eb, now) < p.cost(ea, now) {
-			best = eb
+		best = a
+		if p.cost(p.endpoints[b], now) < p.cost(p.endpoints[a], now) {
+			best = b
 		}
 	}
-	best.inflight.Add(1)
-	sent := now
-	return Result{Endpoint: best, Done: func(d DoneInfo) {
-		best.inflight.Add(-1)
-		end := p.now()
-		rtt := float64(end.Sub(sent))
-		if d.Err != nil && rtt < p.penalty {
-			rtt = p.penalty
-		}
-		p.observe(best, rtt, end)
-	}}, nil
+	p.endpoints[best].inflight.Add(1)
+	return Result{Endpoint: p.endpoints[best], Done: p.done[best]}, nil
+}
+
+// finish ends a request to e: it is no longer in flight, and its latency
+// (at least the penalty if it failed) is folded into e's estimate.
+func (p *PeakEWMA) finish(e *Endpoint, d DoneInfo) {
+	e.inflight.Add(-1)
+	rtt := float64(max(d.Latency, 0))
+	if d.Err != nil && rtt < p.penalty {
+		rtt = p.penalty
+	}
+	p.observe(e, rtt, p.now())
 }
 
 // Estimate returns e's current round-trip estimate, decayed to now (for

@@ -38,6 +38,9 @@ const (
 	DefaultDrainTimeout    = 10 * time.Second
 	DefaultConnectTimeout  = 1 * time.Second
 	DefaultRouteTimeout    = 15 * time.Second
+	DefaultRetryAttempts   = 2
+	MaxRetryAttempts       = 10
+	DefaultPollInterval    = time.Second
 	DefaultMaxIdlePerHost  = 256
 	DefaultIdleConnTimeout = 90 * time.Second
 )
@@ -52,6 +55,10 @@ type Config struct {
 	DrainTimeout Duration   `yaml:"drain_timeout" json:"drain_timeout"`
 	Listeners    []Listener `yaml:"listeners" json:"listeners"`
 	Clusters     []Cluster  `yaml:"clusters" json:"clusters"`
+	// Kubeconfig is the kubeconfig file of clusters that follow
+	// Kubernetes EndpointSlices; empty uses the in-cluster configuration
+	// of the pod the proxy runs in.
+	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig,omitempty"`
 }
 
 // Listener accepts downstream connections on one address.
@@ -103,6 +110,36 @@ type Route struct {
 	Timeout Duration `yaml:"timeout" json:"timeout"`
 	// RequestHeaders edits the request before it is forwarded.
 	RequestHeaders HeaderOps `yaml:"request_headers" json:"request_headers"`
+	// Retry retries failed attempts; absent means no retries.
+	Retry *Retry `yaml:"retry" json:"retry,omitempty"`
+}
+
+// Retry is a route's retry policy. Retries are bounded by the cluster's
+// retry budget, and a request whose body outgrew BufferLimit is not
+// retried.
+type Retry struct {
+	// Attempts is the most attempts per request, the first included.
+	// Default 2.
+	Attempts int `yaml:"attempts" json:"attempts"`
+	// On lists the failures retried: connect-failure, reset (including a
+	// per-try timeout), 503, unavailable (gRPC UNAVAILABLE). Default
+	// connect-failure, reset, unavailable.
+	On []string `yaml:"on" json:"on"`
+	// PerTryTimeout bounds each attempt; 0 leaves only the route timeout.
+	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout,omitempty"`
+	// Backoff shapes the fully jittered wait before each retry.
+	Backoff Backoff `yaml:"backoff" json:"backoff"`
+	// BufferLimit is how many request body bytes are kept for replay.
+	// Default 65536.
+	BufferLimit int `yaml:"buffer_limit" json:"buffer_limit"`
+}
+
+// Backoff is the wait before retry n: uniform in [0, min(Max, Base·(2^n−1))].
+type Backoff struct {
+	// Base defaults to 25ms.
+	Base Duration `yaml:"base" json:"base"`
+	// Max defaults to 10×Base.
+	Max Duration `yaml:"max" json:"max"`
 }
 
 // Match selects requests. Every condition that is set must hold.
@@ -144,17 +181,73 @@ type Cluster struct {
 	// Protocol towards endpoints: http1, h2c or same. Default same.
 	Protocol string   `yaml:"protocol" json:"protocol"`
 	Balancer Balancer `yaml:"balancer" json:"balancer"`
-	// Endpoints are host:port addresses.
-	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+	// Endpoints are host:port addresses, fixed for the proxy's lifetime.
+	// Exactly one of Endpoints, EndpointsFile and Kubernetes is set.
+	Endpoints []string `yaml:"endpoints" json:"endpoints,omitempty"`
+	// Weights gives endpoints a weight for weighted_round_robin (default
+	// 1), by address.
+	Weights map[string]int `yaml:"weights" json:"weights,omitempty"`
+	// EndpointsFile reads the endpoints from a file that is watched and
+	// re-applied when it changes.
+	EndpointsFile *EndpointsFile `yaml:"endpoints_file" json:"endpoints_file,omitempty"`
+	// Kubernetes follows the EndpointSlices of a Service.
+	Kubernetes *KubernetesEndpoints `yaml:"kubernetes" json:"kubernetes,omitempty"`
+	// OutlierDetection ejects failing endpoints; absent means off.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection" json:"outlier_detection,omitempty"`
+	// RetryBudget bounds the retries of the routes that use the cluster.
+	RetryBudget RetryBudget `yaml:"retry_budget" json:"retry_budget"`
 	// ConnectTimeout bounds dialing an endpoint. Default 1s.
 	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
 	Pool           Pool     `yaml:"pool" json:"pool"`
 }
 
+// EndpointsFile is a watched file of endpoints (see docs/discovery.md).
+type EndpointsFile struct {
+	Path string `yaml:"path" json:"path"`
+	// PollInterval is how often the file is checked. Default 1s.
+	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
+}
+
+// KubernetesEndpoints names the Service whose ready EndpointSlice addresses
+// are the cluster's endpoints.
+type KubernetesEndpoints struct {
+	Namespace string `yaml:"namespace" json:"namespace"`
+	Service   string `yaml:"service" json:"service"`
+	// Port is the EndpointSlice port name; empty takes the only port.
+	Port string `yaml:"port" json:"port,omitempty"`
+}
+
+// OutlierDetection ejects endpoints after runs of failures (see
+// proxy/outlier). Zero values take the defaults.
+type OutlierDetection struct {
+	// Consecutive5xx defaults to 5; -1 disables.
+	Consecutive5xx int `yaml:"consecutive_5xx" json:"consecutive_5xx"`
+	// ConsecutiveGatewayFailure (502, 503, 504, no response) defaults to
+	// 5; -1 disables.
+	ConsecutiveGatewayFailure int `yaml:"consecutive_gateway_failure" json:"consecutive_gateway_failure"`
+	// BaseEjectionTime defaults to 30s; it doubles with each ejection in a
+	// row.
+	BaseEjectionTime Duration `yaml:"base_ejection_time" json:"base_ejection_time"`
+	// MaxEjectionTime defaults to 300s.
+	MaxEjectionTime Duration `yaml:"max_ejection_time" json:"max_ejection_time"`
+	// MaxEjectionPercent defaults to 10; one endpoint can always be
+	// ejected.
+	MaxEjectionPercent int `yaml:"max_ejection_percent" json:"max_ejection_percent"`
+}
+
+// RetryBudget caps concurrent retries at max(MinConcurrency, Ratio × active
+// requests) (see proxy/retry).
+type RetryBudget struct {
+	// Ratio defaults to 0.2.
+	Ratio float64 `yaml:"ratio" json:"ratio"`
+	// MinConcurrency defaults to 3.
+	MinConcurrency int `yaml:"min_concurrency" json:"min_concurrency"`
+}
+
 // Balancer picks the endpoint of each request.
 type Balancer struct {
-	// Policy is the algorithm: round_robin (default), random,
-	// least_request, peak_ewma, ring_hash or maglev.
+	// Policy is the algorithm: peak_ewma (default), round_robin,
+	// weighted_round_robin, random, least_request, ring_hash or maglev.
 	Policy string `yaml:"policy" json:"policy"`
 	// ChoiceCount is how many endpoints least_request compares (default 2).
 	ChoiceCount int `yaml:"choice_count" json:"choice_count,omitempty"`

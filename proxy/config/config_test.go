@@ -44,6 +44,25 @@ func TestParseGoodAndDefaults(t *testing.T) {
 	if got := c.Clusters[0].ConnectTimeout.D(); got != config.DefaultConnectTimeout {
 		t.Errorf("connect timeout default = %v", got)
 	}
+	if got := c.Clusters[0].RetryBudget; got.Ratio != 0.2 || got.MinConcurrency != 3 {
+		t.Errorf("retry budget defaults = %+v", got)
+	}
+	d, err := config.Parse("proxy.yaml", []byte(strings.NewReplacer(
+		"policy: round_robin", "policy: ''",
+		"timeout: 2s", "timeout: 2s\n    retry: {}",
+		"endpoints: [", "outlier_detection: {}\n  endpoints: [").Replace(good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Clusters[0].Balancer.Policy; got != "peak_ewma" {
+		t.Errorf("default policy %q, want peak_ewma", got)
+	}
+	if r := d.Listeners[0].Routes[0].Retry; r.Attempts != 2 || strings.Join(r.On, ",") != "connect-failure,reset,unavailable" || r.BufferLimit != 64<<10 || r.Backoff.Base.D() != 25*time.Millisecond || r.Backoff.Max.D() != 250*time.Millisecond {
+		t.Errorf("retry defaults = %+v", r)
+	}
+	if od := d.Clusters[0].OutlierDetection; od.Consecutive5xx != 5 || od.ConsecutiveGatewayFailure != 5 || od.BaseEjectionTime.D() != 30*time.Second || od.MaxEjectionTime.D() != 300*time.Second || od.MaxEjectionPercent != 10 {
+		t.Errorf("outlier detection defaults = %+v", od)
+	}
 	js, err := c.JSON()
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +137,24 @@ func TestErrors(t *testing.T) {
 		{"no listeners", "clusters: []\n", []string{"listeners: at least one listener is required"}},
 		{"bad admin", strings.Replace(good, "127.0.0.1:9901", "localhost", 1),
 			[]string{`proxy.yaml:1: admin: "localhost": missing port in address`}},
+		{"two endpoint sources", strings.Replace(good, "endpoints: [", "endpoints_file: {path: /x}\n  endpoints: [", 1),
+			[]string{"clusters[0]: exactly one of endpoints, endpoints_file and kubernetes is required"}},
+		{"no endpoint source", strings.Replace(good, "  endpoints: [127.0.0.1:8080, 127.0.0.1:8081]\n", "", 1),
+			[]string{"clusters[0]: exactly one of endpoints, endpoints_file and kubernetes is required"}},
+		{"missing endpoints file", strings.Replace(good, "endpoints: [127.0.0.1:8080, 127.0.0.1:8081]", "endpoints_file: {path: /nonexistent/eps.yaml}", 1),
+			[]string{"clusters[0].endpoints_file.path: open /nonexistent/eps.yaml: no such file or directory"}},
+		{"kubernetes names", strings.Replace(good, "endpoints: [127.0.0.1:8080, 127.0.0.1:8081]", "kubernetes: {namespace: Default, service: ''}", 1),
+			[]string{`clusters[0].kubernetes.namespace: "Default": a namespace name (DNS label) is required`, `clusters[0].kubernetes.service: "": a service name`}},
+		{"weights need weighted round robin", strings.Replace(good, "endpoints: [", "weights: {127.0.0.1:8080: 2}\n  endpoints: [", 1),
+			[]string{"clusters[0].weights: apply to weighted_round_robin only"}},
+		{"weight of an unknown endpoint", strings.Replace(strings.Replace(good, "policy: round_robin", "policy: weighted_round_robin", 1), "endpoints: [", "weights: {127.0.0.1:9999: 0}\n  endpoints: [", 1),
+			[]string{"clusters[0].weights.127.0.0.1:9999: 0: a weight is at least 1", "clusters[0].weights.127.0.0.1:9999: not one of the cluster's endpoints"}},
+		{"outlier detection values", strings.Replace(good, "endpoints: [", "outlier_detection: {consecutive_5xx: -2, base_ejection_time: 10s, max_ejection_time: 5s, max_ejection_percent: 101}\n  endpoints: [", 1),
+			[]string{"clusters[0].outlier_detection.consecutive_5xx: -2: a count, or -1 to disable", "clusters[0].outlier_detection.max_ejection_time: must be at least base_ejection_time", "clusters[0].outlier_detection.max_ejection_percent: 101: a percentage"}},
+		{"retry budget ratio", strings.Replace(good, "endpoints: [", "retry_budget: {ratio: 1.5}\n  endpoints: [", 1),
+			[]string{"clusters[0].retry_budget.ratio: 1.5: must be in (0, 1]"}},
+		{"retry policy", strings.Replace(good, "timeout: 2s", "timeout: 2s\n    retry: {attempts: 11, on: [5xx], per_try_timeout: -1s}", 1),
+			[]string{"listeners[0].routes[0].retry.attempts: 11: between 1 and 10", `listeners[0].routes[0].retry.on: "5xx": unknown condition`, "listeners[0].routes[0].retry.per_try_timeout: must be positive"}},
 		{"field twice", strings.Replace(good, "  protocol: auto\n", "  protocol: auto\n  protocol: http1\n", 1),
 			[]string{"listeners[0].protocol: field given twice"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/meshbench/meshbench/internal/yamlstrict"
 	"github.com/meshbench/meshbench/proxy/balancer"
+	"github.com/meshbench/meshbench/proxy/discovery"
+	"github.com/meshbench/meshbench/proxy/outlier"
+	"github.com/meshbench/meshbench/proxy/retry"
 )
 
 var errNotDuration = errors.New("not a duration (examples: 250ms, 2s, 1m30s)")
@@ -81,6 +85,23 @@ func (c *Config) setDefaults() {
 			if r.Timeout == 0 {
 				r.Timeout = Duration(DefaultRouteTimeout)
 			}
+			if rt := r.Retry; rt != nil {
+				if rt.Attempts == 0 {
+					rt.Attempts = DefaultRetryAttempts
+				}
+				if rt.On == nil {
+					rt.On = []string{retry.OnConnectFailure, retry.OnReset, retry.OnUnavailable}
+				}
+				if rt.Backoff.Base == 0 {
+					rt.Backoff.Base = Duration(retry.DefaultBackoffBase)
+				}
+				if rt.Backoff.Max == 0 {
+					rt.Backoff.Max = 10 * rt.Backoff.Base
+				}
+				if rt.BufferLimit == 0 {
+					rt.BufferLimit = retry.DefaultBufferLimit
+				}
+			}
 		}
 	}
 	for i := range c.Clusters {
@@ -89,7 +110,7 @@ func (c *Config) setDefaults() {
 			cl.Protocol = UpstreamSame
 		}
 		if cl.Balancer.Policy == "" {
-			cl.Balancer.Policy = balancer.PolicyRoundRobin
+			cl.Balancer.Policy = balancer.PolicyPeakEWMA
 		}
 		if cl.ConnectTimeout == 0 {
 			cl.ConnectTimeout = Duration(DefaultConnectTimeout)
@@ -99,6 +120,32 @@ func (c *Config) setDefaults() {
 		}
 		if cl.Pool.IdleTimeout == 0 {
 			cl.Pool.IdleTimeout = Duration(DefaultIdleConnTimeout)
+		}
+		if f := cl.EndpointsFile; f != nil && f.PollInterval == 0 {
+			f.PollInterval = Duration(DefaultPollInterval)
+		}
+		if od := cl.OutlierDetection; od != nil {
+			if od.Consecutive5xx == 0 {
+				od.Consecutive5xx = outlier.DefaultConsecutive5xx
+			}
+			if od.ConsecutiveGatewayFailure == 0 {
+				od.ConsecutiveGatewayFailure = outlier.DefaultConsecutiveGatewayFailure
+			}
+			if od.BaseEjectionTime == 0 {
+				od.BaseEjectionTime = Duration(outlier.DefaultBaseEjectionTime)
+			}
+			if od.MaxEjectionTime == 0 {
+				od.MaxEjectionTime = Duration(max(outlier.DefaultMaxEjectionTime, od.BaseEjectionTime.D()))
+			}
+			if od.MaxEjectionPercent == 0 {
+				od.MaxEjectionPercent = outlier.DefaultMaxEjectionPercent
+			}
+		}
+		if cl.RetryBudget.Ratio == 0 {
+			cl.RetryBudget.Ratio = retry.DefaultBudgetRatio
+		}
+		if cl.RetryBudget.MinConcurrency == 0 {
+			cl.RetryBudget.MinConcurrency = retry.DefaultBudgetMinConcurrency
 		}
 	}
 }
@@ -224,6 +271,7 @@ func (v *validator) route(p string, r *Route, clusters map[string]bool) {
 	} else if !clusters[r.Cluster] {
 		v.fail(p+".cluster", "%q: no cluster has this name", r.Cluster)
 	}
+	v.retry(p+".retry", r.Retry)
 	m := r.Match
 	if a := m.Authority; a != "" && a != "*" {
 		host := strings.TrimPrefix(a, "*.")
@@ -307,7 +355,7 @@ func (v *validator) cluster(p string, c *Cluster) {
 	if b.TableSize != 0 {
 		if b.Policy != balancer.PolicyMaglev {
 			v.fail(p+".balancer.table_size", "applies to maglev only")
-		} else if err := balancer.CheckTableSize(b.TableSize, len(c.Endpoints)); err != nil {
+		} else if err := balancer.CheckTableSize(b.TableSize, max(1, len(c.Endpoints))); err != nil {
 			v.fail(p+".balancer.table_size", "%v", err)
 		}
 	}
@@ -323,7 +371,45 @@ func (v *validator) cluster(p string, c *Cluster) {
 	if b.Decay < 0 || b.DefaultRTT < 0 {
 		v.fail(p+".balancer", "decay and default_rtt must be positive")
 	}
-	if len(c.Endpoints) == 0 {
+	v.endpoints(p, c)
+	v.outlier(p+".outlier_detection", c.OutlierDetection)
+	if rb := c.RetryBudget; rb.Ratio < 0 || rb.Ratio > 1 {
+		v.fail(p+".retry_budget.ratio", "%v: must be in (0, 1]", rb.Ratio)
+	}
+	if c.RetryBudget.MinConcurrency < 0 {
+		v.fail(p+".retry_budget.min_concurrency", "must not be negative")
+	}
+	if c.ConnectTimeout < 0 {
+		v.fail(p+".connect_timeout", "must be positive")
+	}
+	if c.Pool.MaxConnsPerEndpoint < 0 {
+		v.fail(p+".pool.max_conns_per_endpoint", "must not be negative")
+	}
+	if c.Pool.MaxIdlePerEndpoint < 0 {
+		v.fail(p+".pool.max_idle_per_endpoint", "must not be negative")
+	}
+	if c.Pool.IdleTimeout < 0 {
+		v.fail(p+".pool.idle_timeout", "must be positive")
+	}
+}
+
+// endpoints checks that a cluster has exactly one endpoint source and that
+// the source is well formed.
+func (v *validator) endpoints(p string, c *Cluster) {
+	sources := 0
+	if c.Endpoints != nil {
+		sources++
+	}
+	if c.EndpointsFile != nil {
+		sources++
+	}
+	if c.Kubernetes != nil {
+		sources++
+	}
+	if sources != 1 {
+		v.fail(p, "exactly one of endpoints, endpoints_file and kubernetes is required")
+	}
+	if c.Endpoints != nil && len(c.Endpoints) == 0 {
 		v.fail(p+".endpoints", "at least one endpoint is required")
 	}
 	seen := map[string]bool{}
@@ -338,18 +424,95 @@ func (v *validator) cluster(p string, c *Cluster) {
 		}
 		seen[e] = true
 	}
-	if c.ConnectTimeout < 0 {
-		v.fail(p+".connect_timeout", "must be positive")
+	if len(c.Weights) > 0 {
+		if c.Balancer.Policy != balancer.PolicyWeightedRoundRobin {
+			v.fail(p+".weights", "apply to weighted_round_robin only")
+		}
+		if c.Endpoints == nil {
+			v.fail(p+".weights", "apply to static endpoints; an endpoints file carries its own")
+		}
+		for _, addr := range slices.Sorted(maps.Keys(c.Weights)) {
+			if w := c.Weights[addr]; w < 1 {
+				v.fail(p+".weights."+addr, "%d: a weight is at least 1", w)
+			}
+			if c.Endpoints != nil && !seen[addr] {
+				v.fail(p+".weights."+addr, "not one of the cluster's endpoints")
+			}
+		}
 	}
-	if c.Pool.MaxConnsPerEndpoint < 0 {
-		v.fail(p+".pool.max_conns_per_endpoint", "must not be negative")
+	if f := c.EndpointsFile; f != nil {
+		if f.Path == "" {
+			v.fail(p+".endpoints_file.path", "required")
+		} else if data, err := os.ReadFile(f.Path); err != nil {
+			v.fail(p+".endpoints_file.path", "%v", err)
+		} else if _, err := discovery.ParseFile(f.Path, data); err != nil {
+			v.fail(p+".endpoints_file.path", "%v", err)
+		}
+		if f.PollInterval < 0 {
+			v.fail(p+".endpoints_file.poll_interval", "must be positive")
+		}
 	}
-	if c.Pool.MaxIdlePerEndpoint < 0 {
-		v.fail(p+".pool.max_idle_per_endpoint", "must not be negative")
+	if k := c.Kubernetes; k != nil {
+		if !dnsLabel(k.Namespace) {
+			v.fail(p+".kubernetes.namespace", "%q: a namespace name (DNS label) is required", k.Namespace)
+		}
+		if !dnsLabel(k.Service) {
+			v.fail(p+".kubernetes.service", "%q: a service name (DNS label) is required", k.Service)
+		}
 	}
-	if c.Pool.IdleTimeout < 0 {
-		v.fail(p+".pool.idle_timeout", "must be positive")
+}
+
+// outlier checks an outlier_detection block.
+func (v *validator) outlier(p string, od *OutlierDetection) {
+	if od == nil {
+		return
 	}
+	if od.Consecutive5xx < -1 {
+		v.fail(p+".consecutive_5xx", "%d: a count, or -1 to disable", od.Consecutive5xx)
+	}
+	if od.ConsecutiveGatewayFailure < -1 {
+		v.fail(p+".consecutive_gateway_failure", "%d: a count, or -1 to disable", od.ConsecutiveGatewayFailure)
+	}
+	if od.BaseEjectionTime < 0 {
+		v.fail(p+".base_ejection_time", "must be positive")
+	}
+	if od.MaxEjectionTime < od.BaseEjectionTime {
+		v.fail(p+".max_ejection_time", "must be at least base_ejection_time")
+	}
+	if od.MaxEjectionPercent < 0 || od.MaxEjectionPercent > 100 {
+		v.fail(p+".max_ejection_percent", "%d: a percentage, 1 to 100", od.MaxEjectionPercent)
+	}
+}
+
+// retry checks a route's retry block.
+func (v *validator) retry(p string, r *Retry) {
+	if r == nil {
+		return
+	}
+	if r.Attempts < 1 || r.Attempts > MaxRetryAttempts {
+		v.fail(p+".attempts", "%d: between 1 and %d", r.Attempts, MaxRetryAttempts)
+	}
+	if _, bad := retry.ParseConditions(r.On); bad != "" {
+		v.fail(p+".on", "%q: unknown condition (known: %s, %s, %s, %s)", bad, retry.OnConnectFailure, retry.OnReset, retry.On503, retry.OnUnavailable)
+	}
+	if r.PerTryTimeout < 0 {
+		v.fail(p+".per_try_timeout", "must be positive")
+	}
+	if r.Backoff.Base < 0 || r.Backoff.Max < r.Backoff.Base {
+		v.fail(p+".backoff", "base must be positive and max at least base")
+	}
+	if r.BufferLimit < 0 {
+		v.fail(p+".buffer_limit", "must not be negative")
+	}
+}
+
+// dnsLabel reports whether s is an RFC 1123 label, as Kubernetes names
+// namespaces and services.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }
 
 // checkHostPort returns "" when s is host:port with a valid port and a host

@@ -456,3 +456,27 @@ func (c *Client) CloseIdleConnections() {
 		c.discard(cn)
 	}
 }
+
+// CloseIdleFor closes the idle connections to addr, an endpoint that left
+// its cluster, and forgets the endpoint once no connection to it remains.
+// Connections in use finish their exchange; released to the pool, they
+// close after IdleTimeout like any idle connection.
+func (c *Client) CloseIdleFor(addr string) {
+	c.mu.Lock()
+	h := c.hosts[addr]
+	if h == nil {
+		c.mu.Unlock()
+		return
+	}
+	idle := h.idle
+	h.idle = nil
+	c.mu.Unlock()
+	for _, cn := range idle {
+		c.discard(cn)
+	}
+	c.mu.Lock()
+	if h.open == 0 && len(h.waiters) == 0 {
+		delete(c.hosts, addr)
+	}
+	c.mu.Unlock()
+}

@@ -25,14 +25,13 @@ type Metrics struct {
 	// collectors; the admin server serves it on /metrics.
 	Registry *prometheus.Registry
 
-	requests    *prometheus.CounterVec
-	responses   *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
-	tcpOpen     *prometheus.GaugeVec
-	tcpOpened   *prometheus.CounterVec
-	tcpRead     *prometheus.CounterVec
-	tcpWrite    *prometheus.CounterVec
-	upstreamReq *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	responses *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	tcpOpen   *prometheus.GaugeVec
+	tcpOpened *prometheus.CounterVec
+	tcpRead   *prometheus.CounterVec
+	tcpWrite  *prometheus.CounterVec
 }
 
 // New creates and registers every series.
@@ -62,11 +61,8 @@ func New() *Metrics {
 		tcpWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcp_write_bytes_total", Help: "Bytes written to downstream connections.",
 		}, []string{"direction", "listener"}),
-		upstreamReq: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "upstream_requests_total", Help: "Requests sent to each endpoint.",
-		}, []string{"cluster", "endpoint"}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpOpened, m.tcpRead, m.tcpWrite, m.upstreamReq,
+	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpOpened, m.tcpRead, m.tcpWrite,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -86,9 +82,72 @@ func (m *Metrics) Listener(direction, name string) *Listener {
 	}
 }
 
-// Endpoint returns the request counter of one endpoint of a cluster.
-func (m *Metrics) Endpoint(cluster, addr string) prometheus.Counter {
-	return m.upstreamReq.WithLabelValues(cluster, addr)
+// ClusterState is what a cluster reports at each scrape.
+type ClusterState struct {
+	Cluster string
+	// RetryBudgetExhausted counts retries the cluster's budget refused.
+	RetryBudgetExhausted uint64
+	Endpoints            []EndpointState
+}
+
+// EndpointState is one endpoint's counters and gauges at a scrape.
+type EndpointState struct {
+	Addr      string
+	Requests  uint64 // attempts sent, retries included
+	Retries   uint64 // attempts that were retries
+	Active    int64  // attempts in flight
+	Ejections uint64 // times ejected by outlier detection
+	Ejected   bool
+	// RTTEstimate is the peak-EWMA round-trip estimate; negative when the
+	// cluster's policy keeps none.
+	RTTEstimate time.Duration
+}
+
+var (
+	descEndpointRequests = prometheus.NewDesc("upstream_requests_total", "Attempts sent to each endpoint, retries included.", []string{"cluster", "endpoint"}, nil)
+	descEndpointRetries  = prometheus.NewDesc("upstream_retries_total", "Attempts sent to each endpoint that were retries.", []string{"cluster", "endpoint"}, nil)
+	descEndpointActive   = prometheus.NewDesc("upstream_active_requests", "Attempts in flight to each endpoint.", []string{"cluster", "endpoint"}, nil)
+	descEndpointEjects   = prometheus.NewDesc("upstream_ejections_total", "Times each endpoint was ejected by outlier detection.", []string{"cluster", "endpoint"}, nil)
+	descEndpointEjected  = prometheus.NewDesc("upstream_ejected", "1 while the endpoint is ejected, else 0.", []string{"cluster", "endpoint"}, nil)
+	descEndpointRTT      = prometheus.NewDesc("upstream_rtt_estimate_ms", "The peak-EWMA round-trip estimate of each endpoint, in milliseconds.", []string{"cluster", "endpoint"}, nil)
+	descBudgetExhausted  = prometheus.NewDesc("upstream_retry_budget_exhausted_total", "Retries refused by the cluster's retry budget.", []string{"cluster"}, nil)
+)
+
+// clusterCollector turns ClusterStates into series at scrape time, so the
+// series follow the endpoint set as discovery changes it: an endpoint that
+// left the cluster leaves the exposition.
+type clusterCollector struct{ states func() []ClusterState }
+
+func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descEndpointRequests, descEndpointRetries, descEndpointActive, descEndpointEjects, descEndpointEjected, descEndpointRTT, descBudgetExhausted} {
+		ch <- d
+	}
+}
+
+func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, cs := range c.states() {
+		ch <- prometheus.MustNewConstMetric(descBudgetExhausted, prometheus.CounterValue, float64(cs.RetryBudgetExhausted), cs.Cluster)
+		for _, e := range cs.Endpoints {
+			ch <- prometheus.MustNewConstMetric(descEndpointRequests, prometheus.CounterValue, float64(e.Requests), cs.Cluster, e.Addr)
+			ch <- prometheus.MustNewConstMetric(descEndpointRetries, prometheus.CounterValue, float64(e.Retries), cs.Cluster, e.Addr)
+			ch <- prometheus.MustNewConstMetric(descEndpointActive, prometheus.GaugeValue, float64(e.Active), cs.Cluster, e.Addr)
+			ch <- prometheus.MustNewConstMetric(descEndpointEjects, prometheus.CounterValue, float64(e.Ejections), cs.Cluster, e.Addr)
+			ejected := 0.0
+			if e.Ejected {
+				ejected = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descEndpointEjected, prometheus.GaugeValue, ejected, cs.Cluster, e.Addr)
+			if e.RTTEstimate >= 0 {
+				ch <- prometheus.MustNewConstMetric(descEndpointRTT, prometheus.GaugeValue, float64(e.RTTEstimate)/float64(time.Millisecond), cs.Cluster, e.Addr)
+			}
+		}
+	}
+}
+
+// WatchClusters registers the per-endpoint series; states is called at
+// every scrape and must be safe for concurrent use.
+func (m *Metrics) WatchClusters(states func() []ClusterState) {
+	m.Registry.MustRegister(clusterCollector{states: states})
 }
 
 // Route is the resolved request and response series of one route. Response
