@@ -1,0 +1,142 @@
+package scenarios
+
+import (
+	"context"
+	"time"
+
+	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/reports"
+)
+
+// Topologies.
+const (
+	Baseline      = "baseline"       // no proxy: the client talks to the pods
+	Sidecar       = "sidecar"        // client sidecar -> server sidecar -> app
+	DaemonSet     = "daemonset"      // client's node proxy -> server's node proxy -> app
+	ClientSidecar = "client-sidecar" // client sidecar -> app
+	ServerSidecar = "server-sidecar" // client -> server sidecar -> app
+)
+
+// Well-known ports of a pod (each pod has its own address) and of a node
+// proxy (on the node's address).
+const (
+	PortHTTP     = 8080 // the app's HTTP/1.1 + h2c port
+	PortGRPC     = 9090 // the app's gRPC port
+	PortOutbound = 4140 // a proxy's outbound listener
+	PortInbound  = 4143 // a proxy's inbound listener
+	PortAdmin    = 9901 // a proxy's admin listener
+)
+
+// DstHeader carries the chosen destination pod from the outbound proxy to
+// the node proxy that delivers to it (daemonset topology).
+const DstHeader = "X-Meshbench-Dst"
+
+// Plan is a cell made concrete: what runs where and how it is wired. It is
+// platform-neutral: addresses are the plan's own (the local platform uses
+// them as they are; a Kubernetes platform maps pods and nodes to its own).
+type Plan struct {
+	Scenario string
+	Cell     reports.CellInfo
+	Nodes    []Node
+	Pods     []Pod
+	// Proxies lists every proxy instance: sidecars and node proxies.
+	Proxies []Proxy
+	Load    LoadPlan
+	Events  []Event
+}
+
+// Node is one machine of the simulated cluster.
+type Node struct {
+	Name string // node-0, node-1, ...
+	Addr string // the node's address (the node proxy listens on it)
+}
+
+// Pod is one replica of a service.
+type Pod struct {
+	Name    string // <service>-<replica>
+	Service string
+	Replica int
+	Node    string
+	Addr    string // the pod's own address
+	// Backend is the app's personality; nil for the load generator's pod.
+	Backend *BackendSpec
+	// Sidecar names the pod's sidecar proxy in Plan.Proxies, or is empty.
+	Sidecar string
+}
+
+// BackendSpec is a backend's personality (see package backends).
+type BackendSpec struct {
+	Latency      string  `yaml:"latency" json:"latency,omitempty"`
+	ErrorRate    float64 `yaml:"error_rate" json:"error_rate,omitempty"`
+	ResponseSize int     `yaml:"response_size" json:"response_size,omitempty"`
+	Concurrency  int     `yaml:"concurrency" json:"concurrency,omitempty"`
+}
+
+// Proxy is one proxy instance and its configuration.
+type Proxy struct {
+	Name   string // sidecar-<pod> or node-<n>
+	Kind   string // sidecar or node
+	Node   string
+	Pod    string // the pod of a sidecar; empty for a node proxy
+	Addr   string // where it listens (the pod's or the node's address)
+	Admin  string // host:port of its admin listener
+	Config *config.Config
+}
+
+// Proxy kinds.
+const (
+	KindSidecar = "sidecar"
+	KindNode    = "node"
+)
+
+// LoadPlan is the load of a cell, from the client pod.
+type LoadPlan struct {
+	ClientPod string
+	Protocol  string // http1, h2c or grpc
+	// Targets are where the load generator connects: the client's outbound
+	// proxy, or the destination pods (or their inbound sidecars) when the
+	// client has no proxy; connections are spread over them.
+	Targets []string
+	// Authority is the Host / :authority the requests carry: the service
+	// name, which the proxies route on.
+	Authority   string
+	Rate        float64 // requests/s; 0 = closed loop
+	Connections int
+	Streams     int // per connection for h2c and gRPC
+	Duration    time.Duration
+	Warmup      time.Duration
+	Timeout     time.Duration
+}
+
+// Event changes a backend's personality during the measured part.
+type Event struct {
+	At      time.Duration // from the start of the measured part
+	Pod     string
+	Backend BackendSpec
+}
+
+// Platform realizes Plans; the shape follows DESIGN.md (Deploy, Run,
+// Resources, Teardown). The runner calls Deploy, Run and Resources in that
+// order for every cell, and Teardown on every exit path, also after a
+// failed Deploy or Run; Teardown must be safe to call twice.
+type Platform interface {
+	// Name is local, kind or kube.
+	Name() string
+	// Deploy starts everything the plan describes and returns when all of
+	// it is ready to take load. dir is the cell's results directory: logs
+	// and generated files go there.
+	Deploy(ctx context.Context, p *Plan, dir string) error
+	// Run runs the deployed plan's load and applies its events. It returns
+	// the load generator's result and the events applied (the rest of the
+	// CellResult is the runner's), and writes the HdrHistogram interval log
+	// to dir/latency.hlog.
+	Run(ctx context.Context) (*reports.CellResult, error)
+	// Resources returns the proxies' CPU and memory over the last Run's
+	// measured part and each proxy's /metrics, scraped after the load.
+	Resources(ctx context.Context) (reports.Resources, []reports.ProxyMetrics, error)
+	// Teardown stops everything Deploy started.
+	Teardown(ctx context.Context) error
+	// Facts describes the platform for the run's record (node count; on
+	// Kubernetes the version and node image).
+	Facts() map[string]any
+}
