@@ -192,6 +192,15 @@ type Cluster struct {
 	EndpointsFile *EndpointsFile `yaml:"endpoints_file" json:"endpoints_file,omitempty"`
 	// Kubernetes follows the EndpointSlices of a Service.
 	Kubernetes *KubernetesEndpoints `yaml:"kubernetes" json:"kubernetes,omitempty"`
+	// OriginalDst takes each request's endpoint from a request header
+	// instead of a balancer: the receiving side of Via (a node proxy
+	// delivering to the pod the sender chose).
+	OriginalDst *OriginalDst `yaml:"original_dst" json:"original_dst,omitempty"`
+	// Via sends requests for some endpoints through a gateway: the
+	// balancer picks the endpoint, the connection goes to the gateway, and
+	// the endpoint travels in a header (daemonset topology: the node proxy
+	// of the chosen pod's node).
+	Via *Via `yaml:"via" json:"via,omitempty"`
 	// OutlierDetection ejects failing endpoints; absent means off.
 	OutlierDetection *OutlierDetection `yaml:"outlier_detection" json:"outlier_detection,omitempty"`
 	// RetryBudget bounds the retries of the routes that use the cluster.
@@ -207,6 +216,30 @@ type EndpointsFile struct {
 	// PollInterval is how often the file is checked. Default 1s.
 	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
 }
+
+// Via routes endpoints through gateways.
+type Via struct {
+	// Header carries the chosen endpoint. Default X-Meshbench-Dst.
+	Header string `yaml:"header" json:"header"`
+	// Gateways maps an endpoint address to the address to connect to
+	// instead; endpoints not listed are reached directly.
+	Gateways map[string]string `yaml:"gateways" json:"gateways"`
+}
+
+// OriginalDst is an endpoint source that reads the destination from a
+// header set by the sending proxy (see Via). The header is removed before
+// the request is forwarded.
+type OriginalDst struct {
+	// Header names the destination. Default X-Meshbench-Dst.
+	Header string `yaml:"header" json:"header"`
+	// Allowed lists the destinations this proxy may deliver to; any other
+	// value is refused (403, gRPC PERMISSION_DENIED). Required: a node
+	// proxy delivers only to the pods of its node.
+	Allowed []string `yaml:"allowed" json:"allowed"`
+}
+
+// DefaultDstHeader is the default header of Via and OriginalDst.
+const DefaultDstHeader = "X-Meshbench-Dst"
 
 // KubernetesEndpoints names the Service whose ready EndpointSlice addresses
 // are the cluster's endpoints.
