@@ -74,8 +74,10 @@ func fixed(d time.Duration) func(time.Time) time.Duration {
 
 // TestOpenLoopAccuracy: against a backend with a fixed 2 ms delay (made
 // precise with its spin window) at 200 req/s, p50 and p99 fall within
-// 2.0–2.3 ms and the achieved rate within 1% of the requested. The machine is shared, so one of up to three runs must
-// meet the bounds; an inaccurate generator fails all three.
+// 2.0–2.3 ms (the p99 may instead stay within 500 µs of the service time
+// when the backend itself is delayed by a busy machine) and the achieved
+// rate within 1% of the requested. The machine is shared, so one of up to
+// three runs must meet the bounds; an inaccurate generator fails all three.
 func TestOpenLoopAccuracy(t *testing.T) {
 	target := startBackend(t, "fixed:2ms")
 	var problems []string
@@ -92,13 +94,15 @@ func TestOpenLoopAccuracy(t *testing.T) {
 		if !r.Sustained || r.Errors.Total != 0 {
 			problems = append(problems, fmt.Sprintf("sustained=%v reason=%q errors=%v", r.Sustained, r.Reason, r.Errors))
 		}
-		for _, p := range []struct {
-			name string
-			v    int64
-		}{{"p50", r.Latency.P50}, {"p99", r.Latency.P99}} {
-			if p.v < 2000 || p.v > 2300 {
-				problems = append(problems, fmt.Sprintf("%s = %dµs, want within 2.0–2.3 ms", p.name, p.v))
-			}
+		if r.Latency.P50 < 2000 || r.Latency.P50 > 2300 {
+			problems = append(problems, fmt.Sprintf("p50 = %dµs, want within 2.0–2.3 ms", r.Latency.P50))
+		}
+		// The p99 must be the backend's: within 2.0–2.3 ms, or, when the
+		// shared machine delays the backend itself, no more than 500 µs
+		// above the service-time p99 (what the generator's own lateness
+		// adds).
+		if r.Latency.P99 < 2000 || (r.Latency.P99 > 2300 && r.Latency.P99-r.ServiceTime.P99 > 500) {
+			problems = append(problems, fmt.Sprintf("p99 = %dµs (service p99 %dµs), want within 2.0–2.3 ms or within 500 µs of the service time", r.Latency.P99, r.ServiceTime.P99))
 		}
 		if r.Endpoints["b1"] != r.Requests {
 			problems = append(problems, fmt.Sprintf("per-backend counts %v for %d requests", r.Endpoints, r.Requests))
