@@ -29,8 +29,9 @@ type Options struct {
 	ReadBufferSize, WriteBufferSize int
 }
 
-// Client is a pool of HTTP/1.1 connections keyed by endpoint address. It
-// implements http.RoundTripper for requests whose URL host is the endpoint.
+// Client is a pool of HTTP/1.1 connections keyed by the address dialed, the
+// request URL's host: an endpoint, or a gateway that several endpoints
+// share. It implements http.RoundTripper.
 type Client struct {
 	opts  Options
 	mu    sync.Mutex
@@ -308,7 +309,14 @@ func (b *body) finish(complete bool) {
 		case err := <-b.bodyDone:
 			reuse = reuse && err == nil
 		default:
-			reuse = false
+			if reuse {
+				// The response is whole but the writer has not yet said
+				// that the request body is: usually it is a moment from
+				// doing so. Settle the connection when it does, or close
+				// it after a grace period.
+				go b.c.settle(b.cn, b.bodyDone)
+				return
+			}
 		}
 	}
 	if reuse {
@@ -316,6 +324,27 @@ func (b *body) finish(complete bool) {
 	} else {
 		b.c.discard(b.cn)
 	}
+}
+
+// bodyGrace is how long a connection whose response ended waits for its
+// request body to finish being written before it is closed instead of
+// reused.
+const bodyGrace = 250 * time.Millisecond
+
+// settle returns cn to the pool once its request body is written whole, or
+// closes it if that fails or takes longer than bodyGrace.
+func (c *Client) settle(cn *conn, bodyDone <-chan error) {
+	t := time.NewTimer(bodyGrace)
+	defer t.Stop()
+	select {
+	case err := <-bodyDone:
+		if err == nil {
+			c.put(cn)
+			return
+		}
+	case <-t.C:
+	}
+	c.discard(cn)
 }
 
 func (c *Client) hostOf(addr string) *host {
@@ -457,8 +486,9 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
-// CloseIdleFor closes the idle connections to addr, an endpoint that left
-// its cluster, and forgets the endpoint once no connection to it remains.
+// CloseIdleFor closes the idle connections to addr, an endpoint (or a
+// gateway) no longer used by its cluster, and forgets the address once no
+// connection to it remains.
 // Connections in use finish their exchange; released to the pool, they
 // close after IdleTimeout like any idle connection.
 func (c *Client) CloseIdleFor(addr string) {
