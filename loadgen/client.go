@@ -34,7 +34,6 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 	if s.Protocol == GRPC {
 		return newGRPCClients(ctx, s, tlsConf)
 	}
-	u, _ := url.Parse(s.Target) // checked by normalize
 	body := bytes.Repeat([]byte("x"), s.BodySize)
 	hdr := s.Header.Clone()
 	if hdr == nil {
@@ -43,7 +42,12 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 	if _, ok := hdr["User-Agent"]; !ok {
 		hdr["User-Agent"] = []string{"meshbench"}
 	}
-	base := httpRequestTemplate{method: s.Method, url: u, header: hdr, host: s.Authority, body: body, timeout: s.Timeout}
+	// One request template per target; connection i uses target i mod n.
+	bases := make([]*httpRequestTemplate, len(s.targets()))
+	for i, t := range s.targets() {
+		u, _ := url.Parse(t) // checked by normalize
+		bases[i] = &httpRequestTemplate{method: s.Method, url: u, header: hdr, host: s.Authority, body: body, timeout: s.Timeout}
+	}
 	var clients []client
 	var closers []func()
 	closeAll := func() {
@@ -53,13 +57,15 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 	}
 	switch s.Protocol {
 	case HTTP1:
-		for range s.Connections {
-			c := newH1Conn(&base, dialer(u, tlsConf, []string{"http/1.1"}))
+		for i := range s.Connections {
+			base := bases[i%len(bases)]
+			c := newH1Conn(base, dialer(base.url, tlsConf, []string{"http/1.1"}))
 			clients = append(clients, c)
 			closers = append(closers, c.close)
 		}
 	default: // h2c, h2: one Transport (so one connection) per connection slot
-		for range s.Connections {
+		for i := range s.Connections {
+			base := bases[i%len(bases)]
 			var p http.Protocols
 			// The timeout bounds the wait for the response header: a
 			// per-request context would register with the run's context
@@ -73,7 +79,7 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 			}
 			t.Protocols = &p
 			for range s.Streams {
-				clients = append(clients, &h2Worker{rt: t, t: base})
+				clients = append(clients, &h2Worker{rt: t, t: *base})
 			}
 			closers = append(closers, t.CloseIdleConnections)
 		}

@@ -18,22 +18,9 @@ import (
 )
 
 // newGRPCClients opens Connections client connections to a grpc.testing
-// TestService and puts Streams workers on each.
+// TestService, connection i to the spec's target i mod n, and puts Streams
+// workers on each.
 func newGRPCClients(_ context.Context, s *Spec, tlsConf *tls.Config) ([]client, func(), error) {
-	target, useTLS := s.Target, false
-	if strings.Contains(target, "://") {
-		u, _ := url.Parse(target)
-		target, useTLS = u.Host, u.Scheme == "https" || u.Scheme == "grpcs"
-	}
-	useTLS = useTLS || s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.Insecure
-	creds := insecure.NewCredentials()
-	if useTLS {
-		creds = credentials.NewTLS(tlsConf)
-	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if s.Authority != "" {
-		opts = append(opts, grpc.WithAuthority(s.Authority))
-	}
 	var md metadata.MD
 	for k, vv := range s.Header {
 		for _, v := range vv {
@@ -49,7 +36,8 @@ func newGRPCClients(_ context.Context, s *Spec, tlsConf *tls.Config) ([]client, 
 			c.Close()
 		}
 	}
-	for range s.Connections {
+	for i := range s.Connections {
+		target, opts := grpcDialTarget(s, s.target(i), tlsConf)
 		cc, err := grpc.NewClient("passthrough:///"+target, opts...)
 		if err != nil {
 			closeAll()
@@ -62,6 +50,27 @@ func newGRPCClients(_ context.Context, s *Spec, tlsConf *tls.Config) ([]client, 
 		}
 	}
 	return clients, closeAll, nil
+}
+
+// grpcDialTarget returns the host:port of a gRPC target and the dial
+// options for it: TLS for an https:// or grpcs:// target, or when TLS
+// options are set.
+func grpcDialTarget(s *Spec, target string, tlsConf *tls.Config) (string, []grpc.DialOption) {
+	useTLS := false
+	if strings.Contains(target, "://") {
+		u, _ := url.Parse(target) // checked by normalize
+		target, useTLS = u.Host, u.Scheme == "https" || u.Scheme == "grpcs"
+	}
+	useTLS = useTLS || s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.Insecure
+	creds := insecure.NewCredentials()
+	if useTLS {
+		creds = credentials.NewTLS(tlsConf)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if s.Authority != "" {
+		opts = append(opts, grpc.WithAuthority(s.Authority))
+	}
+	return target, opts
 }
 
 type grpcWorker struct {

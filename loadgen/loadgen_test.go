@@ -380,3 +380,71 @@ func TestExports(t *testing.T) {
 		t.Errorf("fortio histogram: last bucket %+v, p50 %+v", last, f.DurationHistogram.Percentiles[0])
 	}
 }
+
+// startNamedBackend runs a meshbench backend with the given name and
+// returns its HTTP URL and gRPC address.
+func startNamedBackend(t *testing.T, name string) (string, string) {
+	t.Helper()
+	be, err := backends.New(backends.Config{Name: name, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Shutdown(context.Background()) })
+	return "http://" + be.HTTPAddr() + "/", be.GRPCAddr()
+}
+
+// TestTargetsSpreadConnections: with two targets and four connections in
+// open loop, each target gets two connections and so about half the
+// requests, over HTTP/1.1, h2c and gRPC alike.
+func TestTargetsSpreadConnections(t *testing.T) {
+	a, ga := startNamedBackend(t, "pod-a")
+	b, gb := startNamedBackend(t, "pod-b")
+	for _, proto := range []string{HTTP1, H2C, GRPC} {
+		a, b := a, b
+		if proto == GRPC {
+			a, b = ga, gb
+		}
+		r, err := Run(context.Background(), Spec{Targets: []string{a, b}, Protocol: proto, Rate: 200, Connections: 4, Duration: time.Second, SpinWindow: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Errors.Total != 0 || r.Requests < 150 {
+			t.Fatalf("%s: %d requests, errors %v", proto, r.Requests, r.Errors)
+		}
+		na, nb := r.Endpoints["pod-a"], r.Endpoints["pod-b"]
+		if na+nb != r.Requests || na < r.Requests*4/10 || nb < r.Requests*4/10 {
+			t.Errorf("%s: endpoints %v for %d requests, want about half each", proto, r.Endpoints, r.Requests)
+		}
+		if r.Target != a || len(r.Targets) != 2 || r.Targets[0] != a || r.Targets[1] != b {
+			t.Errorf("%s: result target %q, targets %v", proto, r.Target, r.Targets)
+		}
+	}
+	r, err := Run(context.Background(), Spec{Target: a, Connections: 2, Requests: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Targets != nil || r.Endpoints["pod-a"] != 10 {
+		t.Errorf("single target: targets %v, endpoints %v", r.Targets, r.Endpoints)
+	}
+}
+
+func TestTargetsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		spec Spec
+		want string
+	}{
+		{Spec{Targets: []string{"http://a/", "http://b/"}, Connections: 1, Requests: 1}, "fewer than the 2 targets"},
+		{Spec{Targets: []string{"http://a/", "http://b/", "http://c/"}, Connections: 2, Requests: 1}, "fewer than the 3 targets"},
+		{Spec{Target: "http://b/", Targets: []string{"http://a/", "http://b/"}, Connections: 2, Requests: 1}, "must be empty or the first"},
+		{Spec{Targets: []string{"http://a/", "ftp://b/"}, Connections: 2, Requests: 1}, `target "ftp://b/"`},
+		{Spec{Targets: []string{"127.0.0.1:1", "b"}, Protocol: GRPC, Connections: 2, Requests: 1}, `target "b": want host:port`},
+	} {
+		_, err := Run(context.Background(), tc.spec)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want it to contain %q", tc.spec, err, tc.want)
+		}
+	}
+}

@@ -10,16 +10,19 @@ import (
 // Result is the outcome of a run: the per-cell result.json of the scenario
 // runner. Times are in microseconds. docs/loadgen.md documents every field.
 type Result struct {
-	Labels        map[string]string `json:"labels"`
-	Target        string            `json:"target"`
-	Protocol      string            `json:"protocol"`
-	RequestedRate float64           `json:"requested_rate"` // 0 = closed loop
-	AchievedRate  float64           `json:"achieved_rate"`
-	DurationS     float64           `json:"duration_s"` // measured part
-	Requests      int64             `json:"requests"`   // completed in the measured part
-	Connections   int               `json:"connections"`
-	Streams       int               `json:"streams"`
-	Arrival       string            `json:"arrival,omitempty"`
+	Labels map[string]string `json:"labels"`
+	Target string            `json:"target"` // the first target
+	// Targets are the targets the connections were spread over, when the
+	// spec named several (Spec.Targets).
+	Targets       []string `json:"targets,omitempty"`
+	Protocol      string   `json:"protocol"`
+	RequestedRate float64  `json:"requested_rate"` // 0 = closed loop
+	AchievedRate  float64  `json:"achieved_rate"`
+	DurationS     float64  `json:"duration_s"` // measured part
+	Requests      int64    `json:"requests"`   // completed in the measured part
+	Connections   int      `json:"connections"`
+	Streams       int      `json:"streams"`
+	Arrival       string   `json:"arrival,omitempty"`
 	// Sustained is false when an open-loop run fell more than 1% short of
 	// its requested rate; Reason then says why.
 	Sustained bool   `json:"sustained"`

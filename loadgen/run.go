@@ -165,6 +165,9 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 		Resources: map[string]any{}, Timeseries: []Second{}, Env: environment(), StatusCodes: map[string]int64{},
 		latency: newHistogram(), service: newHistogram(), measureStart: e.measureStart,
 	}
+	if len(s.Targets) > 0 {
+		r.Targets = append([]string(nil), s.Targets...)
+	}
 	if s.Rate > 0 {
 		r.Arrival = s.Arrival
 	}

@@ -36,7 +36,14 @@ const (
 type Spec struct {
 	// Target is a URL (http:// or https://) for HTTP protocols, or
 	// host:port (optionally with a scheme) for gRPC.
-	Target   string
+	Target string
+	// Targets, when set, spreads the connections round robin over several
+	// targets, as a client without a proxy spreads over a service's pods:
+	// connection i goes to Targets[i % len(Targets)]. Target must then be
+	// empty or equal Targets[0]. All targets share the protocol, the
+	// Authority and the TLS options, and Connections must be at least
+	// len(Targets).
+	Targets  []string
 	Protocol string // http1 (default), h2c, h2 or grpc
 	// Rate is the total requests per second; 0 means closed loop, as fast
 	// as the connections allow.
@@ -162,17 +169,54 @@ func (s *Spec) normalize() error {
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		bad("a client certificate needs both its certificate and key files")
 	}
-	if s.Target == "" {
+	if len(s.Targets) > 0 {
+		switch {
+		case s.Target == "":
+			s.Target = s.Targets[0]
+		case s.Target != s.Targets[0]:
+			bad("target %q: with several targets, target must be empty or the first of them (%q)", s.Target, s.Targets[0])
+		}
+		if s.Connections > 0 && s.Connections < len(s.Targets) {
+			bad("connections %d: fewer than the %d targets; every target needs a connection", s.Connections, len(s.Targets))
+		}
+	}
+	switch {
+	case len(s.Targets) > 0:
+		for i, t := range s.Targets {
+			if t == "" {
+				bad("targets[%d]: empty", i)
+			} else if err := s.checkTarget(t); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	case s.Target == "":
 		bad("target is required")
-	} else if err := s.checkTarget(); err != nil {
-		errs = append(errs, err)
+	default:
+		if err := s.checkTarget(s.Target); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Spec) checkTarget() error {
+// targets is the list connections are spread over: Targets, or Target
+// alone.
+func (s *Spec) targets() []string {
+	if len(s.Targets) > 0 {
+		return s.Targets
+	}
+	return []string{s.Target}
+}
+
+// target is the target of connection i.
+func (s *Spec) target(i int) string {
+	ts := s.targets()
+	return ts[i%len(ts)]
+}
+
+func (s *Spec) checkTarget(target string) error {
 	if s.Protocol == GRPC {
-		t := s.Target
+		t := target
 		if strings.Contains(t, "://") {
 			u, err := url.Parse(t)
 			if err != nil || u.Host == "" {
@@ -181,23 +225,23 @@ func (s *Spec) checkTarget() error {
 			t = u.Host
 		}
 		if !strings.Contains(t, ":") {
-			return fmt.Errorf("target %q: want host:port", s.Target)
+			return fmt.Errorf("target %q: want host:port", target)
 		}
 		return nil
 	}
-	u, err := url.Parse(s.Target)
+	u, err := url.Parse(target)
 	if err != nil {
-		return fmt.Errorf("target %q: %w", s.Target, err)
+		return fmt.Errorf("target %q: %w", target, err)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("target %q: want an http:// or https:// URL", s.Target)
+		return fmt.Errorf("target %q: want an http:// or https:// URL", target)
 	case u.Host == "":
-		return fmt.Errorf("target %q: no host", s.Target)
+		return fmt.Errorf("target %q: no host", target)
 	case s.Protocol == H2 && u.Scheme != "https":
-		return fmt.Errorf("target %q: h2 is HTTP/2 over TLS and needs https://", s.Target)
+		return fmt.Errorf("target %q: h2 is HTTP/2 over TLS and needs https://", target)
 	case s.Protocol == H2C && u.Scheme != "http":
-		return fmt.Errorf("target %q: h2c is cleartext HTTP/2 and needs http://", s.Target)
+		return fmt.Errorf("target %q: h2c is cleartext HTTP/2 and needs http://", target)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +42,16 @@ type cluster struct {
 	detector   *outlier.Detector
 	budget     *retry.Budget
 	source     discovery.Source // nil for static endpoints
+	// via: viaHeader (canonical) names the picked endpoint to the gateway
+	// it is reached through; gateways maps endpoints to those gateways.
+	// Empty without via.
+	viaHeader string
+	gateways  map[string]string
+	// original_dst: dstHeader (canonical) names each request's endpoint,
+	// which must be one of allowed. Empty for balanced clusters; allowed is
+	// fixed once the cluster is built.
+	dstHeader string
+	allowed   map[string]*host
 
 	mu    sync.Mutex // serializes endpoint-set changes and picker rebuilds
 	hosts map[string]*host
@@ -60,12 +71,16 @@ type pickState struct {
 // balancer.Endpoint (whose Meta points back here) carries the balancer's
 // load state, so it survives picker rebuilds.
 type host struct {
-	ep       *balancer.Endpoint
-	od       *outlier.Host // nil without outlier detection
-	active   atomic.Int64
-	requests atomic.Uint64
-	retries  atomic.Uint64
-	listed   bool // scratch for setEndpoints, guarded by cluster.mu
+	ep *balancer.Endpoint
+	// dial is the address connections go to: the endpoint's own, or its
+	// gateway's when viaGateway is set. Pools are keyed by it.
+	dial       string
+	viaGateway bool
+	od         *outlier.Host // nil without outlier detection
+	active     atomic.Int64
+	requests   atomic.Uint64
+	retries    atomic.Uint64
+	listed     bool // scratch for setEndpoints, guarded by cluster.mu
 }
 
 // newCluster builds a cluster; kube is the Kubernetes client for a
@@ -84,6 +99,10 @@ func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface)
 	}
 	c.hashed = c.bcfg.NeedsKey()
 	c.state.Store(&pickState{})
+	if v := cc.Via; v != nil {
+		c.viaHeader = http.CanonicalHeaderKey(v.Header)
+		c.gateways = v.Gateways
+	}
 	if od := cc.OutlierDetection; od != nil {
 		c.detector = outlier.New(outlier.Config{
 			Consecutive5xx:            od.Consecutive5xx,
@@ -105,6 +124,18 @@ func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface)
 		c.h2c = newH2CTransport(cc)
 	}
 	switch {
+	case cc.OriginalDst != nil:
+		// The allowed destinations are the endpoints, for metrics and the
+		// per-endpoint state; requests name theirs and nothing is picked.
+		c.dstHeader = http.CanonicalHeaderKey(cc.OriginalDst.Header)
+		eps := make([]discovery.Endpoint, len(cc.OriginalDst.Allowed))
+		for i, addr := range cc.OriginalDst.Allowed {
+			eps[i] = discovery.Endpoint{Addr: addr, Weight: 1}
+		}
+		if err := c.setEndpoints(eps); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", cc.Name, err)
+		}
+		c.allowed = maps.Clone(c.hosts)
 	case cc.EndpointsFile != nil:
 		// Read the file now, so a proxy started with a missing or broken
 		// file fails at once; the source then follows its changes.
@@ -175,7 +206,10 @@ func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
 		}
 		// New, or a new weight: the balancer reads weights only when it
 		// builds a picker, so a reweighted endpoint is a new Endpoint.
-		h := &host{ep: &balancer.Endpoint{Addr: e.Addr, Weight: w}}
+		h := &host{ep: &balancer.Endpoint{Addr: e.Addr, Weight: w}, dial: e.Addr}
+		if gw, ok := c.gateways[e.Addr]; ok {
+			h.dial, h.viaGateway = gw, true
+		}
 		h.ep.Meta = h
 		if old := c.hosts[e.Addr]; old != nil {
 			h.requests.Store(old.requests.Load())
@@ -202,6 +236,10 @@ func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
 		c.hosts, c.order = prev, prevOrder
 		return err
 	}
+	dialed := make(map[string]bool, len(next))
+	for _, h := range next {
+		dialed[h.dial] = true
+	}
 	for addr, h := range prev {
 		if _, ok := next[addr]; ok {
 			continue
@@ -209,8 +247,9 @@ func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
 		if h.od != nil {
 			c.detector.Remove(h.od)
 		}
-		if c.h1 != nil {
-			c.h1.CloseIdleFor(addr)
+		// A gateway's connections stay while other endpoints use them.
+		if c.h1 != nil && !dialed[h.dial] {
+			c.h1.CloseIdleFor(h.dial)
 		}
 	}
 	return nil
@@ -245,7 +284,7 @@ func (c *cluster) rebuildLocked() error {
 		}
 	}
 	st := &pickState{all: all}
-	if len(in) > 0 {
+	if len(in) > 0 && c.dstHeader == "" {
 		p, err := balancer.New(c.bcfg, in)
 		if err != nil {
 			return fmt.Errorf("building the %s balancer over %d endpoints: %w", c.bcfg.Policy, len(in), err)
@@ -257,8 +296,14 @@ func (c *cluster) rebuildLocked() error {
 	return nil
 }
 
-// pick chooses the endpoint of one attempt.
-func (c *cluster) pick(info balancer.PickInfo) (balancer.Result, *host, error) {
+// pick chooses the endpoint of one attempt: dst when the request named it
+// (original_dst), else the balancer's choice.
+func (c *cluster) pick(info balancer.PickInfo, dst *host) (balancer.Result, *host, error) {
+	if dst != nil {
+		dst.active.Add(1)
+		dst.requests.Add(1)
+		return balancer.Result{Endpoint: dst.ep}, dst, nil
+	}
 	p := c.state.Load().picker
 	if p == nil {
 		return balancer.Result{}, nil, balancer.ErrNoEndpoint
@@ -271,6 +316,40 @@ func (c *cluster) pick(info balancer.PickInfo) (balancer.Result, *host, error) {
 	h.active.Add(1)
 	h.requests.Add(1)
 	return res, h, nil
+}
+
+// destination returns the endpoint an original_dst request names in
+// header. When there is none it returns nil and the answer to give: 400
+// (INVALID_ARGUMENT) for a missing or repeated header, 403
+// (PERMISSION_DENIED) for a destination that is not allowed.
+func (c *cluster) destination(header http.Header) (dst *host, status, grpcCode int, msg string) {
+	v := header[c.dstHeader]
+	switch {
+	case len(v) == 0 || v[0] == "":
+		return nil, http.StatusBadRequest, grpcInvalidArgument, "missing " + c.dstHeader + " header"
+	case len(v) > 1:
+		return nil, http.StatusBadRequest, grpcInvalidArgument, "more than one " + c.dstHeader + " header"
+	}
+	if h := c.allowed[v[0]]; h != nil {
+		return h, 0, 0, ""
+	}
+	return nil, http.StatusForbidden, grpcPermissionDenied, "destination not allowed"
+}
+
+// setDst rewrites the destination headers of a forwarded request: the
+// original_dst header is consumed; under via, the client's value is
+// dropped and, for an endpoint reached through a gateway, the endpoint
+// address set in its place.
+func (c *cluster) setDst(hdr http.Header, h *host) {
+	if c.dstHeader != "" {
+		delete(hdr, c.dstHeader)
+	}
+	if c.viaHeader != "" {
+		delete(hdr, c.viaHeader)
+		if h.viaGateway {
+			hdr[c.viaHeader] = []string{h.ep.Addr}
+		}
+	}
 }
 
 // finish records how an attempt on h ended: for the balancer, for outlier

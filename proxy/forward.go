@@ -115,6 +115,16 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		}
 	}
 	c := rs.cluster
+	var dst *host
+	if c.dstHeader != "" {
+		var st, code int
+		var msg string
+		if dst, st, code, msg = c.destination(r.Header); dst == nil {
+			h.log.Debug("destination refused", "path", r.URL.Path, "status", st, "reason", msg)
+			o.status, o.grpcStatus = writeError(w, r, isGRPC, st, code, msg)
+			return o
+		}
+	}
 	h1 := c.h1ForMajor(r.ProtoMajor)
 	var info balancer.PickInfo
 	if c.hashed {
@@ -152,7 +162,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		reqBody = r.Body
 	}
 	for n := 1; ; n++ {
-		a := attempt{n: n, tryDeadline: deadline}
+		a := attempt{n: n, tryDeadline: deadline, dst: dst}
 		if pol != nil && pol.PerTryTimeout > 0 {
 			if t := time.Now().Add(pol.PerTryTimeout); deadline.IsZero() || t.Before(deadline) {
 				a.tryDeadline, a.perTry = t, true
@@ -198,6 +208,7 @@ type attempt struct {
 	n           int       // 1 for the first attempt
 	tryDeadline time.Time // the attempt's deadline: the route's, or the per-try timeout's if sooner
 	perTry      bool      // tryDeadline is the per-try timeout's
+	dst         *host     // the endpoint the request named (original_dst), or nil
 	ctx         context.Context
 	cancel      context.CancelFunc
 	cluster     *cluster
@@ -220,7 +231,7 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 	if h1 == nil && !a.tryDeadline.IsZero() {
 		a.ctx, a.cancel = context.WithDeadline(a.ctx, a.tryDeadline)
 	}
-	pick, host, err := c.pick(info)
+	pick, host, err := c.pick(info, a.dst)
 	if err != nil {
 		a.err, a.noEndpoint = err, true
 		return
@@ -230,10 +241,13 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 		host.retries.Add(1)
 	}
 	out := r.WithContext(a.ctx)
-	out.URL = &url.URL{Scheme: "http", Host: pick.Endpoint.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	// Pools are keyed by the address dialed: a gateway's connections carry
+	// the requests of every endpoint behind it.
+	out.URL = &url.URL{Scheme: "http", Host: host.dial, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
 	out.Close = false
 	out.Header = h.upstreamHeader(r, rs, clientTimeout, a.tryDeadline)
+	c.setDst(out.Header, host)
 	out.Body = body
 	if h1 != nil {
 		a.resp, a.err = h1.Do(a.ctx, out, a.tryDeadline)

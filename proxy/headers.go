@@ -150,7 +150,9 @@ func newRequestID() string {
 // gRPC status codes the proxy produces itself.
 const (
 	grpcCanceled         = 1
+	grpcInvalidArgument  = 3
 	grpcDeadlineExceeded = 4
+	grpcPermissionDenied = 7
 	grpcUnimplemented    = 12
 	grpcUnavailable      = 14
 )

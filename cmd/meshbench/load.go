@@ -25,10 +25,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("load", "meshbench load --target URL [--protocol http1|h2c|h2|grpc] [--rate R|max] [--connections C] [--duration D] [--warmup W] [--out result.json]", stderr)
 	var s loadgen.Spec
 	var rate string
-	var headers, labels multiFlag
+	var targets, headers, labels multiFlag
 	var out, fortioOut, hdrLog string
 	var quiet bool
-	fs.StringVar(&s.Target, "target", "", "`URL` to load (host:port for grpc)")
+	fs.Var(&targets, "target", "`URL` to load (host:port for grpc); repeat it to spread the connections round robin over several targets")
 	fs.StringVar(&s.Protocol, "protocol", "http1", "http1, h2c, h2 (TLS) or grpc")
 	fs.StringVar(&rate, "rate", "max", "requests per second in all, or max for closed loop")
 	fs.StringVar(&s.Arrival, "arrival", "uniform", "open-loop arrivals: uniform or poisson")
@@ -58,6 +58,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&quiet, "quiet", false, "no per-second progress on stderr")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	switch len(targets) {
+	case 0:
+	case 1:
+		s.Target = targets[0]
+	default:
+		s.Targets = targets
 	}
 	if rate != "max" {
 		r, err := strconv.ParseFloat(rate, 64)
@@ -135,7 +142,11 @@ func printSummary(w io.Writer, r *loadgen.Result) {
 	if r.RequestedRate > 0 {
 		req = fmt.Sprintf("%.1f/s (%s)", r.RequestedRate, r.Arrival)
 	}
-	fmt.Fprintf(w, "%s %s: %d requests in %.1fs, requested %s, achieved %.1f/s\n", r.Protocol, r.Target, r.Requests, r.DurationS, req, r.AchievedRate)
+	target := r.Target
+	if len(r.Targets) > 1 {
+		target = strings.Join(r.Targets, ",")
+	}
+	fmt.Fprintf(w, "%s %s: %d requests in %.1fs, requested %s, achieved %.1f/s\n", r.Protocol, target, r.Requests, r.DurationS, req, r.AchievedRate)
 	if !r.Sustained {
 		fmt.Fprintf(w, "RATE NOT SUSTAINED: %s\n", r.Reason)
 	}

@@ -182,7 +182,8 @@ type Cluster struct {
 	Protocol string   `yaml:"protocol" json:"protocol"`
 	Balancer Balancer `yaml:"balancer" json:"balancer"`
 	// Endpoints are host:port addresses, fixed for the proxy's lifetime.
-	// Exactly one of Endpoints, EndpointsFile and Kubernetes is set.
+	// Exactly one of Endpoints, EndpointsFile, Kubernetes and OriginalDst
+	// is set.
 	Endpoints []string `yaml:"endpoints" json:"endpoints,omitempty"`
 	// Weights gives endpoints a weight for weighted_round_robin (default
 	// 1), by address.
@@ -194,12 +195,13 @@ type Cluster struct {
 	Kubernetes *KubernetesEndpoints `yaml:"kubernetes" json:"kubernetes,omitempty"`
 	// OriginalDst takes each request's endpoint from a request header
 	// instead of a balancer: the receiving side of Via (a node proxy
-	// delivering to the pod the sender chose).
+	// delivering to the pod the sender chose). It is an endpoint source of
+	// its own and leaves Balancer at its default.
 	OriginalDst *OriginalDst `yaml:"original_dst" json:"original_dst,omitempty"`
 	// Via sends requests for some endpoints through a gateway: the
 	// balancer picks the endpoint, the connection goes to the gateway, and
 	// the endpoint travels in a header (daemonset topology: the node proxy
-	// of the chosen pod's node).
+	// of the chosen pod's node). It needs an endpoint source.
 	Via *Via `yaml:"via" json:"via,omitempty"`
 	// OutlierDetection ejects failing endpoints; absent means off.
 	OutlierDetection *OutlierDetection `yaml:"outlier_detection" json:"outlier_detection,omitempty"`
@@ -222,7 +224,9 @@ type Via struct {
 	// Header carries the chosen endpoint. Default X-Meshbench-Dst.
 	Header string `yaml:"header" json:"header"`
 	// Gateways maps an endpoint address to the address to connect to
-	// instead; endpoints not listed are reached directly.
+	// instead; endpoints not listed are reached directly. Connections are
+	// pooled per address dialed, so the endpoints behind one gateway share
+	// its connections.
 	Gateways map[string]string `yaml:"gateways" json:"gateways"`
 }
 
@@ -300,7 +304,8 @@ type Balancer struct {
 	TableSize int `yaml:"table_size" json:"table_size,omitempty"`
 }
 
-// Pool bounds the upstream connections of a cluster, per endpoint.
+// Pool bounds the upstream connections of a cluster, per endpoint: per
+// address dialed, so with Via per gateway for the endpoints behind one.
 type Pool struct {
 	// MaxConnsPerEndpoint caps connections (idle and active) to one
 	// endpoint; requests wait for a free one. 0 means no cap.

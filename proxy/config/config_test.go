@@ -72,6 +72,39 @@ func TestParseGoodAndDefaults(t *testing.T) {
 	}
 }
 
+// originalDst is good with its cluster delivering to the pod a request
+// names; via is good with its cluster reaching one pod through a gateway.
+var (
+	originalDst = strings.Replace(strings.Replace(good, "  balancer: {policy: round_robin}\n", "", 1),
+		"  endpoints: [127.0.0.1:8080, 127.0.0.1:8081]\n", "  original_dst: {allowed: [127.0.0.1:8080, 127.0.0.1:8081]}\n", 1)
+	via = strings.Replace(good, "  endpoints: [", "  via: {gateways: {127.0.0.1:8080: 127.0.0.2:4143}}\n  endpoints: [", 1)
+)
+
+func TestViaAndOriginalDst(t *testing.T) {
+	c, err := config.Parse("proxy.yaml", []byte(originalDst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	od := c.Clusters[0].OriginalDst
+	if od == nil || od.Header != config.DefaultDstHeader || len(od.Allowed) != 2 || c.Clusters[0].Balancer.Policy != "peak_ewma" {
+		t.Errorf("original_dst: %+v, balancer %+v", od, c.Clusters[0].Balancer)
+	}
+	c, err = config.Parse("proxy.yaml", []byte(via))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Clusters[0].Via; v == nil || v.Header != config.DefaultDstHeader || v.Gateways["127.0.0.1:8080"] != "127.0.0.2:4143" {
+		t.Errorf("via: %+v", v)
+	}
+	c, err = config.Parse("proxy.yaml", []byte(strings.Replace(via, "via: {", "via: {header: x-dst, ", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Clusters[0].Via.Header; h != "x-dst" {
+		t.Errorf("via header %q", h)
+	}
+}
+
 // TestErrors holds one case per class of error; each message must name the
 // file, the line and the field path, and say what is wrong.
 func TestErrors(t *testing.T) {
@@ -138,9 +171,35 @@ func TestErrors(t *testing.T) {
 		{"bad admin", strings.Replace(good, "127.0.0.1:9901", "localhost", 1),
 			[]string{`proxy.yaml:1: admin: "localhost": missing port in address`}},
 		{"two endpoint sources", strings.Replace(good, "endpoints: [", "endpoints_file: {path: /x}\n  endpoints: [", 1),
-			[]string{"clusters[0]: exactly one of endpoints, endpoints_file and kubernetes is required"}},
+			[]string{"clusters[0]: exactly one of endpoints, endpoints_file, kubernetes and original_dst is required"}},
 		{"no endpoint source", strings.Replace(good, "  endpoints: [127.0.0.1:8080, 127.0.0.1:8081]\n", "", 1),
-			[]string{"clusters[0]: exactly one of endpoints, endpoints_file and kubernetes is required"}},
+			[]string{"clusters[0]: exactly one of endpoints, endpoints_file, kubernetes and original_dst is required"}},
+		{"original_dst with endpoints", strings.Replace(originalDst, "  original_dst:", "  endpoints: [127.0.0.1:8080]\n  original_dst:", 1),
+			[]string{"clusters[0]: exactly one of endpoints, endpoints_file, kubernetes and original_dst is required"}},
+		{"original_dst without allowed", strings.Replace(originalDst, "allowed: [127.0.0.1:8080, 127.0.0.1:8081]", "allowed: []", 1),
+			[]string{"clusters[0].original_dst.allowed: at least one destination is required"}},
+		{"original_dst allowed entries", strings.Replace(originalDst, "allowed: [127.0.0.1:8080, 127.0.0.1:8081]", "allowed: [127.0.0.1, 127.0.0.1:0, 127.0.0.1:8080, 127.0.0.1:8080]", 1),
+			[]string{`clusters[0].original_dst.allowed[0]: "127.0.0.1": missing port`, `clusters[0].original_dst.allowed[1]: "127.0.0.1:0": port 0 is not a destination`,
+				`clusters[0].original_dst.allowed[3]: "127.0.0.1:8080": destination listed twice`}},
+		{"original_dst header", strings.Replace(originalDst, "original_dst: {", "original_dst: {header: 'x dst', ", 1),
+			[]string{`clusters[0].original_dst.header: "x dst": not a header name`}},
+		{"original_dst with a balancer", strings.Replace(originalDst, "  original_dst:", "  balancer: {policy: round_robin}\n  original_dst:", 1),
+			[]string{"clusters[0].balancer: does not apply to original_dst"}},
+		{"original_dst with balancer parameters", strings.Replace(originalDst, "  original_dst:", "  balancer: {decay: 5s}\n  original_dst:", 1),
+			[]string{"clusters[0].balancer: does not apply to original_dst"}},
+		{"original_dst with outlier detection", strings.Replace(originalDst, "  original_dst:", "  outlier_detection: {}\n  original_dst:", 1),
+			[]string{"clusters[0].outlier_detection: does not apply to original_dst"}},
+		{"original_dst with via", strings.Replace(originalDst, "  original_dst:", "  via: {gateways: {}}\n  original_dst:", 1),
+			[]string{"clusters[0].via: does not combine with original_dst"}},
+		{"via without endpoint source", strings.Replace(via, "  endpoints: [127.0.0.1:8080, 127.0.0.1:8081]\n", "", 1),
+			[]string{"clusters[0].via: needs an endpoint source", "clusters[0]: exactly one of endpoints"}},
+		{"via gateways", strings.Replace(via, "gateways: {127.0.0.1:8080: 127.0.0.2:4143}", "gateways: {127.0.0.1:8080: 127.0.0.2, 127.0.0.1:9999: 127.0.0.2:4143, 'node-a': 127.0.0.2:4143, 127.0.0.1:8081: 127.0.0.2:0}", 1),
+			[]string{`clusters[0].via.gateways.127.0.0.1:8080: gateway "127.0.0.2": missing port`,
+				"clusters[0].via.gateways.127.0.0.1:9999: not one of the cluster's endpoints",
+				`clusters[0].via.gateways.node-a: endpoint "node-a": missing port`,
+				`clusters[0].via.gateways.127.0.0.1:8081: gateway "127.0.0.2:0": port 0 is not a destination`}},
+		{"via header", strings.Replace(via, "via: {", "via: {header: 'x:dst', ", 1),
+			[]string{`clusters[0].via.header: "x:dst": not a header name`}},
 		{"missing endpoints file", strings.Replace(good, "endpoints: [127.0.0.1:8080, 127.0.0.1:8081]", "endpoints_file: {path: /nonexistent/eps.yaml}", 1),
 			[]string{"clusters[0].endpoints_file.path: open /nonexistent/eps.yaml: no such file or directory"}},
 		{"kubernetes names", strings.Replace(good, "endpoints: [127.0.0.1:8080, 127.0.0.1:8081]", "kubernetes: {namespace: Default, service: ''}", 1),

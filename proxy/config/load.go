@@ -124,6 +124,12 @@ func (c *Config) setDefaults() {
 		if f := cl.EndpointsFile; f != nil && f.PollInterval == 0 {
 			f.PollInterval = Duration(DefaultPollInterval)
 		}
+		if cl.Via != nil && cl.Via.Header == "" {
+			cl.Via.Header = DefaultDstHeader
+		}
+		if cl.OriginalDst != nil && cl.OriginalDst.Header == "" {
+			cl.OriginalDst.Header = DefaultDstHeader
+		}
 		if od := cl.OutlierDetection; od != nil {
 			if od.Consecutive5xx == 0 {
 				od.Consecutive5xx = outlier.DefaultConsecutive5xx
@@ -372,6 +378,8 @@ func (v *validator) cluster(p string, c *Cluster) {
 		v.fail(p+".balancer", "decay and default_rtt must be positive")
 	}
 	v.endpoints(p, c)
+	v.via(p, c)
+	v.originalDst(p, c)
 	v.outlier(p+".outlier_detection", c.OutlierDetection)
 	if rb := c.RetryBudget; rb.Ratio < 0 || rb.Ratio > 1 {
 		v.fail(p+".retry_budget.ratio", "%v: must be in (0, 1]", rb.Ratio)
@@ -406,8 +414,11 @@ func (v *validator) endpoints(p string, c *Cluster) {
 	if c.Kubernetes != nil {
 		sources++
 	}
+	if c.OriginalDst != nil {
+		sources++
+	}
 	if sources != 1 {
-		v.fail(p, "exactly one of endpoints, endpoints_file and kubernetes is required")
+		v.fail(p, "exactly one of endpoints, endpoints_file, kubernetes and original_dst is required")
 	}
 	if c.Endpoints != nil && len(c.Endpoints) == 0 {
 		v.fail(p+".endpoints", "at least one endpoint is required")
@@ -460,6 +471,83 @@ func (v *validator) endpoints(p string, c *Cluster) {
 			v.fail(p+".kubernetes.service", "%q: a service name (DNS label) is required", k.Service)
 		}
 	}
+}
+
+// via checks a via block: it needs an endpoint source whose endpoints it
+// maps to gateways, and both sides of each mapping are destinations.
+func (v *validator) via(p string, c *Cluster) {
+	vi := c.Via
+	if vi == nil {
+		return
+	}
+	p += ".via"
+	if c.OriginalDst != nil {
+		v.fail(p, "does not combine with original_dst: a cluster either picks its endpoints (and may reach them through gateways) or is told them")
+	} else if c.Endpoints == nil && c.EndpointsFile == nil && c.Kubernetes == nil {
+		v.fail(p, "needs an endpoint source (endpoints, endpoints_file or kubernetes) whose endpoints the balancer picks")
+	}
+	if !validHeaderName(vi.Header) {
+		v.fail(p+".header", "%q: not a header name", vi.Header)
+	}
+	static := map[string]bool{}
+	for _, e := range c.Endpoints {
+		static[e] = true
+	}
+	for _, ep := range slices.Sorted(maps.Keys(vi.Gateways)) {
+		gw := vi.Gateways[ep]
+		gp := p + ".gateways." + ep
+		if msg := checkDestination(ep); msg != "" {
+			v.fail(gp, "endpoint %q: %s", ep, msg)
+		} else if c.Endpoints != nil && !static[ep] {
+			v.fail(gp, "not one of the cluster's endpoints")
+		}
+		if msg := checkDestination(gw); msg != "" {
+			v.fail(gp, "gateway %q: %s", gw, msg)
+		}
+	}
+}
+
+// originalDst checks an original_dst block: the destinations it may
+// deliver to, its header, and that nothing meant for a balancer is set.
+func (v *validator) originalDst(p string, c *Cluster) {
+	od := c.OriginalDst
+	if od == nil {
+		return
+	}
+	if !validHeaderName(od.Header) {
+		v.fail(p+".original_dst.header", "%q: not a header name", od.Header)
+	}
+	if len(od.Allowed) == 0 {
+		v.fail(p+".original_dst.allowed", "at least one destination is required: the endpoints this proxy may deliver to")
+	}
+	seen := map[string]bool{}
+	for k, a := range od.Allowed {
+		ap := fmt.Sprintf("%s.original_dst.allowed[%d]", p, k)
+		if msg := checkDestination(a); msg != "" {
+			v.fail(ap, "%q: %s", a, msg)
+		} else if seen[a] {
+			v.fail(ap, "%q: destination listed twice", a)
+		}
+		seen[a] = true
+	}
+	if c.Balancer != (Balancer{Policy: balancer.PolicyPeakEWMA}) {
+		v.fail(p+".balancer", "does not apply to original_dst: each request names its endpoint, nothing is balanced")
+	}
+	if c.OutlierDetection != nil {
+		v.fail(p+".outlier_detection", "does not apply to original_dst: each request names its endpoint, no endpoint can be ejected")
+	}
+}
+
+// checkDestination is checkHostPort for an address to connect to: port 0
+// is not one.
+func checkDestination(s string) string {
+	if msg := checkHostPort(s); msg != "" {
+		return msg
+	}
+	if strings.HasSuffix(s, ":0") {
+		return "port 0 is not a destination"
+	}
+	return ""
 }
 
 // outlier checks an outlier_detection block.
