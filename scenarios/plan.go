@@ -37,8 +37,13 @@ const DstHeader = "X-Meshbench-Dst"
 type Plan struct {
 	Scenario string
 	Cell     reports.CellInfo
-	Nodes    []Node
-	Pods     []Pod
+	// Topology is the cell's topology (baseline, sidecar, ...).
+	Topology string
+	// ProxyImpl is the proxy implementation the proxies run ("reference"),
+	// or "none" for a baseline cell.
+	ProxyImpl string
+	Nodes     []Node
+	Pods      []Pod
 	// Proxies lists every proxy instance: sidecars and node proxies.
 	Proxies []Proxy
 	Load    LoadPlan

@@ -1,0 +1,144 @@
+package scenarios
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// DeployAllowance is the time a cell is assumed to spend on deploying and
+// tearing down its plan, for estimates.
+const DeployAllowance = 3 * time.Second
+
+// EstimatedDuration estimates how long a run with options o takes: every
+// cell's warmup and measured part plus DeployAllowance.
+func (s *Scenario) EstimatedDuration(o CellOptions) time.Duration {
+	l := s.effectiveLoad(o.Quick)
+	return time.Duration(len(s.Cells(o))) * (l.Duration + l.Warmup + DeployAllowance)
+}
+
+// Describe writes what a run with options o would do, without doing it
+// (meshbench run --dry-run): the dimensions, the cells in run order, and
+// for each variant its plan on network n: nodes, pods, events, load and
+// every proxy with its generated configuration.
+func (s *Scenario) Describe(w io.Writer, o CellOptions, n Network) error {
+	var b bytes.Buffer
+	cells := s.Cells(o)
+	l := s.effectiveLoad(o.Quick)
+	fmt.Fprintf(&b, "scenario %s (%s)\n", s.Name, s.File)
+	if s.Description != "" {
+		fmt.Fprintf(&b, "  %s\n", strings.TrimSpace(s.Description))
+	}
+	dims := s.Dimensions()
+	if len(dims) == 0 {
+		fmt.Fprintf(&b, "dimensions: none (one variant)\n")
+	} else {
+		fmt.Fprintf(&b, "dimensions: %s\n", strings.Join(dims, ", "))
+	}
+	reps := s.repeats(o)
+	fmt.Fprintf(&b, "cells: %d (%d variants × %d repeats); estimated %v (each cell %v warmup + %v measured + %v deploy)\n",
+		len(cells), len(cells)/max(reps, 1), reps, s.EstimatedDuration(o).Round(time.Second), l.Warmup, l.Duration, DeployAllowance)
+	fmt.Fprintf(&b, "\ncells, in run order:\n")
+	for _, c := range cells {
+		fmt.Fprintf(&b, "  %s\n", c.ID)
+	}
+	for _, c := range cells {
+		if c.Repeat != 1 {
+			break
+		}
+		p, err := s.Plan(c, PlanOptions{Quick: o.Quick, Network: n})
+		if err != nil {
+			return fmt.Errorf("describing %s: %w", s.Name, err)
+		}
+		if err := describePlan(&b, p, dims); err != nil {
+			return fmt.Errorf("describing %s: %w", s.Name, err)
+		}
+	}
+	if _, err := w.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("writing the description of %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// describePlan writes one variant's plan.
+func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
+	labels := make([]string, len(dims))
+	for i, d := range dims {
+		labels[i] = d + "=" + p.Cell.Labels[d]
+	}
+	fmt.Fprintf(b, "\nvariant %s {%s}\n", p.Cell.Variant, strings.Join(labels, " "))
+	fmt.Fprintf(b, "  topology %s, proxy %s\n", p.Topology, p.ProxyImpl)
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  nodes:\n")
+	for _, nd := range p.Nodes {
+		fmt.Fprintf(tw, "    %s\t%s\n", nd.Name, nd.Addr)
+	}
+	fmt.Fprintf(tw, "  pods:\n")
+	for _, pod := range p.Pods {
+		backend := "load generator"
+		if pod.Backend != nil {
+			backend = describeBackend(*pod.Backend)
+		}
+		sidecar := "-"
+		if pod.Sidecar != "" {
+			sidecar = pod.Sidecar
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%s\tsidecar %s\t%s\n", pod.Name, pod.Node, pod.Addr, sidecar, backend)
+	}
+	if len(p.Events) > 0 {
+		fmt.Fprintf(tw, "  events:\n")
+		for _, e := range p.Events {
+			fmt.Fprintf(tw, "    +%v\t%s\t%s\n", e.At, e.Pod, describeBackend(e.Backend))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	ld := p.Load
+	fmt.Fprintf(b, "  load: %s from %s, %v req/s to %s, %d connections × %d streams, %v warmup + %v measured, timeout %v\n",
+		ld.Protocol, ld.ClientPod, ld.Rate, ld.Authority, ld.Connections, ld.Streams, ld.Warmup, ld.Duration, ld.Timeout)
+	fmt.Fprintf(b, "    targets: %s\n", strings.Join(ld.Targets, " "))
+	if len(p.Proxies) == 0 {
+		fmt.Fprintf(b, "  proxies: none\n")
+	}
+	for _, px := range p.Proxies {
+		owner := "on " + px.Node
+		if px.Pod != "" {
+			owner = "of pod " + px.Pod + " on " + px.Node
+		}
+		fmt.Fprintf(b, "  proxy %s (%s %s, admin %s):\n", px.Name, px.Kind, owner, px.Admin)
+		y, err := ConfigYAML(px.Config)
+		if err != nil {
+			return fmt.Errorf("proxy %s: %w", px.Name, err)
+		}
+		for line := range strings.Lines(string(y)) {
+			b.WriteString("    " + line)
+		}
+	}
+	return nil
+}
+
+// describeBackend writes a backend spec as key=value pairs.
+func describeBackend(s BackendSpec) string {
+	parts := []string{"latency=" + orDash(s.Latency)}
+	if s.Concurrency > 0 {
+		parts = append(parts, fmt.Sprintf("concurrency=%d", s.Concurrency))
+	}
+	if s.ErrorRate > 0 {
+		parts = append(parts, fmt.Sprintf("error_rate=%v", s.ErrorRate))
+	}
+	if s.ResponseSize > 0 {
+		parts = append(parts, fmt.Sprintf("response_size=%d", s.ResponseSize))
+	}
+	return strings.Join(parts, " ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,445 @@
+package scenarios
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/meshbench/meshbench/backends"
+	"github.com/meshbench/meshbench/internal/yamlstrict"
+	"github.com/meshbench/meshbench/proxy/balancer"
+	"github.com/meshbench/meshbench/proxy/config"
+)
+
+// Limits of the addressing scheme (see Network).
+const (
+	// MaxNodes is the most nodes a scenario may have.
+	MaxNodes = 253
+	// MaxPodsPerNode is the most pods (the client's included) on one node.
+	MaxPodsPerNode = 245
+	// MaxStreams bounds load.streams: the proxies' listeners accept 1000
+	// concurrent streams per connection.
+	MaxStreams = 1000
+)
+
+// Topologies returns every topology, in the order the documentation
+// presents them.
+func Topologies() []string {
+	return []string{Baseline, Sidecar, DaemonSet, ClientSidecar, ServerSidecar}
+}
+
+// Protocols returns the load protocols a scenario may use.
+func Protocols() []string { return []string{ProtoHTTP1, ProtoH2C, ProtoGRPC} }
+
+// Proxies returns the proxy implementations a scenario may use.
+func Proxies() []string { return []string{ProxyReference} }
+
+// validator collects every problem of a scenario, each with the file, the
+// line and the field path.
+type validator struct {
+	file string
+	pos  yamlstrict.Positions
+	errs yamlstrict.Errors
+}
+
+func (v *validator) fail(path, format string, args ...any) {
+	v.errs = append(v.errs, v.pos.Errorf(v.file, path, format, args...))
+}
+
+func (v *validator) scenario(s *Scenario, order []string) {
+	if !safeName(s.Name) {
+		v.fail("name", "%q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", s.Name)
+	}
+	if s.Repeats < 1 {
+		v.fail("repeats", "%d: must be at least 1", s.Repeats)
+	}
+	if s.Nodes < 1 || s.Nodes > MaxNodes {
+		v.fail("nodes", "%d: must be 1 to %d", s.Nodes, MaxNodes)
+	}
+	v.services(s)
+	v.degradations(s)
+	v.load(s)
+	v.quick(s)
+	v.matrix(s, order)
+	v.proxyConfig(s.ProxyConfig)
+	if len(v.errs) == 0 {
+		v.expansion(s)
+	}
+}
+
+func (v *validator) services(s *Scenario) {
+	if len(s.Services) == 0 {
+		v.fail("services", "at least one service is required")
+	}
+	names := map[string]bool{}
+	perNode := make([]int, min(max(s.Nodes, 0), MaxNodes))
+	for i, svc := range s.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		switch {
+		case !dnsLabel(svc.Name):
+			v.fail(p+".name", "%q: a DNS label is required (lower-case letters, digits and '-')", svc.Name)
+		case svc.Name == "client":
+			v.fail(p+".name", "%q: reserved for the load generator's pod", svc.Name)
+		case names[svc.Name]:
+			v.fail(p+".name", "%q: service name used twice", svc.Name)
+		}
+		names[svc.Name] = true
+		if svc.Replicas < 1 {
+			v.fail(p+".replicas", "%d: must be at least 1", svc.Replicas)
+		}
+		v.backend(p+".backend", svc.Backend)
+		for _, k := range slices.Sorted(maps.Keys(svc.ReplicaOverrides)) {
+			op := p + ".replica_overrides." + k
+			if r, err := strconv.Atoi(k); err != nil || r < 0 || r >= svc.Replicas {
+				v.fail(op, "not a replica index (0 to %d)", svc.Replicas-1)
+			}
+			v.backend(op, svc.ReplicaOverrides[k])
+		}
+		placed := len(perNode) > 0
+		for j, n := range svc.Nodes {
+			if n < 0 || n >= s.Nodes {
+				v.fail(fmt.Sprintf("%s.nodes[%d]", p, j), "%d: no such node (nodes are 0 to %d)", n, s.Nodes-1)
+				placed = false
+			}
+		}
+		if placed {
+			for r := range svc.Replicas {
+				perNode[svc.nodeOf(r, s.Nodes)]++
+			}
+		}
+	}
+	for n, c := range perNode {
+		if c+1 > MaxPodsPerNode {
+			v.fail("services", "node %d has %d pods with the client's; at most %d fit a node", n, c+1, MaxPodsPerNode)
+		}
+	}
+}
+
+// backend checks the fields of a backend spec that are set.
+func (v *validator) backend(p string, b BackendSpec) {
+	if b.Latency != "" {
+		if _, err := backends.ParseLatency(b.Latency); err != nil {
+			v.fail(p+".latency", "%q: %v", b.Latency, err)
+		}
+	}
+	if !(b.ErrorRate >= 0 && b.ErrorRate <= 1) {
+		v.fail(p+".error_rate", "%v: must be in [0, 1]", b.ErrorRate)
+	}
+	if b.ResponseSize < 0 || b.ResponseSize > backends.MaxResponseSize {
+		v.fail(p+".response_size", "%d: must be 0 to %d bytes", b.ResponseSize, backends.MaxResponseSize)
+	}
+	if b.Concurrency < 0 {
+		v.fail(p+".concurrency", "%d: must be 0 (unlimited) or more", b.Concurrency)
+	}
+}
+
+func (v *validator) degradations(s *Scenario) {
+	for _, name := range slices.Sorted(maps.Keys(s.Degradations)) {
+		p := "degradations." + name
+		switch {
+		case name == None:
+			v.fail(p, "%q is built in (no change) and cannot be redefined", None)
+		case !safeName(name):
+			v.fail(p, "%q: use lower-case letters, digits, '-' and '_'", name)
+		}
+		events := s.Degradations[name]
+		if len(events) == 0 {
+			v.fail(p, "at least one change is required")
+		}
+		for i, ev := range events {
+			ep := fmt.Sprintf("%s[%d]", p, i)
+			svc := s.service(ev.Service)
+			if svc == nil {
+				v.fail(ep+".service", "%q: no service has this name", ev.Service)
+			} else if ev.Replica != nil && (*ev.Replica < 0 || *ev.Replica >= svc.Replicas) {
+				v.fail(ep+".replica", "%d: %s has replicas 0 to %d", *ev.Replica, svc.Name, svc.Replicas-1)
+			}
+			if ev.At < 0 {
+				v.fail(ep+".at", "must not be negative")
+			} else if ev.At >= s.Load.Duration {
+				v.fail(ep+".at", "%v: must be within load.duration (%v)", ev.At, s.Load.Duration)
+			}
+			if ev.Backend == (BackendSpec{}) {
+				v.fail(ep+".backend", "nothing changes: set latency, concurrency, error_rate or response_size")
+			}
+			v.backend(ep+".backend", ev.Backend)
+		}
+	}
+}
+
+func (v *validator) load(s *Scenario) {
+	l := s.Load
+	if l.Service == "" {
+		v.fail("load.service", "required when there are several services")
+	} else if s.service(l.Service) == nil {
+		v.fail("load.service", "%q: no service has this name", l.Service)
+	}
+	if l.ClientNode < 0 || l.ClientNode >= s.Nodes {
+		v.fail("load.client_node", "%d: no such node (nodes are 0 to %d)", l.ClientNode, s.Nodes-1)
+	}
+	if !slices.Contains(Protocols(), l.Protocol) {
+		v.fail("load.protocol", "%q: must be one of %s", l.Protocol, strings.Join(Protocols(), ", "))
+	}
+	switch {
+	case l.Rates != nil && l.Rate != 0:
+		v.fail("load.rates", "rate and rates are exclusive")
+	case l.Rates != nil:
+		v.rates("load.rates", l.Rates)
+	case l.Rate == 0:
+		v.fail("load.rate", "required (requests/s), or rates for a sweep")
+	case !(l.Rate > 0):
+		v.fail("load.rate", "must be > 0")
+	}
+	if l.Connections < 1 {
+		v.fail("load.connections", "%d: must be at least 1", l.Connections)
+	}
+	if l.Streams < 1 || l.Streams > MaxStreams {
+		v.fail("load.streams", "%d: must be 1 to %d", l.Streams, MaxStreams)
+	}
+	if l.Duration < 0 {
+		v.fail("load.duration", "must be > 0")
+	}
+	if l.Warmup < 0 {
+		v.fail("load.warmup", "must not be negative")
+	}
+	if l.Timeout < 0 {
+		v.fail("load.timeout", "must be > 0")
+	}
+}
+
+func (v *validator) rates(p string, rs []float64) {
+	if len(rs) == 0 {
+		v.fail(p, "at least one rate is required")
+	}
+	for i, r := range rs {
+		if !(r > 0) {
+			v.fail(fmt.Sprintf("%s[%d]", p, i), "must be > 0")
+		} else if slices.Index(rs, r) < i {
+			v.fail(fmt.Sprintf("%s[%d]", p, i), "%v: rate listed twice", r)
+		}
+	}
+}
+
+func (v *validator) quick(s *Scenario) {
+	q := s.Quick
+	if q.Service != "" && s.service(q.Service) == nil {
+		v.fail("quick.service", "%q: no service has this name", q.Service)
+	}
+	if q.ClientNode != nil && (*q.ClientNode < 0 || *q.ClientNode >= s.Nodes) {
+		v.fail("quick.client_node", "%d: no such node (nodes are 0 to %d)", *q.ClientNode, s.Nodes-1)
+	}
+	if q.Protocol != "" && !slices.Contains(Protocols(), q.Protocol) {
+		v.fail("quick.protocol", "%q: must be one of %s", q.Protocol, strings.Join(Protocols(), ", "))
+	}
+	sweep := s.Load.Rates != nil
+	if q.Rate != nil {
+		if sweep {
+			v.fail("quick.rate", "the load sweeps rates: set quick.rates instead")
+		} else if !(*q.Rate > 0) {
+			v.fail("quick.rate", "must be > 0")
+		}
+	}
+	if q.Rates != nil {
+		if !sweep {
+			v.fail("quick.rates", "the load has one rate: set quick.rate instead")
+		} else {
+			v.rates("quick.rates", q.Rates)
+		}
+	}
+	if q.Connections != nil && *q.Connections < 1 {
+		v.fail("quick.connections", "%d: must be at least 1", *q.Connections)
+	}
+	if q.Streams != nil && (*q.Streams < 1 || *q.Streams > MaxStreams) {
+		v.fail("quick.streams", "%d: must be 1 to %d", *q.Streams, MaxStreams)
+	}
+	if q.Duration != nil && *q.Duration <= 0 {
+		v.fail("quick.duration", "must be > 0")
+	}
+	if q.Warmup != nil && *q.Warmup < 0 {
+		v.fail("quick.warmup", "must not be negative")
+	}
+	if q.Timeout != nil && *q.Timeout <= 0 {
+		v.fail("quick.timeout", "must be > 0")
+	}
+	if q.Repeats != nil && *q.Repeats < 1 {
+		v.fail("quick.repeats", "%d: must be at least 1", *q.Repeats)
+	}
+}
+
+// matrix checks the matrix block and records the run's dimensions.
+func (v *validator) matrix(s *Scenario, order []string) {
+	lists := map[string][]string{
+		DimTopology: s.Matrix.Topology, DimProxy: s.Matrix.Proxy, DimBalancer: s.Matrix.Balancer,
+		DimProtocol: s.Matrix.Protocol, DimDegradation: s.Matrix.Degradation, DimMTLS: s.Matrix.MTLS,
+	}
+	s.dims = nil
+	for _, name := range order {
+		values := lists[name]
+		p := "matrix." + name
+		if len(values) == 0 {
+			v.fail(p, "at least one value is required (leave the dimension out for its default)")
+			continue
+		}
+		for i, val := range values {
+			vp := fmt.Sprintf("%s[%d]", p, i)
+			if slices.Index(values, val) < i {
+				v.fail(vp, "%q: value listed twice", val)
+				continue
+			}
+			v.dimValue(s, name, val, vp, false)
+		}
+		s.dims = append(s.dims, dimension{name: name, values: slices.Clone(values)})
+	}
+	if s.Load.Rates != nil {
+		s.dims = append(s.dims, dimension{name: DimRate, values: rateLabels(s.Load.Rates)})
+	}
+	names := s.Dimensions()
+	for _, kind := range []string{"include", "exclude"} {
+		rules := s.Matrix.Include
+		if kind == "exclude" {
+			rules = s.Matrix.Exclude
+		}
+		for i, rule := range rules {
+			p := fmt.Sprintf("matrix.%s[%d]", kind, i)
+			if len(rule) == 0 {
+				v.fail(p, "empty: name at least one dimension")
+			}
+			for _, k := range slices.Sorted(maps.Keys(rule)) {
+				kp := p + "." + k
+				if !slices.Contains(names, k) {
+					v.fail(kp, "unknown key: not a dimension of this matrix (dimensions: %s)", strings.Join(names, ", "))
+					continue
+				}
+				v.dimValue(s, k, rule[k], kp, kind == "exclude")
+			}
+		}
+	}
+}
+
+// dimValue checks one value of a dimension. In an exclude rule, "none" is
+// also a proxy and balancer value (that of baseline cells).
+func (v *validator) dimValue(s *Scenario, dim, val, p string, exclude bool) {
+	if exclude && val == None && (dim == DimProxy || dim == DimBalancer) {
+		return
+	}
+	switch dim {
+	case DimTopology:
+		if !slices.Contains(Topologies(), val) {
+			v.fail(p, "%q: unknown topology (known: %s)", val, strings.Join(Topologies(), ", "))
+		}
+	case DimProxy:
+		if !slices.Contains(Proxies(), val) {
+			v.fail(p, "%q: proxy not supported yet (supported: %s)", val, strings.Join(Proxies(), ", "))
+		}
+	case DimBalancer:
+		if !slices.Contains(balancer.Policies(), val) {
+			v.fail(p, "%q: unknown balancer policy (known: %s)", val, strings.Join(balancer.Policies(), ", "))
+		}
+	case DimProtocol:
+		if !slices.Contains(Protocols(), val) {
+			v.fail(p, "%q: unknown protocol (known: %s)", val, strings.Join(Protocols(), ", "))
+		}
+	case DimDegradation:
+		if _, ok := s.Degradations[val]; !ok && val != None {
+			known := append([]string{None}, slices.Sorted(maps.Keys(s.Degradations))...)
+			v.fail(p, "%q: no degradation has this name (known: %s)", val, strings.Join(known, ", "))
+		}
+	case DimMTLS:
+		switch val {
+		case MTLSOff:
+		case MTLSOn:
+			v.fail(p, "mtls on is not supported yet")
+		default:
+			v.fail(p, "%q: must be off or on", val)
+		}
+	case DimRate:
+		if r, err := parseRate(val); err != nil {
+			v.fail(p, "%v", err)
+		} else if !slices.Contains(s.Load.Rates, r) {
+			v.fail(p, "%v: not one of load.rates", r)
+		}
+	}
+}
+
+// expansion expands the matrix of a normal and a quick run, and checks
+// what only the variants show: an empty matrix, clashing IDs, and too few
+// connections for a client without a proxy.
+func (v *validator) expansion(s *Scenario) {
+	for _, quick := range []bool{false, true} {
+		vs, err := s.variants(quick)
+		if err != nil {
+			p := "matrix"
+			if quick {
+				p = "quick"
+			}
+			v.fail(p, "%v", err)
+			return
+		}
+		l := s.effectiveLoad(quick)
+		svc := s.service(l.Service)
+		for _, va := range vs {
+			topo := s.setting(va.labels, DimTopology)
+			if (topo == Baseline || topo == ServerSidecar) && l.Connections < svc.Replicas {
+				p := "load.connections"
+				if quick && s.Quick.Connections != nil {
+					p = "quick.connections"
+				}
+				v.fail(p, "%d: topology %s spreads the connections over the %d pods of %s; at least %d are needed",
+					l.Connections, topo, svc.Replicas, svc.Name, svc.Replicas)
+				break
+			}
+		}
+	}
+}
+
+// proxyConfig checks the resilience settings through the proxy's own
+// validation, by placing them in a minimal configuration.
+func (v *validator) proxyConfig(pc ProxyConfig) {
+	if pc.Retry == nil && pc.OutlierDetection == nil {
+		return
+	}
+	probe := &config.Config{
+		Listeners: []config.Listener{{Name: "probe", Address: "127.0.0.1:1",
+			Routes: []config.Route{{Cluster: "probe", Retry: pc.Retry}}}},
+		Clusters: []config.Cluster{{Name: "probe", Endpoints: []string{"127.0.0.1:2"},
+			OutlierDetection: pc.OutlierDetection}},
+	}
+	data, err := probe.JSON()
+	if err != nil {
+		v.fail("proxy_config", "encoding: %v", err)
+		return
+	}
+	_, err = config.Parse("proxy_config", data)
+	var es yamlstrict.Errors
+	switch {
+	case errors.As(err, &es):
+		for _, e := range es {
+			path := strings.TrimPrefix(e.Path, "listeners[0].routes[0].")
+			path = strings.TrimPrefix(path, "clusters[0].")
+			v.fail("proxy_config."+path, "%s", e.Msg)
+		}
+	case err != nil:
+		v.fail("proxy_config", "%v", err)
+	}
+}
+
+// safeName reports whether s is usable in file names and IDs: lower-case
+// letters, digits, '-' and '_', starting with a letter or digit.
+func safeName(s string) bool {
+	if s == "" || s[0] == '-' || s[0] == '_' {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+}
+
+// dnsLabel reports whether s is an RFC 1123 label, as Kubernetes names
+// services and pods.
+func dnsLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
+}
