@@ -1,15 +1,16 @@
 # meshbench — build, test, benchmark.
-#   make bench   run the default benchmark suite and print where the figures are
+#   make bench   run the default scenario on the local platform and print where the report is
 #   make test    run every test
 GO        ?= go
 BIN       ?= bin
-BENCHOUT  ?= out/bench
+BENCHOUT  ?= out/runs
+MICROOUT  ?= out/bench
 BENCHTIME ?= 2s
 # Tests that need pinned external tools (h2spec, grpc-go interop binaries,
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test bench lint fmt vet clean perf-http1 perf-loadgen
+.PHONY: all build test bench microbench lint fmt vet clean perf-http1 perf-loadgen
 
 all: build
 
@@ -23,11 +24,23 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 20m ./...
 
+# The default scenario (scenarios/default.yaml) on the local platform: every
+# cell deployed as processes on loopback addresses, measured, torn down;
+# then the report. The run directory is the last line meshbench run prints.
+# A run with failed cells is still reported (and make fails); an interrupted
+# one is not.
 bench: build
-	@mkdir -p $(BENCHOUT)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 ./proxy/... | tee $(BENCHOUT)/proxy-bench.txt
+	@dir=$$($(BIN)/meshbench run scenarios/default.yaml --out $(BENCHOUT)); rc=$$?; \
+	if [ $$rc -eq 130 ] || [ ! -f "$$dir/run.json" ]; then exit $$((rc ? rc : 1)); fi; \
+	$(BIN)/meshbench report $$dir || exit 1; \
+	echo; echo "report: $$dir/report/report.html"; exit $$rc
+
+# Go benchmarks of the proxy's forward path (allocations per request).
+microbench: build
+	@mkdir -p $(MICROOUT)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 1 ./proxy/... | tee $(MICROOUT)/proxy-bench.txt
 	@echo
-	@echo "benchmark figures: $(BENCHOUT)/proxy-bench.txt"
+	@echo "benchmark figures: $(MICROOUT)/proxy-bench.txt"
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -3,6 +3,8 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +19,7 @@ import (
 // digits; the whole-run histogram in the result keeps 3.
 func WriteIntervalLog(w io.Writer, r *Result) error {
 	lw := hdrhistogram.NewHistogramLogWriter(w)
-	start := r.measureStart.UnixMilli()
+	start := r.Start.UnixMilli()
 	steps := []func() error{
 		func() error {
 			return lw.OutputComment(fmt.Sprintf("meshbench load %s %s: response time from intended send, microseconds", r.Protocol, r.Target))
@@ -98,9 +100,17 @@ type FortioPercentile struct {
 	Value      float64
 }
 
-// Fortio converts the result to fortio's JSON shape.
+// Fortio converts the result to fortio's JSON shape. A result read back
+// from JSON uses its encoded histogram.
 func (r *Result) Fortio() FortioResult {
 	h := r.latency
+	if h == nil {
+		if d, err := DecodeHistogram(r.Histogram); err == nil {
+			h = d
+		} else {
+			h = newHistogram()
+		}
+	}
 	sec := func(us int64) float64 { return float64(us) / 1e6 }
 	fh := FortioHistogram{Count: h.TotalCount()}
 	if fh.Count > 0 {
@@ -123,8 +133,8 @@ func (r *Result) Fortio() FortioResult {
 		}
 	}
 	var labels []string
-	for k, v := range r.Labels {
-		labels = append(labels, k+"="+v)
+	for _, k := range slices.Sorted(maps.Keys(r.Labels)) {
+		labels = append(labels, k+"="+r.Labels[k])
 	}
 	qps := "max"
 	if r.RequestedRate > 0 {
@@ -135,10 +145,10 @@ func (r *Result) Fortio() FortioResult {
 		runType = "GRPC Ping"
 	}
 	out := FortioResult{
-		RunType: runType, Labels: strings.Join(labels, " "), StartTime: r.measureStart,
+		RunType: runType, Labels: strings.Join(labels, " "), StartTime: r.Start,
 		RequestedQPS: qps, RequestedDuration: (time.Duration(r.DurationS * float64(time.Second))).Round(time.Millisecond).String(),
 		ActualQPS: r.AchievedRate, ActualDuration: time.Duration(r.DurationS * float64(time.Second)),
-		NumThreads: r.Connections * r.Streams, Version: "meshbench", DurationHistogram: fh,
+		NumThreads: r.Connections * max(r.Streams, 1), Version: "meshbench", DurationHistogram: fh,
 		Uniform: r.Arrival == Uniform, RetCodes: r.StatusCodes, SocketCount: r.Connections,
 	}
 	if r.Protocol == GRPC {

@@ -46,11 +46,12 @@ type Result struct {
 	StatusCodes map[string]int64 `json:"status_codes"`
 	Resources   map[string]any   `json:"resources"`
 	Timeseries  []Second         `json:"timeseries"`
-	Env         map[string]any   `json:"env"`
+	// Start is when the measured part began (after the warm-up).
+	Start time.Time      `json:"start,omitzero"`
+	Env   map[string]any `json:"env"`
 
 	latency, service *hdrhistogram.Histogram
 	seconds          []*secondAcc
-	measureStart     time.Time
 }
 
 // Errors counts failed requests by class: connect, timeout, reset, other,

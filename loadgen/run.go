@@ -163,7 +163,7 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 		Connections: s.Connections, Streams: s.Streams, Incomplete: interrupted, Sustained: true,
 		Errors: Errors{ByClass: map[string]int64{}}, Endpoints: map[string]int64{},
 		Resources: map[string]any{}, Timeseries: []Second{}, Env: environment(), StatusCodes: map[string]int64{},
-		latency: newHistogram(), service: newHistogram(), measureStart: e.measureStart,
+		latency: newHistogram(), service: newHistogram(), Start: e.measureStart,
 	}
 	if len(s.Targets) > 0 {
 		r.Targets = append([]string(nil), s.Targets...)

@@ -1,0 +1,137 @@
+package reports
+
+import (
+	"math"
+	"slices"
+)
+
+// How a comparison's baseline was found.
+const (
+	// MatchLabels: every label but topology, proxy, balancer and mtls is
+	// the same.
+	MatchLabels = "labels"
+	// MatchLoad: protocol, rate and degradation are the same (other labels
+	// differ).
+	MatchLoad = "protocol+rate+degradation"
+)
+
+// Comparison is a variant's latency added over the baseline of the same
+// run.
+type Comparison struct {
+	Variant *Variant
+	// Baseline is nil when the run has no baseline for the variant.
+	Baseline *Variant
+	Match    string // MatchLabels or MatchLoad
+	P50, P99 Delta
+}
+
+// Delta is a latency difference computed per repeat: the variant's
+// repeat r against the baseline's repeat r, which ran next to it (the
+// runner interleaves the cells).
+type Delta struct {
+	// Added is variant minus baseline, in microseconds, over the pairs.
+	Added Spread
+	// Ratio is variant divided by baseline over the pairs.
+	Ratio Spread
+	// Pairs lists the repeat numbers that had a result on both sides.
+	Pairs []int
+}
+
+// ignoredForBaseline are the labels in which a variant and its baseline
+// may differ: what the proxy adds.
+func ignoredForBaseline(k string) bool {
+	switch k {
+	case LabelTopology, LabelProxy, LabelBalancer, LabelMTLS:
+		return true
+	}
+	return false
+}
+
+// knownLabels are the labels the runner sets on every cell.
+func knownLabels() []string {
+	return []string{LabelTopology, LabelProxy, LabelBalancer, LabelProtocol, LabelDegradation, LabelMTLS, LabelRate}
+}
+
+// BaselineFor returns the baseline variant v is compared with and how it
+// was matched: first a baseline with the same labels except topology,
+// proxy, balancer and mtls (looking at the run's dimensions and the
+// labels the runner always sets), else one with the same protocol, rate
+// and degradation. It returns nil for a baseline variant or when there is
+// none.
+func BaselineFor(run *Run, v *Variant) (*Variant, string) {
+	if v.IsBaseline() {
+		return nil, ""
+	}
+	keys := append(knownLabels(), run.Info.Dimensions...)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	same := func(b *Variant, keys []string) bool {
+		for _, k := range keys {
+			if !ignoredForBaseline(k) && b.Label(k) != v.Label(k) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, try := range []struct {
+		keys  []string
+		match string
+	}{
+		{keys, MatchLabels},
+		{[]string{LabelProtocol, LabelRate, LabelDegradation}, MatchLoad},
+	} {
+		for _, b := range run.Variants {
+			if b.IsBaseline() && same(b, try.keys) {
+				return b, try.match
+			}
+		}
+	}
+	return nil, ""
+}
+
+// Compare returns the comparison of every variant that is not a baseline,
+// in run order.
+func Compare(run *Run) []Comparison {
+	var out []Comparison
+	for _, v := range run.Variants {
+		if v.IsBaseline() {
+			continue
+		}
+		c := Comparison{Variant: v}
+		c.Baseline, c.Match = BaselineFor(run, v)
+		if c.Baseline != nil {
+			c.P50 = AddedLatency(v, c.Baseline, func(r *CellResult) float64 { return float64(r.Latency.P50) })
+			c.P99 = AddedLatency(v, c.Baseline, func(r *CellResult) float64 { return float64(r.Latency.P99) })
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// AddedLatency pairs the repeats of v and base by repeat number and
+// returns metric(v) − metric(base) and metric(v) / metric(base) over the
+// pairs where both have a result.
+func AddedLatency(v, base *Variant, metric func(*CellResult) float64) Delta {
+	byRepeat := map[int]*Cell{}
+	for _, c := range base.Done() {
+		byRepeat[c.Info.Repeat] = c
+	}
+	var d Delta
+	var added, ratio []float64
+	for _, c := range v.Done() {
+		b := byRepeat[c.Info.Repeat]
+		if b == nil {
+			continue
+		}
+		x, y := metric(c.Result), metric(b.Result)
+		added = append(added, x-y)
+		r := math.NaN()
+		if y > 0 {
+			r = x / y
+		}
+		ratio = append(ratio, r)
+		d.Pairs = append(d.Pairs, c.Info.Repeat)
+	}
+	d.Added, d.Ratio = SpreadOf(added), SpreadOf(ratio)
+	return d
+}

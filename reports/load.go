@@ -1,0 +1,271 @@
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/meshbench/meshbench/loadgen"
+)
+
+// ErrNotRun is wrapped by the errors of Load and FindRun for a directory
+// that holds no run.
+var ErrNotRun = errors.New("not a run directory")
+
+// Run is a results directory loaded for reporting: the run's description,
+// every cell with its result, and the cells grouped into variants with
+// their statistics over repeats.
+type Run struct {
+	Dir  string
+	Info RunInfo
+	// Cells are in run.json's order, finished or not.
+	Cells []*Cell
+	// Variants are in the order their first cell ran.
+	Variants []*Variant
+}
+
+// Cell is one cell of the run and, when it finished, its result.
+type Cell struct {
+	Info CellInfo
+	// Result is nil when the cell has no usable result; Problem says why
+	// (the runner's error, or what failed reading the result).
+	Result *CellResult
+	// Histogram is Result.Histogram decoded.
+	Histogram *hdrhistogram.Histogram
+	Problem   string
+}
+
+// OK reports whether the cell has a result.
+func (c *Cell) OK() bool { return c.Result != nil }
+
+// Variant is one point of the scenario's matrix over its repeats.
+type Variant struct {
+	ID string
+	// Labels are the cell's labels: the dimensions and the labels the
+	// runner added to every result (topology, proxy, balancer, …).
+	Labels map[string]string
+	// Cells holds every repeat, by repeat number.
+	Cells []*Cell
+	Stats Stats
+	// Merged is the HdrHistogram of every repeat merged; nil when no
+	// repeat has a result.
+	Merged *hdrhistogram.Histogram
+}
+
+// Label returns the variant's label k, or "" when it has none.
+func (v *Variant) Label(k string) string { return v.Labels[k] }
+
+// Done returns the repeats that have a result.
+func (v *Variant) Done() []*Cell {
+	var out []*Cell
+	for _, c := range v.Cells {
+		if c.OK() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// IsBaseline reports whether the variant runs without a proxy.
+func (v *Variant) IsBaseline() bool { return v.Label(LabelTopology) == TopologyBaseline }
+
+// Labels the runner puts on every cell.
+const (
+	LabelTopology    = "topology"
+	LabelProxy       = "proxy"
+	LabelBalancer    = "balancer"
+	LabelProtocol    = "protocol"
+	LabelDegradation = "degradation"
+	LabelMTLS        = "mtls"
+	LabelRate        = "rate"
+)
+
+// TopologyBaseline is the topology without a proxy, which other variants
+// are compared with.
+const TopologyBaseline = "baseline"
+
+// Missing returns the cells without a result, in run order.
+func (r *Run) Missing() []*Cell {
+	var out []*Cell
+	for _, c := range r.Cells {
+		if !c.OK() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Variant returns the variant with the given ID, or nil.
+func (r *Run) Variant(id string) *Variant {
+	for _, v := range r.Variants {
+		if v.ID == id {
+			return v
+		}
+	}
+	return nil
+}
+
+// Load reads the run in dir: run.json and the result.json of every cell
+// whose status is done. A cell that did not finish, or whose result cannot
+// be read, stays in Run.Cells with its Problem; it is not an error.
+func Load(dir string) (*Run, error) {
+	b, err := os.ReadFile(filepath.Join(dir, RunFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("loading run %s: no %s: %w", dir, RunFile, ErrNotRun)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading run %s: %w", dir, err)
+	}
+	run := &Run{Dir: dir}
+	if err := json.Unmarshal(b, &run.Info); err != nil {
+		return nil, fmt.Errorf("loading run %s: parsing %s: %w", dir, RunFile, err)
+	}
+	seen := map[string]bool{}
+	for _, ci := range run.Info.Cells {
+		c := &Cell{Info: ci}
+		switch {
+		case !safeName(ci.ID):
+			c.Problem = fmt.Sprintf("cell id %q is not a plain directory name", ci.ID)
+		case seen[ci.ID]:
+			c.Problem = "listed twice in " + RunFile
+		case ci.Status != StatusDone:
+			c.Problem = ci.Error
+			if c.Problem == "" {
+				c.Problem = notRun(ci.Status)
+			}
+		default:
+			if err := c.load(filepath.Join(dir, ci.ID)); err != nil {
+				c.Problem = err.Error()
+			}
+		}
+		seen[ci.ID] = true
+		run.Cells = append(run.Cells, c)
+	}
+	if err := run.group(); err != nil {
+		return nil, fmt.Errorf("loading run %s: %w", dir, err)
+	}
+	return run, nil
+}
+
+func (c *Cell) load(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, ResultFile))
+	if err != nil {
+		return fmt.Errorf("reading result: %w", err)
+	}
+	var res CellResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("parsing %s: %w", filepath.Join(dir, ResultFile), err)
+	}
+	if res.Histogram == "" {
+		return fmt.Errorf("%s has no histogram", filepath.Join(dir, ResultFile))
+	}
+	h, err := loadgen.DecodeHistogram(res.Histogram)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, ResultFile), err)
+	}
+	c.Result, c.Histogram = &res, h
+	return nil
+}
+
+// notRun explains a status other than done that came without an error.
+func notRun(status string) string {
+	switch status {
+	case StatusPending, "":
+		return "not run"
+	case StatusRunning:
+		return "interrupted while running"
+	}
+	return "status " + status
+}
+
+func safeName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`)
+}
+
+// group builds the variants from the cells and computes their statistics.
+func (r *Run) group() error {
+	byID := map[string]*Variant{}
+	for _, c := range r.Cells {
+		id := c.Info.Variant
+		if id == "" {
+			id = c.Info.ID
+		}
+		v := byID[id]
+		if v == nil {
+			v = &Variant{ID: id, Labels: map[string]string{}}
+			byID[id] = v
+			r.Variants = append(r.Variants, v)
+		}
+		if c.OK() {
+			for k, val := range c.Result.Labels {
+				if _, ok := v.Labels[k]; !ok {
+					v.Labels[k] = val
+				}
+			}
+		}
+		for k, val := range c.Info.Labels {
+			v.Labels[k] = val
+		}
+		v.Cells = append(v.Cells, c)
+	}
+	for _, v := range r.Variants {
+		slices.SortStableFunc(v.Cells, func(a, b *Cell) int { return a.Info.Repeat - b.Info.Repeat })
+		if err := v.summarize(); err != nil {
+			return fmt.Errorf("variant %s: %w", v.ID, err)
+		}
+	}
+	return nil
+}
+
+// FindRun resolves dir to a run directory: dir itself when it holds
+// run.json, else the newest run among its subdirectories (a scenario's
+// directory, DIR/<scenario>/<timestamp>/). newest reports that a
+// subdirectory was picked.
+func FindRun(dir string) (run string, newest bool, err error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return "", false, fmt.Errorf("finding run in %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return "", false, fmt.Errorf("finding run in %s: not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, RunFile)); err == nil {
+		return dir, false, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", false, fmt.Errorf("finding run in %s: %w", dir, err)
+	}
+	var best string
+	var bestInfo RunInfo
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sub := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(filepath.Join(sub, RunFile))
+		if err != nil {
+			continue
+		}
+		var ri RunInfo
+		if json.Unmarshal(b, &ri) != nil {
+			continue
+		}
+		// Newest by start time; the directory name (a timestamp) breaks ties.
+		if best == "" || ri.Started.After(bestInfo.Started) ||
+			(ri.Started.Equal(bestInfo.Started) && e.Name() > filepath.Base(best)) {
+			best, bestInfo = sub, ri
+		}
+	}
+	if best == "" {
+		return "", false, fmt.Errorf("%s has no %s, and none of its subdirectories is a run: %w", dir, RunFile, ErrNotRun)
+	}
+	return best, true, nil
+}

@@ -1,0 +1,298 @@
+package reports
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Table is one table of the report, rendered into both report.md and
+// report.html.
+type Table struct {
+	ID     string // anchor: summary, added, resources, balancers
+	Title  string
+	Header []string
+	Rows   [][]string
+	Notes  []string
+}
+
+// Fact is one line of the run's description.
+type Fact struct{ Name, Value string }
+
+// Facts describes the run: scenario, platform, times, repeats, the matrix,
+// and the environment and cluster the runner recorded.
+func Facts(run *Run) []Fact {
+	ri := run.Info
+	done := len(run.Cells) - len(run.Missing())
+	fs := []Fact{
+		{"Scenario", ri.Scenario},
+		{"Platform", ri.Platform},
+		{"Started", timeText(ri.Started)},
+		{"Finished", timeText(ri.Finished)},
+		{"Repeats", strconv.Itoa(ri.Repeats)},
+		{"Dimensions", strings.Join(ri.Dimensions, ", ")},
+		{"Cells", fmt.Sprintf("%d done of %d (%d variants)", done, len(run.Cells), len(run.Variants))},
+	}
+	if ri.Quick {
+		fs = append(fs, Fact{"Quick", "yes: shortened durations, for a smoke test rather than a measurement"})
+	}
+	for _, k := range slices.Sorted(maps.Keys(ri.Env)) {
+		fs = append(fs, Fact{"env " + k, anyText(ri.Env[k])})
+	}
+	for _, k := range slices.Sorted(maps.Keys(ri.Cluster)) {
+		fs = append(fs, Fact{"cluster " + k, anyText(ri.Cluster[k])})
+	}
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Value != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// anyText formats a JSON value of the environment.
+func anyText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// Tables returns the report's tables: the summary per variant, the added
+// latency against the baseline, the resources per topology and the
+// balancers. A table without rows is left out.
+func Tables(run *Run) []Table {
+	var out []Table
+	for _, t := range []Table{summaryTable(run), addedTable(run), resourceTable(run), balancerTable(run)} {
+		if len(t.Rows) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func summaryTable(run *Run) Table {
+	t := Table{
+		ID: "summary", Title: "Summary per variant",
+		Header: []string{"variant", "n", "p50", "p99", "p99.9", "achieved rate", "errors", "CPU/req", "peak RSS", "proxies"},
+		Notes: []string{
+			"Latency from the intended send time. Each entry is the median over the repeats (n), with the smallest and largest repeat in brackets.",
+			"CPU/req and peak RSS are the topology's totals over all its proxies.",
+		},
+	}
+	for _, v := range run.Variants {
+		s := v.Stats
+		t.Rows = append(t.Rows, []string{
+			v.ID, strconv.Itoa(s.P50.N),
+			FormatMicrosSpread(s.P50), FormatMicrosSpread(s.P99), FormatMicrosSpread(s.P999),
+			FormatNumberSpread(s.AchievedRate, "req/s"), FormatCountSpread(s.Errors),
+			FormatMicrosSpread(s.CPUPerRequest), FormatBytesSpread(s.RSSPeak), strconv.Itoa(s.Proxies),
+		})
+	}
+	return t
+}
+
+func addedTable(run *Run) Table {
+	t := Table{
+		ID: "added", Title: "Added latency vs baseline",
+		Header: []string{"variant", "baseline", "p50 added", "p50 ratio", "p99 added", "p99 ratio", "pairs"},
+		Notes: []string{
+			"Per repeat: the variant's repeat r minus the baseline's repeat r of this run (their cells ran interleaved); median (min–max) over the pairs. Ratio: variant ÷ baseline.",
+		},
+	}
+	loose := false
+	for _, c := range Compare(run) {
+		if c.Baseline == nil {
+			t.Rows = append(t.Rows, []string{c.Variant.ID, "none in this run", none, none, none, none, "0"})
+			continue
+		}
+		name := c.Baseline.ID
+		if c.Match == MatchLoad {
+			name += " *"
+			loose = true
+		}
+		t.Rows = append(t.Rows, []string{
+			c.Variant.ID, name,
+			FormatDeltaSpread(c.P50.Added), FormatRatioSpread(c.P50.Ratio),
+			FormatDeltaSpread(c.P99.Added), FormatRatioSpread(c.P99.Ratio),
+			strconv.Itoa(len(c.P50.Pairs)),
+		})
+	}
+	if loose {
+		t.Notes = append(t.Notes, "* baseline matched on protocol, rate and degradation only: other labels differ.")
+	}
+	return t
+}
+
+// proxyKinds describes a variant's proxies: "4 sidecar", "2 node".
+func proxyKinds(v *Variant) string {
+	n := map[string]int{}
+	for _, p := range v.Stats.PerProxy {
+		k := p.Kind
+		if k == "" {
+			k = "proxy"
+		}
+		n[k]++
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+	}
+	return strings.Join(parts, " + ")
+}
+
+// instanceRange formats the range of the instances' medians.
+func instanceRange(v *Variant, get func(ProxyStats) Spread, f func(float64) string) string {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, p := range v.Stats.PerProxy {
+		if s := get(p); s.OK() {
+			lo, hi = math.Min(lo, s.Median), math.Max(hi, s.Median)
+		}
+	}
+	switch {
+	case math.IsInf(lo, 1):
+		return none
+	case lo == hi:
+		return f(lo)
+	}
+	return f(lo) + " – " + f(hi)
+}
+
+func resourceTable(run *Run) Table {
+	t := Table{
+		ID: "resources", Title: "Resources per topology",
+		Header: []string{"variant", "topology", "proxies", "CPU/req total", "CPU/req per proxy", "CPU s total", "peak RSS total", "peak RSS per proxy"},
+		Notes: []string{
+			"Totals sum every proxy of the topology: median (min–max) over the repeats. Per proxy: the range of the instances' medians, from the least to the most loaded instance.",
+		},
+	}
+	for _, v := range run.Variants {
+		if v.Stats.Proxies == 0 {
+			continue
+		}
+		t.Rows = append(t.Rows, []string{
+			v.ID, v.Label(LabelTopology), proxyKinds(v),
+			FormatMicrosSpread(v.Stats.CPUPerRequest),
+			instanceRange(v, func(p ProxyStats) Spread { return p.CPUPerRequest }, FormatMicros),
+			FormatNumberSpread(v.Stats.CPUSeconds, "s"),
+			FormatBytesSpread(v.Stats.RSSPeak),
+			instanceRange(v, func(p ProxyStats) Spread { return p.RSSPeak }, FormatBytes),
+		})
+	}
+	return t
+}
+
+// slowPod returns the pod the cell's events changed, or "".
+func slowPod(c *Cell) string {
+	if c.OK() {
+		for _, e := range c.Result.Events {
+			if e.Pod != "" {
+				return e.Pod
+			}
+		}
+	}
+	return ""
+}
+
+// BalancerRow is a variant's balancing outcome.
+type BalancerRow struct {
+	Variant *Variant
+	// SlowPod is the pod the cell's events degraded, "" when there were
+	// none.
+	SlowPod string
+	// SlowShare is the slow pod's share of the responses per repeat.
+	SlowShare Spread
+	// Endpoints is how many endpoints answered (over all repeats).
+	Endpoints int
+}
+
+// Balancers returns a row for every variant that names a balancer,
+// grouped by degradation in the order degradations first appear.
+func Balancers(run *Run) []BalancerRow {
+	var rows []BalancerRow
+	order := map[string]int{}
+	for _, v := range run.Variants {
+		b := v.Label(LabelBalancer)
+		if b == "" || b == "none" {
+			continue
+		}
+		if _, ok := order[v.Label(LabelDegradation)]; !ok {
+			order[v.Label(LabelDegradation)] = len(order)
+		}
+		row := BalancerRow{Variant: v, Endpoints: len(endpointCounts(v))}
+		var shares []float64
+		for _, c := range v.Done() {
+			pod := slowPod(c)
+			if pod == "" {
+				continue
+			}
+			row.SlowPod = pod
+			var sum int64
+			for _, n := range c.Result.Endpoints {
+				sum += n
+			}
+			if sum > 0 {
+				shares = append(shares, float64(c.Result.Endpoints[pod])/float64(sum))
+			}
+		}
+		row.SlowShare = SpreadOf(shares)
+		rows = append(rows, row)
+	}
+	slices.SortStableFunc(rows, func(a, b BalancerRow) int {
+		return order[a.Variant.Label(LabelDegradation)] - order[b.Variant.Label(LabelDegradation)]
+	})
+	return rows
+}
+
+func balancerTable(run *Run) Table {
+	t := Table{
+		ID: "balancers", Title: "Balancers",
+		Header: []string{"variant", "balancer", "degradation", "p99", "slow pod", "slow pod share", "even share"},
+		Notes: []string{
+			"The slow pod is the one the cell's events degraded; its share of the responses per repeat, median (min–max). Even share: one over the endpoints that answered. A balancer that steers around a slow pod gives it less than the even share.",
+		},
+	}
+	for _, r := range Balancers(run) {
+		even := none
+		if r.Endpoints > 0 {
+			even = FormatPercent(1 / float64(r.Endpoints))
+		}
+		pod := r.SlowPod
+		if pod == "" {
+			pod = none
+		}
+		deg := r.Variant.Label(LabelDegradation)
+		if deg == "" {
+			deg = none
+		}
+		t.Rows = append(t.Rows, []string{
+			r.Variant.ID, r.Variant.Label(LabelBalancer), deg,
+			FormatMicrosSpread(r.Variant.Stats.P99), pod, FormatPercentSpread(r.SlowShare), even,
+		})
+	}
+	return t
+}

@@ -1,0 +1,398 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/scenarios"
+)
+
+// Defaults of Options.
+const (
+	DefaultSampleInterval = 200 * time.Millisecond
+	DefaultReadyTimeout   = 10 * time.Second
+	DefaultStopGrace      = 3 * time.Second
+)
+
+// Options configure the local platform.
+type Options struct {
+	// Meshbench and Meshproxy are the paths of the two binaries: backends
+	// and the load generator are `meshbench backend` and `meshbench load`.
+	Meshbench, Meshproxy string
+	// Log receives the platform's progress; nil discards it.
+	Log *slog.Logger
+	// SampleInterval is how often each proxy's CPU and memory are read
+	// from /proc during the measured part. Default 200ms.
+	SampleInterval time.Duration
+	// ReadyTimeout bounds how long Deploy waits for every process to be
+	// ready. Default 10s.
+	ReadyTimeout time.Duration
+	// StopGrace is how long Teardown waits after SIGTERM before it sends
+	// SIGKILL. Default 3s.
+	StopGrace time.Duration
+	// NetworkBase is the network base of the plans (e.g. 127.77); it is
+	// only recorded in Facts.
+	NetworkBase string
+}
+
+// Platform runs plans as local processes. It holds one deployment at a
+// time: Deploy, Run, Resources, Teardown, then the next Deploy. Its methods
+// must not be called concurrently.
+type Platform struct {
+	opts   Options
+	log    *slog.Logger
+	client *http.Client
+
+	mu    sync.Mutex // guards procs against Teardown from another goroutine
+	procs []*process
+
+	plan     *scenarios.Plan
+	nodes    int // of the last plan deployed
+	dir      string
+	backends map[string]*process // by pod name
+	proxies  map[string]*process // by proxy name
+	last     *measurement        // of the last Run
+}
+
+var _ scenarios.Platform = (*Platform)(nil)
+
+// New returns a local platform.
+func New(o Options) *Platform {
+	if o.SampleInterval <= 0 {
+		o.SampleInterval = DefaultSampleInterval
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = DefaultStopGrace
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Platform{
+		opts: o,
+		log:  log,
+		client: &http.Client{
+			Timeout: 5 * time.Second,
+			// Fresh connections each time: the platform's own requests
+			// must not keep connections open to the processes under test.
+			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		},
+	}
+}
+
+// Name is "local".
+func (p *Platform) Name() string { return "local" }
+
+// Facts records the node count of the last plan, the network base, the
+// kernel and the cores every process shares.
+func (p *Platform) Facts() map[string]any {
+	f := map[string]any{
+		"platform": "local",
+		"cores":    runtime.NumCPU(),
+		"kernel":   kernel(),
+	}
+	if p.opts.NetworkBase != "" {
+		f["network_base"] = p.opts.NetworkBase
+	}
+	if p.nodes > 0 {
+		f["nodes"] = p.nodes
+	}
+	return f
+}
+
+// kernel returns the kernel's name and release, e.g. "Linux 6.1.0".
+func kernel() string {
+	read := func(f string) string {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return strings.TrimSpace(read("/proc/sys/kernel/ostype") + " " + read("/proc/sys/kernel/osrelease"))
+}
+
+// listenAddrs returns every address the plan's processes will listen on,
+// each with who listens there.
+func listenAddrs(plan *scenarios.Plan) ([]string, map[string]string, error) {
+	var addrs []string
+	owner := map[string]string{}
+	add := func(addr, who string) error {
+		if addr == "" {
+			return nil
+		}
+		if o, ok := owner[addr]; ok {
+			return fmt.Errorf("plan: %s and %s both listen on %s", o, who, addr)
+		}
+		owner[addr] = who
+		addrs = append(addrs, addr)
+		return nil
+	}
+	for _, pod := range plan.Pods {
+		if pod.Backend == nil {
+			continue
+		}
+		if err := add(net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)), pod.Name); err != nil {
+			return nil, nil, err
+		}
+		if err := add(net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortGRPC)), pod.Name); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, px := range plan.Proxies {
+		if px.Config == nil {
+			return nil, nil, fmt.Errorf("plan: proxy %s has no configuration", px.Name)
+		}
+		if err := add(px.Config.Admin, px.Name); err != nil {
+			return nil, nil, err
+		}
+		for _, l := range px.Config.Listeners {
+			if err := add(l.Address, px.Name+" listener "+l.Name); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return addrs, owner, nil
+}
+
+// checkFree tries to listen on every address, so that a port another run
+// holds fails Deploy with its name instead of a process dying later.
+func checkFree(addrs []string, owner map[string]string) error {
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("%s (for %s) is already in use: another run on the same network base?", a, owner[a])
+			}
+			return fmt.Errorf("checking %s (for %s) is free: %w", a, owner[a], err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// Deploy writes every proxy's configuration to dir/proxies, checks that
+// every address the plan listens on is free, starts the backends and the
+// proxies, and waits until all of them answer. On error, whatever it
+// started is stopped again.
+func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string) (err error) {
+	if p.plan != nil {
+		return errors.New("deploying: a plan is already deployed; tear it down first")
+	}
+	p.plan, p.dir, p.nodes = plan, dir, len(plan.Nodes)
+	p.backends, p.proxies, p.last = map[string]*process{}, map[string]*process{}, nil
+	defer func() {
+		if err != nil {
+			if terr := p.Teardown(context.WithoutCancel(ctx)); terr != nil {
+				p.log.Warn("teardown after failed deploy", "err", terr)
+			}
+		}
+	}()
+	switch plan.ProxyImpl {
+	case "", "reference", "none":
+	default:
+		return fmt.Errorf("deploying: proxy implementation %q is not available on the local platform (reference only)", plan.ProxyImpl)
+	}
+	addrs, owner, err := listenAddrs(plan)
+	if err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	configs := map[string]string{}
+	for _, px := range plan.Proxies {
+		f := filepath.Join(dir, "proxies", px.Name+".yaml")
+		if err := writeProxyConfig(ctx, p.opts.Meshproxy, f, px.Config); err != nil {
+			return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
+		}
+		configs[px.Name] = f
+	}
+	if err := checkFree(addrs, owner); err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	logs := filepath.Join(dir, "logs")
+	for _, pod := range plan.Pods {
+		if pod.Backend == nil {
+			continue
+		}
+		b := pod.Backend
+		latency := b.Latency
+		if latency == "" {
+			latency = "none"
+		}
+		args := []string{"backend",
+			"--listen", net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)),
+			"--grpc-listen", net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortGRPC)),
+			"--name", pod.Name,
+			"--latency", latency,
+			"--concurrency", strconv.Itoa(b.Concurrency),
+			"--error-rate", strconv.FormatFloat(b.ErrorRate, 'g', -1, 64),
+			"--response-size", strconv.Itoa(b.ResponseSize),
+		}
+		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), p.opts.Meshbench, args...)
+		if err != nil {
+			return fmt.Errorf("deploying: %w", err)
+		}
+		p.backends[pod.Name] = proc
+	}
+	for _, px := range plan.Proxies {
+		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), p.opts.Meshproxy, "--config", configs[px.Name])
+		if err != nil {
+			return fmt.Errorf("deploying: %w", err)
+		}
+		p.proxies[px.Name] = proc
+	}
+	p.log.Debug("started", "backends", len(p.backends), "proxies", len(p.proxies))
+	return p.waitReady(ctx)
+}
+
+func (p *Platform) start(name, logPath, bin string, args ...string) (*process, error) {
+	proc, err := startProcess(name, logPath, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.procs = append(p.procs, proc)
+	p.mu.Unlock()
+	p.log.Debug("process started", "name", name, "pid", proc.pid())
+	return proc, nil
+}
+
+// waitReady polls every backend's admin endpoint and every proxy's /ready
+// until all answer 200, a process exits, or the ready timeout passes.
+func (p *Platform) waitReady(ctx context.Context) error {
+	type check struct {
+		proc *process
+		url  string
+	}
+	var pending []check
+	for _, pod := range p.plan.Pods {
+		if proc := p.backends[pod.Name]; proc != nil {
+			pending = append(pending, check{proc, "http://" + net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)) + "/_backend/config"})
+		}
+	}
+	for _, px := range p.plan.Proxies {
+		if px.Config.Admin == "" {
+			return fmt.Errorf("deploying proxy %s: it has no admin address to check readiness on", px.Name)
+		}
+		pending = append(pending, check{p.proxies[px.Name], "http://" + px.Config.Admin + "/ready"})
+	}
+	deadline := time.Now().Add(p.opts.ReadyTimeout)
+	for {
+		var still []check
+		for _, c := range pending {
+			if c.proc.exited() {
+				return fmt.Errorf("deploying: %w", c.proc.exitError())
+			}
+			if !p.answers(ctx, c.url) {
+				still = append(still, c)
+			}
+		}
+		pending = still
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deploying: %s not ready after %v (%s); last lines of %s:\n%s",
+				pending[0].proc.name, p.opts.ReadyTimeout, pending[0].url, pending[0].proc.log, tail(pending[0].proc.log, 20))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deploying: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// answers reports whether GET url answers 200.
+func (p *Platform) answers(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Teardown stops every process Deploy and Run started: SIGTERM to each
+// process group, SIGKILL to the groups still there after the grace period,
+// and waits until each process is reaped. It is safe to call more than
+// once, and from another goroutine than Run's.
+func (p *Platform) Teardown(ctx context.Context) error {
+	p.mu.Lock()
+	procs := p.procs
+	p.procs = nil
+	p.mu.Unlock()
+	if len(procs) > 0 {
+		p.log.Debug("stopping", "processes", len(procs))
+		stopAll(ctx, procs, p.opts.StopGrace)
+	}
+	p.plan = nil
+	p.backends, p.proxies = nil, nil
+	return nil
+}
+
+// pids returns the process ids of the processes running now.
+func (p *Platform) pids() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, proc := range p.procs {
+		out = append(out, proc.pid())
+	}
+	return out
+}
+
+// Resources returns what the last Run measured: each proxy's CPU and memory
+// over the measured part, and each proxy's /metrics increase over it.
+func (p *Platform) Resources(ctx context.Context) (reports.Resources, []reports.ProxyMetrics, error) {
+	m := p.last
+	if m == nil {
+		return reports.Resources{}, nil, errors.New("resources: no run measured")
+	}
+	res := reports.Resources{SampleIntervalMs: int(p.opts.SampleInterval / time.Millisecond)}
+	var metrics []reports.ProxyMetrics
+	var errs []error
+	for _, px := range m.proxies {
+		u := px.usage(m.requests)
+		res.Proxies = append(res.Proxies, reports.ProxyUsage{Name: px.name, Kind: px.kind, Node: px.node, Usage: u})
+		res.Total.CPUSeconds += u.CPUSeconds
+		res.Total.RSSPeakBytes += u.RSSPeakBytes
+		res.Total.RSSMeanBytes += u.RSSMeanBytes
+		if px.sampleErr != nil {
+			errs = append(errs, fmt.Errorf("sampling %s: %w", px.name, px.sampleErr))
+		}
+		if px.scrapeErr != nil {
+			errs = append(errs, px.scrapeErr)
+			continue
+		}
+		metrics = append(metrics, proxyMetrics(px.name, px.start, px.end))
+	}
+	if m.requests > 0 {
+		res.Total.CPUMicrosPerRequest = res.Total.CPUSeconds * 1e6 / float64(m.requests)
+	}
+	if res.Proxies == nil {
+		res.Proxies = []reports.ProxyUsage{}
+	}
+	return res, metrics, errors.Join(errs...)
+}

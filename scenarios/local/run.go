@@ -1,0 +1,405 @@
+package local
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/meshbench/meshbench/loadgen"
+	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/scenarios"
+)
+
+// loadResultFile is where the load generator writes its result in the
+// cell directory.
+const loadResultFile = "result-load.json"
+
+// interruptGrace bounds how long an interrupted load generator may take to
+// write its partial result before it is killed.
+const interruptGrace = 10 * time.Second
+
+// measurement is what one Run observed of the proxies.
+type measurement struct {
+	requests int64
+	proxies  []*proxyWatch
+}
+
+// proxyWatch follows one proxy through the measured part.
+type proxyWatch struct {
+	name, kind, node, admin string
+	pid                     int
+
+	samples   []procSample
+	sampleErr error
+	start     families
+	end       families
+	scrapeErr error
+}
+
+// procSample is one reading of /proc/<pid>/stat.
+type procSample struct {
+	cpu float64 // user + system seconds since the process started
+	rss int64   // resident bytes
+}
+
+// usage summarises the samples; CPU is the increase from the first sample
+// to the last.
+func (w *proxyWatch) usage(requests int64) reports.Usage {
+	var u reports.Usage
+	if len(w.samples) == 0 {
+		return u
+	}
+	u.CPUSeconds = w.samples[len(w.samples)-1].cpu - w.samples[0].cpu
+	var sum int64
+	for _, s := range w.samples {
+		u.RSSPeakBytes = max(u.RSSPeakBytes, s.rss)
+		sum += s.rss
+	}
+	u.RSSMeanBytes = sum / int64(len(w.samples))
+	if requests > 0 {
+		u.CPUMicrosPerRequest = u.CPUSeconds * 1e6 / float64(requests)
+	}
+	return u
+}
+
+// loadArgs returns the `meshbench load` command line of a load plan.
+func loadArgs(l scenarios.LoadPlan, cell reports.CellInfo, dir string) ([]string, error) {
+	if len(l.Targets) == 0 {
+		return nil, errors.New("the load plan has no target")
+	}
+	args := []string{"load", "--protocol", l.Protocol, "--quiet",
+		"--out", filepath.Join(dir, loadResultFile),
+		"--hdr-log", filepath.Join(dir, reports.HdrLogFile)}
+	for _, t := range l.Targets {
+		args = append(args, "--target", targetURL(l.Protocol, t))
+	}
+	rate := "max"
+	if l.Rate > 0 {
+		rate = strconv.FormatFloat(l.Rate, 'g', -1, 64)
+	}
+	args = append(args, "--rate", rate)
+	if l.Connections > 0 {
+		args = append(args, "--connections", strconv.Itoa(l.Connections))
+	}
+	if l.Streams > 0 {
+		args = append(args, "--streams", strconv.Itoa(l.Streams))
+	}
+	if l.Duration > 0 {
+		args = append(args, "--duration", l.Duration.String())
+	}
+	if l.Warmup > 0 {
+		args = append(args, "--warmup", l.Warmup.String())
+	}
+	if l.Timeout > 0 {
+		args = append(args, "--timeout", l.Timeout.String())
+	}
+	if l.Authority != "" {
+		args = append(args, "--authority", l.Authority)
+	}
+	keys := make([]string, 0, len(cell.Labels))
+	for k := range cell.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		args = append(args, "--label", k+"="+cell.Labels[k])
+	}
+	return args, nil
+}
+
+// targetURL turns a plan target into what the load generator expects: a
+// URL for HTTP protocols, host:port for gRPC.
+func targetURL(protocol, t string) string {
+	if protocol == loadgen.GRPC {
+		if u, err := url.Parse(t); err == nil && u.Host != "" {
+			return u.Host
+		}
+		return t
+	}
+	if strings.Contains(t, "://") {
+		return t
+	}
+	if protocol == loadgen.H2 {
+		return "https://" + t
+	}
+	return "http://" + t
+}
+
+// Run runs the plan's load as a `meshbench load` child and applies the
+// plan's events. During the measured part it samples each proxy's CPU and
+// memory every SampleInterval and scrapes each proxy's /metrics at its
+// start and its end. When ctx ends, the load generator gets SIGINT, and
+// Run returns ctx.Err() once it has exited.
+func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
+	plan := p.plan
+	if plan == nil {
+		return nil, errors.New("running: nothing deployed")
+	}
+	p.last = nil
+	for _, ev := range plan.Events {
+		if p.backends[ev.Pod] == nil {
+			return nil, fmt.Errorf("running: event at %v: pod %q has no backend", ev.At, ev.Pod)
+		}
+	}
+	args, err := loadArgs(plan.Load, plan.Cell, p.dir)
+	if err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	out := filepath.Join(p.dir, loadResultFile)
+	_ = os.Remove(out)
+	m := &measurement{}
+	for _, px := range plan.Proxies {
+		m.proxies = append(m.proxies, &proxyWatch{name: px.Name, kind: px.Kind, node: px.Node,
+			admin: px.Config.Admin, pid: p.proxies[px.Name].pid()})
+	}
+
+	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), p.opts.Meshbench, args...)
+	if err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	measured := time.Now().Add(plan.Load.Warmup)
+	p.log.Debug("load started", "pid", load.pid(), "args", args)
+
+	// Warm-up: not measured.
+	select {
+	case <-load.done:
+		return nil, fmt.Errorf("running: load generator ended before the measured part: %w", load.exitError())
+	case <-ctx.Done():
+		return nil, p.interrupt(ctx, load)
+	case <-time.After(time.Until(measured)):
+	}
+
+	// The measured part.
+	measured = time.Now()
+	for _, w := range m.proxies {
+		w.start, w.scrapeErr = scrape(ctx, p.client, w.admin)
+	}
+	stopSampling := p.sample(m.proxies)
+	evCtx, stopEvents := context.WithCancel(ctx)
+	events := p.applyEvents(evCtx, plan.Events, measured)
+
+	var interrupted bool
+	select {
+	case <-load.done:
+	case <-ctx.Done():
+		interrupted = true
+	}
+	stopSampling()
+	stopEvents()
+	records, evErr := events()
+	if interrupted {
+		return nil, p.interrupt(ctx, load)
+	}
+	endCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	for _, w := range m.proxies {
+		if w.scrapeErr != nil {
+			continue
+		}
+		w.end, w.scrapeErr = scrape(endCtx, p.client, w.admin)
+	}
+	cancel()
+
+	if load.err != nil {
+		return nil, fmt.Errorf("running: %w", load.exitError())
+	}
+	res, err := readResult(out)
+	if err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	if err := p.checkAlive(); err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	if evErr != nil {
+		return nil, fmt.Errorf("running: %w", evErr)
+	}
+	m.requests = res.Requests
+	p.last = m
+	return &reports.CellResult{Result: *res, Events: records}, nil
+}
+
+// interrupt stops an interrupted load generator with SIGINT (it writes
+// what it measured, marked incomplete), waits for it, and returns the
+// context's error.
+func (p *Platform) interrupt(ctx context.Context, load *process) error {
+	load.signal(syscall.SIGINT)
+	select {
+	case <-load.done:
+	case <-time.After(interruptGrace):
+		load.signal(syscall.SIGKILL)
+		<-load.done
+	}
+	return ctx.Err()
+}
+
+// checkAlive fails when a backend or a proxy exited during the run.
+func (p *Platform) checkAlive() error {
+	var errs []error
+	for _, proc := range p.backends {
+		if proc.exited() {
+			errs = append(errs, proc.exitError())
+		}
+	}
+	for _, proc := range p.proxies {
+		if proc.exited() {
+			errs = append(errs, proc.exitError())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readResult decodes the load generator's result file.
+func readResult(path string) (*loadgen.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the load result: %w", err)
+	}
+	var r loadgen.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decoding the load result %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// sample reads each proxy's CPU time and RSS now and every SampleInterval
+// until the returned function is called, which takes a last sample and
+// returns when sampling has stopped.
+func (p *Platform) sample(ws []*proxyWatch) (stop func()) {
+	fs, fsErr := procfs.NewFS(procfs.DefaultMountPoint)
+	read := func() {
+		for _, w := range ws {
+			if fsErr != nil {
+				w.sampleErr = fsErr
+				continue
+			}
+			st, err := procStat(fs, w.pid)
+			if err != nil {
+				if w.sampleErr == nil {
+					w.sampleErr = err
+				}
+				continue
+			}
+			w.samples = append(w.samples, st)
+		}
+	}
+	read()
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(p.opts.SampleInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				read()
+			case <-quit:
+				read()
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+}
+
+func procStat(fs procfs.FS, pid int) (procSample, error) {
+	proc, err := fs.Proc(pid)
+	if err != nil {
+		return procSample{}, err
+	}
+	st, err := proc.Stat()
+	if err != nil {
+		return procSample{}, err
+	}
+	return procSample{cpu: st.CPUTime(), rss: int64(st.ResidentMemory())}, nil
+}
+
+// applyEvents applies each event at measured + its offset, until ctx ends.
+// The returned function waits for the applier to finish and returns the
+// events applied and the first failure.
+func (p *Platform) applyEvents(ctx context.Context, events []scenarios.Event, measured time.Time) func() ([]reports.EventRecord, error) {
+	evs := slices.Clone(events)
+	slices.SortStableFunc(evs, func(a, b scenarios.Event) int { return cmp.Compare(a.At, b.At) })
+	var (
+		records []reports.EventRecord
+		errs    []error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, ev := range evs {
+			t := time.NewTimer(time.Until(measured.Add(ev.At)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if err := p.applyEvent(ctx, ev); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			at := time.Since(measured)
+			p.log.Debug("event applied", "pod", ev.Pod, "at", at)
+			records = append(records, reports.EventRecord{AtMs: at.Milliseconds(), Pod: ev.Pod,
+				Latency: ev.Backend.Latency, Concurrency: ev.Backend.Concurrency, ErrorRate: ev.Backend.ErrorRate})
+		}
+	}()
+	return func() ([]reports.EventRecord, error) {
+		<-done
+		return records, errors.Join(errs...)
+	}
+}
+
+// applyEvent sets a backend's personality through its admin endpoint.
+func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {
+	var pod *scenarios.Pod
+	for i := range p.plan.Pods {
+		if p.plan.Pods[i].Name == ev.Pod {
+			pod = &p.plan.Pods[i]
+		}
+	}
+	if pod == nil {
+		return fmt.Errorf("event at %v: no pod %q", ev.At, ev.Pod)
+	}
+	body, err := json.Marshal(ev.Backend)
+	if err != nil {
+		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
+	}
+	url := "http://" + net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)) + "/_backend/config"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("event at %v on %s: %s: %s", ev.At, ev.Pod, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}

@@ -1,0 +1,315 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/scenarios"
+)
+
+// ReasonInterrupted is RunInfo.Reason, and the error of the cell that was
+// running, when the run's context was canceled.
+const ReasonInterrupted = "interrupted"
+
+// TeardownTimeout bounds a cell's Teardown.
+const TeardownTimeout = time.Minute
+
+// Options configure a run.
+type Options struct {
+	// Out is the results root: the run goes to Out/<scenario>/<timestamp>.
+	Out string
+	// Repeats overrides the scenario's repeats; 0 keeps them.
+	Repeats int
+	// Quick applies the scenario's quick overrides (shorter load, fewer
+	// repeats).
+	Quick bool
+	// Platform realizes the cells' plans.
+	Platform scenarios.Platform
+	// Network is the address space of the plans.
+	Network scenarios.Network
+	// Progress receives one line when a cell starts and one when it ends;
+	// nil discards them.
+	Progress io.Writer
+	// Log receives details; nil discards them.
+	Log *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// source is what the runner needs of a scenario.
+type source interface {
+	Dimensions() []string
+	Cells(scenarios.CellOptions) []reports.CellInfo
+	Plan(reports.CellInfo, scenarios.PlanOptions) (*scenarios.Plan, error)
+}
+
+// Run runs every cell of sc on o.Platform and returns the run's directory
+// and its final RunInfo (also in run.json). Cells that fail are marked
+// failed in RunInfo and do not make Run fail; err is non-nil when the run
+// could not be recorded, or when ctx was canceled (it then wraps
+// ctx.Err(), and RunInfo is incomplete with Reason "interrupted").
+func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (runDir string, info *reports.RunInfo, err error) {
+	if sc == nil {
+		return "", nil, errors.New("running: no scenario")
+	}
+	return run(ctx, sc.Name, sc.Description, sc, o)
+}
+
+// runner is one run in progress.
+type runner struct {
+	o       Options
+	src     source
+	dir     string
+	info    *reports.RunInfo
+	log     *slog.Logger
+	started time.Time
+	spent   time.Duration // total time of the cells finished so far
+	ran     int           // cells finished so far
+}
+
+func run(ctx context.Context, name, description string, src source, o Options) (string, *reports.RunInfo, error) {
+	if o.Platform == nil {
+		return "", nil, errors.New("running: no platform")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	r := &runner{o: o, src: src, log: o.Log}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	cells := src.Cells(scenarios.CellOptions{Quick: o.Quick, Repeats: o.Repeats})
+	if len(cells) == 0 {
+		return "", nil, fmt.Errorf("running %s: the scenario has no cells", name)
+	}
+	repeats := 0
+	for i := range cells {
+		cells[i].Status, cells[i].Error = reports.StatusPending, ""
+		repeats = max(repeats, cells[i].Repeat)
+	}
+	r.started = o.Now()
+	dir, err := makeRunDir(filepath.Join(o.Out, name), r.started)
+	if err != nil {
+		return "", nil, fmt.Errorf("running %s: %w", name, err)
+	}
+	r.dir = dir
+	r.info = &reports.RunInfo{
+		Scenario:    name,
+		Description: description,
+		Platform:    o.Platform.Name(),
+		Started:     r.started,
+		Incomplete:  true,
+		Repeats:     repeats,
+		Quick:       o.Quick,
+		Dimensions:  src.Dimensions(),
+		Cells:       cells,
+		Env:         Environment(ctx),
+	}
+	if err := r.save(); err != nil {
+		return dir, r.info, err
+	}
+	r.log.Info("run started", "scenario", name, "dir", dir, "cells", len(cells))
+	for i := range r.info.Cells {
+		if ctx.Err() != nil {
+			break
+		}
+		r.cell(ctx, i)
+		if err := r.save(); err != nil {
+			return dir, r.info, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		r.info.Reason = ReasonInterrupted
+		if err := r.save(); err != nil {
+			return dir, r.info, err
+		}
+		r.log.Info("run interrupted", "dir", dir)
+		return dir, r.info, fmt.Errorf("running %s: %s: %w", name, ReasonInterrupted, err)
+	}
+	r.info.Incomplete = false
+	r.info.Finished = o.Now()
+	if err := r.save(); err != nil {
+		return dir, r.info, err
+	}
+	r.log.Info("run finished", "dir", dir)
+	return dir, r.info, nil
+}
+
+// makeRunDir creates parent/<timestamp>, or parent/<timestamp>-2 and so on
+// when a run of the same second exists.
+func makeRunDir(parent string, t time.Time) (string, error) {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("creating the results directory: %w", err)
+	}
+	base := filepath.Join(parent, t.Format("20060102-150405"))
+	dir := base
+	for n := 2; ; n++ {
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, os.ErrExist) || n > 100 {
+			return "", fmt.Errorf("creating the results directory: %w", err)
+		}
+		dir = base + "-" + strconv.Itoa(n)
+	}
+}
+
+// save writes run.json with the platform's current facts.
+func (r *runner) save() error {
+	r.info.Cluster = r.o.Platform.Facts()
+	if err := writeJSON(filepath.Join(r.dir, reports.RunFile), r.info); err != nil {
+		return fmt.Errorf("recording the run: %w", err)
+	}
+	return nil
+}
+
+// cell runs cell i and records its outcome in r.info.
+func (r *runner) cell(ctx context.Context, i int) {
+	c := &r.info.Cells[i]
+	c.Status = reports.StatusRunning
+	if err := r.save(); err != nil {
+		r.log.Warn("recording the run", "err", err)
+	}
+	r.progress(i, "running")
+	start := r.o.Now()
+	res, err := r.runCell(ctx, *c)
+	r.spent += r.o.Now().Sub(start)
+	r.ran++
+	switch {
+	case err == nil:
+		c.Status = reports.StatusDone
+		r.progress(i, fmt.Sprintf("achieved %.1f rps  p99 %.2f ms", res.AchievedRate, float64(res.Latency.P99)/1000))
+	case ctx.Err() != nil:
+		c.Status, c.Error = reports.StatusFailed, ReasonInterrupted
+		r.log.Info("cell interrupted", "cell", c.ID, "err", err)
+		r.progress(i, ReasonInterrupted+" (torn down; the cells left stay pending)")
+	default:
+		c.Status, c.Error = reports.StatusFailed, err.Error()
+		r.log.Error("cell failed", "cell", c.ID, "err", err)
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		r.progress(i, "FAILED: "+first)
+	}
+}
+
+// runCell plans, deploys, loads, measures and tears down one cell, and
+// writes its result.json. Teardown runs on every path, panics included.
+func (r *runner) runCell(ctx context.Context, c reports.CellInfo) (res *reports.CellResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("cell panicked", "cell", c.ID, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	dir := filepath.Join(r.dir, c.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the cell directory: %w", err)
+	}
+	plan, err := r.src.Plan(c, scenarios.PlanOptions{Quick: r.o.Quick, Network: r.o.Network})
+	if err != nil {
+		return nil, fmt.Errorf("planning: %w", err)
+	}
+	p := r.o.Platform
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), TeardownTimeout)
+		defer cancel()
+		if terr := p.Teardown(tctx); terr != nil {
+			r.log.Warn("teardown", "cell", c.ID, "err", terr)
+			if err == nil {
+				err = fmt.Errorf("tearing down: %w", terr)
+			}
+		}
+	}()
+	if err := p.Deploy(ctx, plan, dir); err != nil {
+		return nil, err
+	}
+	res, err = p.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		return nil, errors.New("running: the platform returned no result")
+	}
+	usage, metrics, err := p.Resources(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("measuring resources: %w", err)
+	}
+	res.Cell = c
+	res.Cell.Status = reports.StatusDone
+	res.Resources = usage
+	res.Proxies = metrics
+	if res.Proxies == nil {
+		res.Proxies = []reports.ProxyMetrics{}
+	}
+	if err := writeJSON(filepath.Join(dir, reports.ResultFile), res); err != nil {
+		return nil, fmt.Errorf("recording the result: %w", err)
+	}
+	return res, nil
+}
+
+// progress writes one line about cell i: its position, its ID, what
+// happened, the run's elapsed time and, once a cell has finished, the
+// estimated time left.
+func (r *runner) progress(i int, what string) {
+	n := len(r.info.Cells)
+	elapsed := r.o.Now().Sub(r.started)
+	line := fmt.Sprintf("[%d/%d] %s  %s  elapsed %s", i+1, n, r.info.Cells[i].ID, what, clock(elapsed))
+	if r.ran > 0 && r.info.Cells[i].Error != ReasonInterrupted {
+		left := n - r.ran
+		eta := r.spent / time.Duration(r.ran) * time.Duration(left)
+		line += "  ETA " + clock(eta)
+	}
+	fmt.Fprintln(r.o.Progress, line)
+}
+
+// clock formats d as m:ss, or h:mm:ss from an hour.
+func clock(d time.Duration) string {
+	s := int(d.Round(time.Second) / time.Second)
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
+
+// writeJSON writes v as indented JSON to path through a temporary file in
+// the same directory and a rename, so a reader sees the old file or the
+// new one, never part of one.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", filepath.Base(path), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
