@@ -47,7 +47,13 @@ type Plan struct {
 	// Proxies lists every proxy instance: sidecars and node proxies.
 	Proxies []Proxy
 	Load    LoadPlan
-	Events  []Event
+	// Events change backends during the measured part; the platform
+	// applies them.
+	Events []Event
+	// Initial are the cell's degradations in place from the start: already
+	// in the pods' Backend, listed so that results can name the degraded
+	// pods.
+	Initial []Event
 }
 
 // Node is one machine of the simulated cluster.

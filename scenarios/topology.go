@@ -240,6 +240,8 @@ func (b *planner) backends(quick bool) {
 			state[pod] = state[pod].merge(ch.Backend)
 			if ch.At > 0 {
 				b.plan.Events = append(b.plan.Events, Event{At: b.eventTime(ch.At, quick), Pod: pod, Backend: state[pod]})
+			} else {
+				b.plan.Initial = append(b.plan.Initial, Event{Pod: pod, Backend: state[pod]})
 			}
 		}
 	}

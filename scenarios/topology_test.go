@@ -270,6 +270,10 @@ quick: {duration: 4s}
 	if !slices.Equal(p.Events, wantEvents) {
 		t.Errorf("events\n got %+v\nwant %+v", p.Events, wantEvents)
 	}
+	// The change in place from the start is listed for the record.
+	if wantInitial := []scenarios.Event{{Pod: "echo-2", Backend: want[2]}}; !slices.Equal(p.Initial, wantInitial) {
+		t.Errorf("initial\n got %+v\nwant %+v", p.Initial, wantInitial)
+	}
 	// --quick scales the changes' times with the duration (20s -> 4s).
 	p = planOf(t, s, "mixed", scenarios.PlanOptions{Quick: true})
 	if p.Events[0].At != 2*time.Second || p.Events[1].At != 3*time.Second {

@@ -162,6 +162,13 @@ func nominalX(p *plot.Plot, names []string) {
 	if long*len(names) > 80 {
 		p.X.Tick.Label.Rotation = math.Pi / 7
 		p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
+		// A slanted first label reaches left of the axis: widen the axis
+		// on that side so the label stays on the canvas (about 5.5 points
+		// per character across, of some 600 points of axis, less the y
+		// axis's own width).
+		if reach := 5.5*float64(len(names[0])) - 50; reach > 0 {
+			p.X.Min -= reach * float64(len(names)) / 600
+		}
 	}
 }
 

@@ -250,6 +250,12 @@ func (r *runner) runCell(ctx context.Context, c reports.CellInfo) (res *reports.
 	}
 	res.Cell = c
 	res.Cell.Status = reports.StatusDone
+	var initial []reports.EventRecord
+	for _, ev := range plan.Initial {
+		initial = append(initial, reports.EventRecord{Pod: ev.Pod, Latency: ev.Backend.Latency,
+			Concurrency: ev.Backend.Concurrency, ErrorRate: ev.Backend.ErrorRate})
+	}
+	res.Events = append(initial, res.Events...)
 	res.Resources = usage
 	res.Proxies = metrics
 	if res.Proxies == nil {
