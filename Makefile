@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test bench microbench lint fmt vet clean perf-http1 perf-loadgen
+.PHONY: all build test fuzz bench microbench lint fmt vet clean perf-http1 perf-loadgen
 
 all: build
 
@@ -23,6 +23,19 @@ build:
 test: build
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target briefly, after the unit tests (go test -fuzz takes one
+# target at a time). Seed corpora live in each package's testdata/fuzz/;
+# a failure writes its input there too. Minimizing new inputs is capped so
+# a short run spends its time fuzzing. Longer: make fuzz FUZZTIME=5m
+FUZZTIME ?= 10s
+FUZZ      = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x -fuzz
+fuzz:
+	$(FUZZ) '^FuzzConfigParse$$' ./proxy/config
+	$(FUZZ) '^FuzzRouteMatch$$' ./proxy/route
+	$(FUZZ) '^FuzzHeaders$$' ./proxy
+	$(FUZZ) '^FuzzFramingGuard$$' ./proxy
 
 # The default scenario (scenarios/default.yaml) on the local platform: every
 # cell deployed as processes on loopback addresses, measured, torn down;

@@ -37,11 +37,16 @@ type cluster struct {
 	// address when hashHeader is empty.
 	hashed     bool
 	hashHeader string
-	h1         *h1client.Client // HTTP/1.1 pool
-	h2c        *http.Transport  // cleartext HTTP/2 pool
+	h1         *h1client.Client // HTTP/1.1 pool (over TLS with tls)
+	h2c        *http.Transport  // HTTP/2 pool: cleartext, or h2 over TLS with tls
 	detector   *outlier.Detector
 	budget     *retry.Budget
 	source     discovery.Source // nil for static endpoints
+	// bySource holds one pair of pools per source service when the
+	// cluster's mTLS presents a certificate per source (a node proxy);
+	// h1 and h2c are then nil. scheme is "https" with tls, else "http".
+	bySource map[string]*pools
+	scheme   string
 	// via: viaHeader (canonical) names the picked endpoint to the gateway
 	// it is reached through; gateways maps endpoints to those gateways.
 	// Empty without via.
@@ -96,6 +101,7 @@ func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface)
 		hashHeader: http.CanonicalHeaderKey(b.HashHeader),
 		budget:     retry.NewBudget(cc.RetryBudget.Ratio, cc.RetryBudget.MinConcurrency),
 		hosts:      map[string]*host{},
+		scheme:     "http",
 	}
 	c.hashed = c.bcfg.NeedsKey()
 	c.state.Store(&pickState{})
@@ -248,8 +254,12 @@ func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
 			c.detector.Remove(h.od)
 		}
 		// A gateway's connections stay while other endpoints use them.
-		if c.h1 != nil && !dialed[h.dial] {
-			c.h1.CloseIdleFor(h.dial)
+		if !dialed[h.dial] {
+			for _, p := range c.allPools() {
+				if p.h1 != nil {
+					p.h1.CloseIdleFor(h.dial)
+				}
+			}
 		}
 	}
 	return nil
@@ -409,26 +419,54 @@ func newH2CTransport(cc *config.Cluster) *http.Transport {
 	return t
 }
 
+// pools are the upstream connection pools one route uses: HTTP/1.1 and
+// HTTP/2, either nil when the cluster's protocol does not use it.
+type pools struct {
+	h1 *h1client.Client
+	h2 *http.Transport
+}
+
+// poolsFor returns the pools of requests from source (a listener's
+// source_service): its own under mTLS with a certificate per source, else
+// the cluster's.
+func (c *cluster) poolsFor(source string) pools {
+	if p := c.bySource[source]; p != nil {
+		return *p
+	}
+	return pools{h1: c.h1, h2: c.h2c}
+}
+
+// allPools returns every pool pair of the cluster.
+func (c *cluster) allPools() []pools {
+	out := []pools{{h1: c.h1, h2: c.h2c}}
+	for _, p := range c.bySource {
+		out = append(out, *p)
+	}
+	return out
+}
+
 // h1ForMajor returns the HTTP/1.1 client for a request that arrived with
-// HTTP major version major, or nil when it goes upstream as h2c.
-func (c *cluster) h1ForMajor(major int) *h1client.Client {
-	switch c.protocol {
+// HTTP major version major, or nil when it goes upstream as HTTP/2.
+func (rs *routeState) h1ForMajor(major int) *h1client.Client {
+	switch rs.cluster.protocol {
 	case config.UpstreamHTTP1:
-		return c.h1
-	case config.UpstreamH2C:
+		return rs.pools.h1
+	case config.UpstreamH2C, config.UpstreamH2:
 		return nil
 	}
 	if major == 2 {
 		return nil
 	}
-	return c.h1
+	return rs.pools.h1
 }
 
 func (c *cluster) closeIdle() {
-	if c.h1 != nil {
-		c.h1.CloseIdleConnections()
-	}
-	if c.h2c != nil {
-		c.h2c.CloseIdleConnections()
+	for _, p := range c.allPools() {
+		if p.h1 != nil {
+			p.h1.CloseIdleConnections()
+		}
+		if p.h2 != nil {
+			p.h2.CloseIdleConnections()
+		}
 	}
 }

@@ -29,12 +29,15 @@ type handler struct {
 	routes    []*routeState
 	noRoute   *metrics.Route
 	tls       bool
+	// authz, when set, is the listener's allow-list (see authorize).
+	authz *authz
 }
 
 // routeState is a compiled route: its destination, its header edits and
 // its series.
 type routeState struct {
 	cluster *cluster
+	pools   pools         // the cluster's pools for this route's listener
 	timeout time.Duration // <= 0: none
 	retry   *retry.Policy // nil: no retries
 	add     []headerKV
@@ -45,7 +48,7 @@ type routeState struct {
 type headerKV struct{ key, value string }
 
 func newRouteState(rc *config.Route, c *cluster, m *metrics.Route) *routeState {
-	rs := &routeState{cluster: c, timeout: rc.Timeout.D(), m: m}
+	rs := &routeState{cluster: c, pools: c.poolsFor(""), timeout: rc.Timeout.D(), m: m}
 	if rt := rc.Retry; rt != nil {
 		on, _ := retry.ParseConditions(rt.On)
 		p := retry.Policy{Attempts: rt.Attempts, On: on, PerTryTimeout: rt.PerTryTimeout.D(),
@@ -73,6 +76,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	isGRPC := route.IsGRPC(r)
 	i := h.table.Match(r)
+	if h.authz != nil && !h.authorize(w, r, i, isGRPC, start) {
+		return
+	}
 	if i < 0 {
 		h.noRoute.Request()
 		st, gs := writeError(w, r, isGRPC, http.StatusNotFound, grpcUnimplemented, "no route")
@@ -125,7 +131,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 			return o
 		}
 	}
-	h1 := c.h1ForMajor(r.ProtoMajor)
+	h1 := rs.h1ForMajor(r.ProtoMajor)
 	var info balancer.PickInfo
 	if c.hashed {
 		if c.hashHeader != "" {
@@ -243,7 +249,7 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 	out := r.WithContext(a.ctx)
 	// Pools are keyed by the address dialed: a gateway's connections carry
 	// the requests of every endpoint behind it.
-	out.URL = &url.URL{Scheme: "http", Host: host.dial, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	out.URL = &url.URL{Scheme: c.scheme, Host: host.dial, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
 	out.Close = false
 	out.Header = h.upstreamHeader(r, rs, clientTimeout, a.tryDeadline)
@@ -252,7 +258,7 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 	if h1 != nil {
 		a.resp, a.err = h1.Do(a.ctx, out, a.tryDeadline)
 	} else {
-		a.resp, a.err = c.h2c.RoundTrip(out)
+		a.resp, a.err = rs.pools.h2.RoundTrip(out)
 	}
 	if a.err != nil {
 		c.finish(pick, host, a.err, 0, a.start, r.Context().Err() != nil)

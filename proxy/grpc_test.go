@@ -282,6 +282,13 @@ func TestGRPCThroughProxy(t *testing.T) {
 			case <-time.After(2 * time.Second):
 				t.Error("upstream saw no deadline")
 			}
+			// The upstream call ends too; wait for it, so that its end is
+			// not taken for the next subtest's.
+			select {
+			case <-svc.cancelled:
+			case <-time.After(5 * time.Second):
+				t.Error("the upstream call outlived its deadline")
+			}
 		})
 		t.Run(lt.name+"/cancellation", func(t *testing.T) {
 			drain(svc.cancelled)

@@ -47,24 +47,26 @@ func (h *handler) upstreamHeader(r *http.Request, rs *routeState, clientTimeout 
 		out[k] = vv
 	}
 	removeConnectionTokens(out, in["Connection"])
+	// From here a field the Connection header named counts as absent: it
+	// was meant for this hop only.
 	ip := clientIP(r.RemoteAddr)
-	if prior, ok := in["X-Forwarded-For"]; ok && len(prior) > 0 {
+	if prior, ok := out["X-Forwarded-For"]; ok && len(prior) > 0 {
 		out["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
 	} else {
 		out["X-Forwarded-For"] = []string{ip}
 	}
-	if _, ok := in["X-Forwarded-Proto"]; !ok {
+	if _, ok := out["X-Forwarded-Proto"]; !ok {
 		if h.tls {
 			out["X-Forwarded-Proto"] = protoHTTPS
 		} else {
 			out["X-Forwarded-Proto"] = protoHTTP
 		}
 	}
-	if _, ok := in["User-Agent"]; !ok {
+	if _, ok := out["User-Agent"]; !ok {
 		// Forward the absence: keep HTTP clients from adding their own.
 		out["User-Agent"] = noUserAgent
 	}
-	if _, ok := in["X-Request-Id"]; !ok {
+	if _, ok := out["X-Request-Id"]; !ok {
 		out["X-Request-Id"] = []string{newRequestID()}
 	}
 	for _, k := range rs.remove {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/identity"
 	"github.com/meshbench/meshbench/proxy/metrics"
 	"github.com/meshbench/meshbench/proxy/route"
 )
@@ -36,6 +36,11 @@ type Server struct {
 
 	// stopDiscovery ends the clusters' discovery sources at Shutdown.
 	stopDiscovery context.CancelFunc
+
+	// sources are the certificate files of listeners and clusters with
+	// tls, by file set; idm their series (see mtls.go).
+	sources map[string]*identity.Source
+	idm     *metrics.Identity
 
 	draining atomic.Bool
 	started  atomic.Bool
@@ -57,6 +62,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), clusters: map[string]*cluster{}, stopDiscovery: func() {}}
+	s.sources = map[string]*identity.Source{}
+	s.idm = metrics.NewIdentity(s.metrics, s.certStates)
 	var kube kubernetes.Interface
 	for i := range cfg.Clusters {
 		if cfg.Clusters[i].Kubernetes != nil && kube == nil {
@@ -67,6 +74,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}
 		c, err := newCluster(&cfg.Clusters[i], log, kube)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.clusterTLS(c, &cfg.Clusters[i]); err != nil {
 			return nil, err
 		}
 		s.clusters[c.name] = c
@@ -98,10 +108,12 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 		routes:    make([]*routeState, len(lc.Routes)),
 		noRoute:   s.metrics.Route(lc.Direction, "", ""),
 		tls:       lc.TLS != nil,
+		authz:     s.newAuthz(lc),
 	}
 	for i := range lc.Routes {
 		rc := &lc.Routes[i]
 		h.routes[i] = newRouteState(rc, s.clusters[rc.Cluster], s.metrics.Route(lc.Direction, rc.Name, rc.Cluster))
+		h.routes[i].pools = s.clusters[rc.Cluster].poolsFor(lc.SourceService)
 	}
 	lim := lc.Limits
 	srv := &http.Server{
@@ -109,8 +121,12 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 		ReadHeaderTimeout: lim.ReadHeaderTimeout.D(),
 		IdleTimeout:       lim.IdleTimeout.D(),
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
+		// HTTP/2 takes its header list limit (SETTINGS_MAX_HEADER_LIST_SIZE)
+		// from MaxHeaderBytes and its idle timeout from IdleTimeout.
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams:          lim.MaxConcurrentStreams,
+			MaxDecoderHeaderTableSize:     h2HeaderTableSize,
+			MaxReadFrameSize:              h2MaxReadFrameSize,
 			MaxReceiveBufferPerStream:     1 << 20,
 			MaxReceiveBufferPerConnection: 4 << 20,
 		},
@@ -131,11 +147,9 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 	}
 	srv.Protocols = &p
 	if lc.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(lc.TLS.CertFile, lc.TLS.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("listener %s: loading TLS certificate: %w", lc.Name, err)
+		if err := s.listenerTLS(lc, srv); err != nil {
+			return nil, err
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return &listener{cfg: lc, srv: srv, tls: lc.TLS != nil, table: table}, nil
 }
@@ -161,7 +175,8 @@ func (s *Server) Start(ctx context.Context) error {
 			return fail(fmt.Errorf("listener %s: binding %s: %w", l.cfg.Name, l.cfg.Address, err))
 		}
 		bound = append(bound, ln)
-		l.ln = &countingListener{Listener: ln, m: s.metrics.Listener(l.cfg.Direction, l.cfg.Name)}
+		l.ln = &countingListener{Listener: limitListener(ln, l.cfg.Limits.MaxConnections), m: s.metrics.Listener(l.cfg.Direction, l.cfg.Name)}
+		l.ln = guard(l.ln, l.cfg, l.tls)
 	}
 	if s.admin != nil {
 		ln, err := lc.Listen(ctx, "tcp", s.cfg.Admin)
@@ -182,6 +197,7 @@ func (s *Server) Start(ctx context.Context) error {
 			}()
 		}
 	}
+	s.runSources(dctx)
 	for _, l := range s.listeners {
 		l := l
 		if l.tls {

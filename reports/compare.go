@@ -135,3 +135,69 @@ func AddedLatency(v, base *Variant, metric func(*CellResult) float64) Delta {
 	d.Added, d.Ratio = SpreadOf(added), SpreadOf(ratio)
 	return d
 }
+
+// MTLSComparison is what turning mTLS on cost a variant: the variant with
+// mtls=on against the variant with the same labels and mtls=off, paired by
+// repeat.
+type MTLSComparison struct {
+	On, Off *Variant
+	P50     Delta
+	P99     Delta
+	// CPUPerRequest compares the topology totals of CPU µs per request.
+	CPUPerRequest Delta
+	// Handshakes is the TLS handshakes the topology's proxies completed,
+	// over the repeats of the mtls=on variant.
+	Handshakes Spread
+}
+
+// MTLSCost pairs every mtls=on variant with its mtls=off twin of the same
+// run, in run order. A variant without a twin is left out.
+func MTLSCost(run *Run) []MTLSComparison {
+	var out []MTLSComparison
+	for _, on := range run.Variants {
+		if on.Label(LabelMTLS) != "on" {
+			continue
+		}
+		off := twin(run, on, LabelMTLS, "off")
+		if off == nil {
+			continue
+		}
+		c := MTLSComparison{On: on, Off: off,
+			P50:           AddedLatency(on, off, func(r *CellResult) float64 { return float64(r.Latency.P50) }),
+			P99:           AddedLatency(on, off, func(r *CellResult) float64 { return float64(r.Latency.P99) }),
+			CPUPerRequest: AddedLatency(on, off, func(r *CellResult) float64 { return r.Resources.Total.CPUMicrosPerRequest }),
+		}
+		var hs []float64
+		for _, cell := range on.Done() {
+			var n int64
+			for _, p := range cell.Result.Proxies {
+				n += p.Handshakes
+			}
+			hs = append(hs, float64(n))
+		}
+		c.Handshakes = SpreadOf(hs)
+		out = append(out, c)
+	}
+	return out
+}
+
+// twin returns the variant whose labels equal v's except label k, which
+// is value; nil when the run has none.
+func twin(run *Run, v *Variant, k, value string) *Variant {
+	for _, w := range run.Variants {
+		if w == v || w.Label(k) != value || len(w.Labels) != len(v.Labels) {
+			continue
+		}
+		same := true
+		for lk, lv := range v.Labels {
+			if lk != k && w.Label(lk) != lv {
+				same = false
+				break
+			}
+		}
+		if same {
+			return w
+		}
+	}
+	return nil
+}

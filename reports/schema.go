@@ -119,6 +119,9 @@ type ProxyMetrics struct {
 	Retries         int64 `json:"retries"`
 	Ejections       int64 `json:"ejections"`
 	BudgetExhausted int64 `json:"budget_exhausted"`
+	// Handshakes counts the TLS handshakes the proxy completed, as server
+	// and as client (tls_handshakes_total with result success).
+	Handshakes int64 `json:"handshakes"`
 }
 
 // EventRecord is a change applied to a backend during a cell.

@@ -204,3 +204,47 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestMTLSCostPairsTwins(t *testing.T) {
+	labels := func(topo, mtls string) map[string]string {
+		return map[string]string{"topology": topo, "mtls": mtls, "protocol": "http1"}
+	}
+	sideOff := variantOf(t, "sidecar-off", labels("sidecar", "off"), []float64{1000, 1100}, []float64{2000, 2000})
+	sideOn := variantOf(t, "sidecar-on", labels("sidecar", "on"), []float64{1100, 1300}, []float64{2400, 2200})
+	dsOff := variantOf(t, "daemonset-off", labels("daemonset", "off"), []float64{900, 900}, []float64{1800, 1800})
+	dsOn := variantOf(t, "daemonset-on", labels("daemonset", "on"), []float64{950, 990}, []float64{1900, 1900})
+	// An mtls=on variant whose twin is missing is left out.
+	lone := variantOf(t, "lone-on", map[string]string{"topology": "sidecar", "mtls": "on", "protocol": "grpc"}, []float64{1}, []float64{1})
+	for i, c := range sideOn.Cells {
+		c.Result.Resources.Total.CPUMicrosPerRequest = 300
+		c.Result.Proxies = []ProxyMetrics{{Handshakes: int64(10 + i)}, {Handshakes: 6}}
+		sideOff.Cells[i].Result.Resources.Total.CPUMicrosPerRequest = 200
+	}
+	run := &Run{Variants: []*Variant{sideOff, sideOn, dsOff, dsOn, lone}}
+	got := MTLSCost(run)
+	if len(got) != 2 || got[0].On != sideOn || got[0].Off != sideOff || got[1].On != dsOn || got[1].Off != dsOff {
+		t.Fatalf("pairs: %+v", got)
+	}
+	if d := got[0].P50.Added; d.Median != 150 || d.Min != 100 || d.Max != 200 {
+		t.Errorf("sidecar p50 added %+v, want 150 (100–200)", d)
+	}
+	if d := got[0].CPUPerRequest; d.Added.Median != 100 || d.Ratio.Median != 1.5 {
+		t.Errorf("sidecar CPU/req %+v, want +100 µs, 1.5×", d)
+	}
+	if h := got[0].Handshakes; h.Median != 16.5 || h.Min != 16 || h.Max != 17 {
+		t.Errorf("handshakes %+v, want 16–17", h)
+	}
+	if d := got[1].P99.Added; d.Median != 100 {
+		t.Errorf("daemonset p99 added %+v, want 100", d)
+	}
+	tables := Tables(run)
+	found := false
+	for _, tb := range tables {
+		if tb.ID == "mtls" {
+			found = len(tb.Rows) == 2
+		}
+	}
+	if !found {
+		t.Error("no mTLS table with two rows")
+	}
+}

@@ -87,7 +87,7 @@ func anyText(v any) string {
 // balancers. A table without rows is left out.
 func Tables(run *Run) []Table {
 	var out []Table
-	for _, t := range []Table{summaryTable(run), addedTable(run), resourceTable(run), balancerTable(run)} {
+	for _, t := range []Table{summaryTable(run), addedTable(run), mtlsTable(run), resourceTable(run), balancerTable(run)} {
 		if len(t.Rows) > 0 {
 			out = append(out, t)
 		}
@@ -144,6 +144,26 @@ func addedTable(run *Run) Table {
 	}
 	if loose {
 		t.Notes = append(t.Notes, "* baseline matched on protocol, rate and degradation only: other labels differ.")
+	}
+	return t
+}
+
+func mtlsTable(run *Run) Table {
+	t := Table{
+		ID: "mtls", Title: "Cost of mTLS",
+		Header: []string{"variant", "topology", "p50 added", "p50 ratio", "p99 added", "p99 ratio", "CPU/req added", "CPU/req ratio", "TLS handshakes", "pairs"},
+		Notes: []string{
+			"Each mtls=on variant against the variant with the same labels and mtls=off, per repeat (their cells ran interleaved); median (min–max) over the pairs. CPU/req is the topology's total over its proxies. Handshakes: TLS handshakes the proxies completed during the measured part.",
+		},
+	}
+	for _, c := range MTLSCost(run) {
+		t.Rows = append(t.Rows, []string{
+			c.On.ID, c.On.Label(LabelTopology),
+			FormatDeltaSpread(c.P50.Added), FormatRatioSpread(c.P50.Ratio),
+			FormatDeltaSpread(c.P99.Added), FormatRatioSpread(c.P99.Ratio),
+			FormatDeltaSpread(c.CPUPerRequest.Added), FormatRatioSpread(c.CPUPerRequest.Ratio),
+			FormatCountSpread(c.Handshakes), strconv.Itoa(len(c.P50.Pairs)),
+		})
 	}
 	return t
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func TestBuiltinNames(t *testing.T) {
-	want := []string{"balancers", "default", "protocols", "quick", "topologies"}
+	want := []string{"balancers", "default", "mtls", "protocols", "quick", "topologies"}
 	if got := scenarios.BuiltinNames(); !slices.Equal(got, want) {
 		t.Errorf("built-ins %v, want %v", got, want)
 	}
@@ -32,6 +32,10 @@ func TestBuiltinsPlan(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Configurations with mTLS name their files relative to the
+			// proxy's working directory, where the platform issues them.
+			dir := t.TempDir()
+			t.Chdir(dir)
 			if s.Name != name || s.Description == "" || s.File != "scenarios/"+name+".yaml" {
 				t.Errorf("name %q file %q description %q", s.Name, s.File, s.Description)
 			}
@@ -61,6 +65,9 @@ func TestBuiltinsPlan(t *testing.T) {
 					}
 					if len(p.Proxies) != want {
 						t.Errorf("%s: %d proxies, want %d", c.ID, len(p.Proxies), want)
+					}
+					if err := scenarios.WriteCertificates(p, dir, 0); err != nil {
+						t.Fatal(err)
 					}
 					for _, px := range p.Proxies {
 						validConfig(t, px)
@@ -97,6 +104,7 @@ func TestBuiltinBudgets(t *testing.T) {
 		{"default", scenarios.CellOptions{}, 5 * time.Minute},
 		{"quick", scenarios.CellOptions{}, 90 * time.Second},
 		{"default", scenarios.CellOptions{Quick: true}, 90 * time.Second},
+		{"mtls", scenarios.CellOptions{}, 5 * time.Minute},
 	} {
 		s, err := scenarios.Builtin(c.name)
 		if err != nil {
@@ -137,7 +145,7 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	_, err := scenarios.Open("nosuch")
-	if err == nil || !strings.Contains(err.Error(), "balancers, default, protocols, quick, topologies") {
+	if err == nil || !strings.Contains(err.Error(), "balancers, default, mtls, protocols, quick, topologies") {
 		t.Errorf("unknown scenario: %v", err)
 	}
 	if _, err := scenarios.Builtin("nosuch"); err == nil {

@@ -2,11 +2,14 @@ package scenarios
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/meshbench/meshbench/proxy/identity"
 )
 
 // DeployAllowance is the time a cell is assumed to spend on deploying and
@@ -70,7 +73,14 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
 		labels[i] = d + "=" + p.Cell.Labels[d]
 	}
 	fmt.Fprintf(b, "\nvariant %s {%s}\n", p.Cell.Variant, strings.Join(labels, " "))
-	fmt.Fprintf(b, "  topology %s, proxy %s\n", p.Topology, p.ProxyImpl)
+	fmt.Fprintf(b, "  topology %s, proxy %s, mtls %s\n", p.Topology, p.ProxyImpl, cmp.Or(p.MTLS, MTLSOff))
+	if len(p.Identities) > 0 {
+		ids := make([]string, len(p.Identities))
+		for i, svc := range p.Identities {
+			ids[i] = svc + "=" + identity.ServiceID(p.TrustDomain, p.Namespace, svc).String()
+		}
+		fmt.Fprintf(b, "  identities (certificates in %s/): %s\n", CertsDir, strings.Join(ids, " "))
+	}
 	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  nodes:\n")
 	for _, nd := range p.Nodes {

@@ -182,10 +182,19 @@ func (s *Scenario) variants(quick bool) ([]variant, error) {
 	return out, nil
 }
 
-// normalize relabels a baseline combination: it has no proxy, hence no
-// balancer and no mTLS.
+// normalize relabels a combination whose topology cannot have some of its
+// choices: baseline has no proxy, hence no balancer and no mTLS; the
+// one-sided topologies (client-sidecar, server-sidecar) have one proxy on
+// the path, which cannot do mTLS with itself, so their mTLS is off.
 func normalize(labels map[string]string) {
-	if labels[DimTopology] != Baseline {
+	switch labels[DimTopology] {
+	case ClientSidecar, ServerSidecar:
+		if _, ok := labels[DimMTLS]; ok {
+			labels[DimMTLS] = MTLSOff
+		}
+		return
+	case Baseline:
+	default:
 		return
 	}
 	for dim, v := range map[string]string{DimProxy: None, DimBalancer: None, DimMTLS: MTLSOff} {

@@ -48,6 +48,11 @@ func TestExpansion(t *testing.T) {
 			"matrix:\n  topology: [baseline, sidecar]\n  proxy: [reference]\n  balancer: [round_robin, peak_ewma]\n  mtls: [off]\n",
 			"topology,proxy,balancer,mtls",
 			[]string{"baseline-none-none-off", "sidecar-reference-round_robin-off", "sidecar-reference-peak_ewma-off"}},
+		{"one-sided topologies have no mtls; duplicates collapse",
+			"matrix:\n  topology: [baseline, sidecar, daemonset, client-sidecar, server-sidecar]\n  mtls: [off, on]\n",
+			"topology,mtls",
+			[]string{"baseline-off", "sidecar-off", "sidecar-on", "daemonset-off", "daemonset-on",
+				"client-sidecar-off", "server-sidecar-off"}},
 		{"exclude removes every match of all keys",
 			"matrix:\n  topology: [sidecar, daemonset]\n  balancer: [round_robin, peak_ewma]\n  degradation: [none, slow]\n" +
 				"  exclude:\n  - {topology: daemonset, degradation: slow}\n  - {balancer: round_robin, degradation: none}\n",

@@ -54,6 +54,19 @@ type Plan struct {
 	// in the pods' Backend, listed so that results can name the degraded
 	// pods.
 	Initial []Event
+	// MTLS is the cell's mTLS setting, MTLSOff or MTLSOn.
+	MTLS string
+	// Identities are the services that need a workload certificate in this
+	// cell, "client" included; empty when mTLS is off. The platform issues
+	// them (and the CA) into CertsDir below the proxies' working
+	// directory: the proxy configurations name the files by relative
+	// paths (CAFile, CertFile, KeyFile).
+	Identities []string
+	// TrustDomain and Namespace make up the services' SPIFFE IDs
+	// (spiffe://<trust domain>/ns/<namespace>/sa/<service>); empty when
+	// mTLS is off.
+	TrustDomain string
+	Namespace   string
 }
 
 // Node is one machine of the simulated cluster.

@@ -97,8 +97,6 @@ func TestErrors(t *testing.T) {
 			[]string{"load.rates: rate and rates are exclusive"}},
 		{"bad topology", r("topology: [baseline, sidecar, daemonset]", "topology: [baseline, sidecars]"),
 			[]string{`t.yaml:23: matrix.topology[1]: "sidecars": unknown topology`}},
-		{"mtls on", r("matrix:\n", "matrix:\n  mtls: [off, on]\n"),
-			[]string{"matrix.mtls[1]: mtls on is not supported yet"}},
 		{"mtls value", r("matrix:\n", "matrix:\n  mtls: [false]\n"),
 			[]string{`matrix.mtls[0]: "false": must be off or on`}},
 		{"other proxy", r("matrix:\n", "matrix:\n  proxy: [reference, envoy]\n"),

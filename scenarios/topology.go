@@ -135,6 +135,9 @@ func (s *Scenario) resolve(c reports.CellInfo, quick bool) (cellSettings, error)
 	if cs.topology != Baseline && (cs.proxy == None || cs.balancer == None) {
 		v.fail(DimTopology, "%s has proxies: its proxy and balancer cannot be none", cs.topology)
 	}
+	if cs.mtls == MTLSOn && !slices.Contains([]string{Sidecar, DaemonSet}, cs.topology) {
+		v.fail(DimMTLS, "%s has no proxy on both ends of the path: mtls must be off", cs.topology)
+	}
 	l.Protocol = cs.protocol
 	if l.Protocol == ProtoHTTP1 {
 		l.Streams = 1 // one request at a time per HTTP/1.1 connection
@@ -166,6 +169,11 @@ func (s *Scenario) Plan(c reports.CellInfo, o PlanOptions) (*Plan, error) {
 	b.plan.Cell = c
 	b.plan.Topology = cs.topology
 	b.plan.ProxyImpl = cs.proxy
+	b.plan.MTLS = cs.mtls
+	if b.mtls() {
+		b.plan.TrustDomain, b.plan.Namespace = TrustDomain, Namespace
+		b.plan.Identities = append([]string{ClientService}, s.serviceNames()...)
+	}
 	return &b.plan, nil
 }
 
@@ -180,6 +188,18 @@ type planner struct {
 }
 
 func (b *planner) nodeAddr(n int) string { return fmt.Sprintf("%s.%d.1", b.base, n+1) }
+
+// mtls reports whether the cell's proxies speak mTLS to each other.
+func (b *planner) mtls() bool { return b.cs.mtls == MTLSOn }
+
+// serviceNames returns the names of the scenario's services in file order.
+func (s *Scenario) serviceNames() []string {
+	names := make([]string, len(s.Services))
+	for i, svc := range s.Services {
+		names[i] = svc.Name
+	}
+	return names
+}
 
 // layout places the nodes and the pods: the client first, then every
 // service's replicas in file order; each node numbers its pods from .10 in
@@ -302,6 +322,11 @@ func (b *planner) clientSidecar(ep func(pod, appPort int) string) {
 	name := "sidecar-" + client.Name
 	client.Sidecar = name
 	l, clusters := b.outbound(client.Addr, ep, nil)
+	if b.mtls() {
+		for i := range clusters {
+			b.secure(&clusters[i], ServiceID(b.clusterService(clusters[i].Name)), nil, client.Service, false)
+		}
+	}
 	b.addProxy(Proxy{Name: name, Kind: KindSidecar, Node: client.Node, Pod: client.Name, Addr: client.Addr},
 		[]config.Listener{l}, clusters)
 }
@@ -324,6 +349,9 @@ func (b *planner) serverSidecars() {
 				{Name: "local", Cluster: "local", Timeout: timeout},
 			},
 		}
+		if b.mtls() {
+			l.TLS, l.Authz = inboundTLS(p.Service)
+		}
 		clusters := []config.Cluster{
 			b.localCluster("local", config.UpstreamSame, hostPort(p.Addr, PortHTTP)),
 			b.localCluster("local.grpc", config.UpstreamH2C, hostPort(p.Addr, PortGRPC)),
@@ -338,28 +366,60 @@ func (b *planner) serverSidecars() {
 // node's proxy (via), pods on this node directly. Its inbound listener
 // delivers to the pods of its node, at the address the sending proxy chose
 // (original_dst); a node without server pods has no inbound listener.
+//
+// With mTLS on, the hop between node proxies is mTLS: the outbound listener
+// carries the client pod's traffic (source_service) and its clusters present
+// the client's certificate; the inbound listener presents the certificate
+// of the service its node serves (nodeService) and admits only the client.
+// Only the client's node has an outbound listener then (no other pod is a
+// client), unless a node would otherwise have no listener at all. Pods on
+// the proxy's own node are reached through its own inbound listener too,
+// since a cluster's tls applies to every address it dials (see
+// docs/scenarios.md).
 func (b *planner) nodeProxy(n int) {
 	node := b.plan.Nodes[n]
+	gateway := func(i int) string {
+		if b.nodeOf[i] == n && !b.mtls() {
+			return ""
+		}
+		return hostPort(b.nodeAddr(b.nodeOf[i]), PortInbound)
+	}
 	out, clusters := b.outbound(node.Addr,
-		func(i, appPort int) string { return hostPort(b.plan.Pods[i].Addr, appPort) },
-		func(i int) string {
-			if b.nodeOf[i] == n {
-				return ""
-			}
-			return hostPort(b.nodeAddr(b.nodeOf[i]), PortInbound)
-		})
-	listeners := []config.Listener{out}
+		func(i, appPort int) string { return hostPort(b.plan.Pods[i].Addr, appPort) }, gateway)
 	var allowed []string
 	for i, p := range b.plan.Pods {
 		if p.Backend != nil && b.nodeOf[i] == n {
 			allowed = append(allowed, hostPort(p.Addr, PortHTTP), hostPort(p.Addr, PortGRPC))
 		}
 	}
+	var listeners []config.Listener
+	switch {
+	case !b.mtls():
+		listeners = append(listeners, out)
+	case b.nodeOf[0] == n:
+		client := b.plan.Pods[0].Service
+		out.SourceService = client
+		for i := range clusters {
+			svc := b.clusterService(clusters[i].Name)
+			b.secure(&clusters[i], ServiceID(svc), b.gatewayIDs(svc), client, true)
+		}
+		listeners = append(listeners, out)
+	case len(allowed) == 0:
+		// Neither a client nor a server here: keep the listener so that
+		// the proxy has one, without mTLS (it carries no traffic).
+		listeners = append(listeners, out)
+	default:
+		clusters = nil
+	}
 	if len(allowed) > 0 {
-		listeners = append(listeners, config.Listener{
+		in := config.Listener{
 			Name: "inbound", Address: hostPort(node.Addr, PortInbound), Direction: config.Inbound, Protocol: config.ProtoAuto,
 			Routes: []config.Route{{Name: "deliver", Cluster: "local", Timeout: config.Duration(b.cs.load.Timeout)}},
-		})
+		}
+		if b.mtls() {
+			in.TLS, in.Authz = inboundTLS(b.nodeService(n))
+		}
+		listeners = append(listeners, in)
 		clusters = append(clusters, config.Cluster{
 			Name: "local", Protocol: config.UpstreamSame,
 			OriginalDst: &config.OriginalDst{Header: DstHeader, Allowed: allowed},
@@ -367,6 +427,71 @@ func (b *planner) nodeProxy(n int) {
 		})
 	}
 	b.addProxy(Proxy{Name: node.Name, Kind: KindNode, Node: node.Name, Addr: node.Addr}, listeners, clusters)
+}
+
+// nodeService is the service whose certificate node n's inbound listener
+// presents with mTLS on: the load's destination when the node runs one of
+// its pods, else the first service (in file order) with a pod on the node,
+// or "" when it runs none. A listener presents one certificate; the load
+// only ever calls the load's destination.
+func (b *planner) nodeService(n int) string {
+	first := ""
+	for i, p := range b.plan.Pods {
+		if p.Backend == nil || b.nodeOf[i] != n {
+			continue
+		}
+		if p.Service == b.cs.load.Service {
+			return p.Service
+		}
+		if first == "" {
+			first = p.Service
+		}
+	}
+	return first
+}
+
+// gatewayIDs returns, for the clusters of service svc in a node proxy, the
+// identity each gateway presents when one of them presents another
+// service's (a node that also runs the load's destination), else nil: then
+// every gateway presents svc's own identity.
+func (b *planner) gatewayIDs(svc string) map[string]string {
+	ids := map[string]string{}
+	differs := false
+	for i, p := range b.plan.Pods {
+		if p.Service != svc {
+			continue
+		}
+		n := b.nodeOf[i]
+		other := b.nodeService(n)
+		ids[hostPort(b.nodeAddr(n), PortInbound)] = ServiceID(other)
+		differs = differs || other != svc
+	}
+	if !differs {
+		return nil
+	}
+	return ids
+}
+
+// clusterService returns the service of an outbound cluster: its name
+// without the ".grpc" suffix.
+func (b *planner) clusterService(cluster string) string {
+	return strings.TrimSuffix(cluster, ".grpc")
+}
+
+// secure turns on mTLS in an outbound cluster: the servers must present
+// serverID (or, per address dialed, ids), and the proxy presents source's
+// certificate (in certs, by service, when perSource). A gRPC cluster
+// speaks h2 instead of h2c: h2c is cleartext.
+func (b *planner) secure(c *config.Cluster, serverID string, ids map[string]string, source string, perSource bool) {
+	if c.Protocol == config.UpstreamH2C {
+		c.Protocol = config.UpstreamH2
+	}
+	c.TLS = upstreamTLS(source, perSource)
+	if ids != nil {
+		c.TLS.ServerIdentities = ids
+	} else {
+		c.TLS.ServerIdentity = serverID
+	}
 }
 
 // outbound returns an outbound listener on addr:4140 with, for every

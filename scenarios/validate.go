@@ -349,9 +349,7 @@ func (v *validator) dimValue(s *Scenario, dim, val, p string, exclude bool) {
 		}
 	case DimMTLS:
 		switch val {
-		case MTLSOff:
-		case MTLSOn:
-			v.fail(p, "mtls on is not supported yet")
+		case MTLSOff, MTLSOn:
 		default:
 			v.fail(p, "%q: must be off or on", val)
 		}

@@ -28,6 +28,8 @@ const (
 const (
 	UpstreamHTTP1 = "http1"
 	UpstreamH2C   = "h2c"
+	// UpstreamH2 is HTTP/2 over TLS (ALPN h2); it needs the cluster's tls.
+	UpstreamH2 = "h2"
 	// UpstreamSame speaks to endpoints in the protocol the request arrived
 	// with: HTTP/1.x as HTTP/1.1, HTTP/2 (h2c or h2) as h2c.
 	UpstreamSame = "same"
@@ -43,6 +45,9 @@ const (
 	DefaultPollInterval    = time.Second
 	DefaultMaxIdlePerHost  = 256
 	DefaultIdleConnTimeout = 90 * time.Second
+	DefaultMaxConnections  = 10000
+	// MaxHeaderBytesLimit is the largest max_header_bytes accepted.
+	MaxHeaderBytesLimit = 16 << 20
 )
 
 // Config is a whole proxy configuration.
@@ -73,16 +78,35 @@ type Listener struct {
 	Protocol string `yaml:"protocol" json:"protocol"`
 	// TLS, when set, terminates TLS on the listener.
 	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
+	// SourceService names the workload whose traffic this listener
+	// carries: a node proxy gives each pod of its node its own outbound
+	// listener, and clusters whose tls holds a certificate per service
+	// (mode source) present this one's. See docs/identity.md.
+	SourceService string `yaml:"source_service" json:"source_service,omitempty"`
+	// Authz, when set, allows only the requests one of its rules allows
+	// and answers the others 403 (gRPC PERMISSION_DENIED).
+	Authz *Authz `yaml:"authz" json:"authz,omitempty"`
 	// Routes are tried in order; the first match wins.
 	Routes []Route `yaml:"routes" json:"routes"`
 	// Limits bound what one downstream connection may cost the proxy.
 	Limits Limits `yaml:"limits" json:"limits"`
 }
 
-// TLS is a server certificate for a listener.
+// TLS is a server certificate for a listener and, with ClientCAFile,
+// inbound mTLS. The files are reloaded when they change.
 type TLS struct {
 	CertFile string `yaml:"cert_file" json:"cert_file"`
 	KeyFile  string `yaml:"key_file" json:"key_file"`
+	// ClientCAFile is the trust bundle client certificates are verified
+	// against; setting it turns on mTLS.
+	ClientCAFile string `yaml:"client_ca_file" json:"client_ca_file,omitempty"`
+	// RequireClientCert refuses handshakes without a client certificate.
+	// Default true when ClientCAFile is set; it needs ClientCAFile.
+	RequireClientCert *bool `yaml:"require_client_cert" json:"require_client_cert,omitempty"`
+	// MinVersion is "1.2" or "1.3". Default 1.3 with ClientCAFile, else 1.2.
+	MinVersion string `yaml:"min_version" json:"min_version"`
+	// ReloadInterval is how often the files are checked. Default 1s.
+	ReloadInterval Duration `yaml:"reload_interval" json:"reload_interval"`
 }
 
 // Limits protect a listener against slow or greedy clients.
@@ -95,6 +119,10 @@ type Limits struct {
 	MaxHeaderBytes int `yaml:"max_header_bytes" json:"max_header_bytes"`
 	// MaxConcurrentStreams bounds HTTP/2 streams per connection. Default 1000.
 	MaxConcurrentStreams int `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// MaxConnections bounds the downstream connections open at once on the
+	// listener; connections beyond it wait in the accept queue until one
+	// closes. Default 10000.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
 }
 
 // Route sends matching requests to a cluster.
@@ -158,6 +186,10 @@ type Match struct {
 	GRPCService string `yaml:"grpc_service" json:"grpc_service,omitempty"`
 	// GRPCMethod narrows GRPCService to one method.
 	GRPCMethod string `yaml:"grpc_method" json:"grpc_method,omitempty"`
+	// SourceIdentity matches the caller's verified SPIFFE ID (listeners
+	// with tls.client_ca_file): an exact ID, a prefix followed by "*", or
+	// "*" for any authenticated caller.
+	SourceIdentity string `yaml:"source_identity" json:"source_identity,omitempty"`
 }
 
 // HeaderMatch is one header condition: exactly one of Exact, Regex and
@@ -210,6 +242,8 @@ type Cluster struct {
 	// ConnectTimeout bounds dialing an endpoint. Default 1s.
 	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
 	Pool           Pool     `yaml:"pool" json:"pool"`
+	// TLS, when set, speaks mTLS to the endpoints (see UpstreamTLS).
+	TLS *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 }
 
 // EndpointsFile is a watched file of endpoints (see docs/discovery.md).

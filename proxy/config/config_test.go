@@ -41,6 +41,9 @@ func TestParseGoodAndDefaults(t *testing.T) {
 	if got := c.DrainTimeout.D(); got != config.DefaultDrainTimeout {
 		t.Errorf("drain timeout default = %v", got)
 	}
+	if got := c.Listeners[0].Limits; got.MaxConnections != config.DefaultMaxConnections || got.MaxConcurrentStreams != 1000 || got.MaxHeaderBytes != 64<<10 || got.ReadHeaderTimeout.D() != 10*time.Second || got.IdleTimeout.D() != 120*time.Second {
+		t.Errorf("limits defaults = %+v", got)
+	}
 	if got := c.Clusters[0].ConnectTimeout.D(); got != config.DefaultConnectTimeout {
 		t.Errorf("connect timeout default = %v", got)
 	}
@@ -114,7 +117,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"syntax", "listeners: [\n", []string{"proxy.yaml:1: YAML syntax: did not find expected node content"}},
 		{"unknown field", strings.Replace(good, "direction: outbound", "directon: outbound", 1),
-			[]string{"proxy.yaml:5: listeners[0].directon: unknown field (known fields: address, direction,"}},
+			[]string{"proxy.yaml:5: listeners[0].directon: unknown field (known fields: address, authz, direction,"}},
 		{"wrong type", strings.Replace(good, "routes:", "routes: 3\n  x:", 1),
 			[]string{"listeners[0].routes: expected a list"}},
 		{"bad duration", strings.Replace(good, "timeout: 2s", "timeout: 2x", 1),
@@ -142,7 +145,7 @@ func TestErrors(t *testing.T) {
 		{"missing tls files", strings.Replace(good, "protocol: auto", "protocol: h2\n  tls: {cert_file: /nonexistent/c.pem, key_file: /nonexistent/k.pem}", 1),
 			[]string{"listeners[0].tls: loading certificate and key: open /nonexistent/c.pem"}},
 		{"bad upstream protocol", strings.Replace(good, "protocol: same", "protocol: h3", 1),
-			[]string{`clusters[0].protocol: "h3": must be one of http1, h2c, same`}},
+			[]string{`clusters[0].protocol: "h3": must be one of http1, h2c, h2, same`}},
 		{"unknown balancer", strings.Replace(good, "policy: round_robin", "policy: fastest", 1),
 			[]string{`clusters[0].balancer.policy: "fastest": unknown policy`}},
 		{"balancer parameter of another policy", strings.Replace(good, "policy: round_robin", "policy: peak_ewma, choice_count: 3", 1),
@@ -214,6 +217,16 @@ func TestErrors(t *testing.T) {
 			[]string{"clusters[0].retry_budget.ratio: 1.5: must be in (0, 1]"}},
 		{"retry policy", strings.Replace(good, "timeout: 2s", "timeout: 2s\n    retry: {attempts: 11, on: [5xx], per_try_timeout: -1s}", 1),
 			[]string{"listeners[0].routes[0].retry.attempts: 11: between 1 and 10", `listeners[0].routes[0].retry.on: "5xx": unknown condition`, "listeners[0].routes[0].retry.per_try_timeout: must be positive"}},
+		{"negative limits", strings.Replace(good, "  routes:", "  limits: {read_header_timeout: -1s, idle_timeout: -2s, max_header_bytes: -1, max_concurrent_streams: -1, max_connections: -5}\n  routes:", 1),
+			[]string{"listeners[0].limits.read_header_timeout: must be positive", "listeners[0].limits.idle_timeout: must be positive",
+				"listeners[0].limits.max_header_bytes: -1: must be positive, at most 16777216", "listeners[0].limits.max_concurrent_streams: -1: must be positive",
+				"listeners[0].limits.max_connections: must be positive"}},
+		{"too many streams", strings.Replace(good, "  routes:", "  limits: {max_concurrent_streams: 4294967296}\n  routes:", 1),
+			[]string{"proxy.yaml:7: listeners[0].limits.max_concurrent_streams: 4294967296: must be positive, at most 4294967295"}},
+		{"huge header limit", strings.Replace(good, "  routes:", "  limits: {max_header_bytes: 9223372036854775807}\n  routes:", 1),
+			[]string{"listeners[0].limits.max_header_bytes: 9223372036854775807: must be positive, at most 16777216"}},
+		{"unknown limit", strings.Replace(good, "  routes:", "  limits: {read_timeout: 5s}\n  routes:", 1),
+			[]string{"listeners[0].limits.read_timeout: unknown field"}},
 		{"field twice", strings.Replace(good, "  protocol: auto\n", "  protocol: auto\n  protocol: http1\n", 1),
 			[]string{"listeners[0].protocol: field given twice"}},
 	}

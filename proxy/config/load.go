@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -42,8 +43,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	c.setDefaults()
+	c.setIdentityDefaults()
 	v := validator{file: name, pos: pos}
 	v.config(&c)
+	v.identity(&c)
 	if len(v.errs) > 0 {
 		return nil, v.errs
 	}
@@ -76,6 +79,9 @@ func (c *Config) setDefaults() {
 		}
 		if l.Limits.MaxConcurrentStreams == 0 {
 			l.Limits.MaxConcurrentStreams = 1000
+		}
+		if l.Limits.MaxConnections == 0 {
+			l.Limits.MaxConnections = DefaultMaxConnections
 		}
 		for j := range l.Routes {
 			r := &l.Routes[j]
@@ -242,11 +248,14 @@ func (v *validator) listener(p string, l *Listener, clusters map[string]bool) {
 	if lim.IdleTimeout < 0 {
 		v.fail(p+".limits.idle_timeout", "must be positive")
 	}
-	if lim.MaxHeaderBytes < 0 {
-		v.fail(p+".limits.max_header_bytes", "must be positive")
+	if lim.MaxHeaderBytes < 0 || lim.MaxHeaderBytes > MaxHeaderBytesLimit {
+		v.fail(p+".limits.max_header_bytes", "%d: must be positive, at most %d", lim.MaxHeaderBytes, MaxHeaderBytesLimit)
 	}
-	if lim.MaxConcurrentStreams < 0 {
-		v.fail(p+".limits.max_concurrent_streams", "must be positive")
+	if lim.MaxConcurrentStreams < 0 || lim.MaxConcurrentStreams > math.MaxUint32 {
+		v.fail(p+".limits.max_concurrent_streams", "%d: must be positive, at most %d", lim.MaxConcurrentStreams, uint32(math.MaxUint32))
+	}
+	if lim.MaxConnections < 0 {
+		v.fail(p+".limits.max_connections", "must be positive")
 	}
 	if len(l.Routes) == 0 {
 		v.fail(p+".routes", "at least one route is required")
@@ -341,9 +350,9 @@ func (v *validator) route(p string, r *Route, clusters map[string]bool) {
 
 func (v *validator) cluster(p string, c *Cluster) {
 	switch c.Protocol {
-	case UpstreamHTTP1, UpstreamH2C, UpstreamSame:
+	case UpstreamHTTP1, UpstreamH2C, UpstreamH2, UpstreamSame:
 	default:
-		v.fail(p+".protocol", "%q: must be one of http1, h2c, same", c.Protocol)
+		v.fail(p+".protocol", "%q: must be one of http1, h2c, h2, same", c.Protocol)
 	}
 	b := c.Balancer
 	if !slices.Contains(balancer.Policies(), b.Policy) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/identity"
 )
 
 // Table is the compiled, read-only route list of one listener. It is safe
@@ -24,6 +25,7 @@ type matcher struct {
 	grpcService string
 	grpcMethod  string
 	headers     []headerMatcher
+	source      string // identity pattern of the caller's verified certificate
 }
 
 type headerMatcher struct {
@@ -37,7 +39,8 @@ type headerMatcher struct {
 func Compile(routes []config.Route) (*Table, error) {
 	t := &Table{routes: make([]matcher, len(routes))}
 	for i, r := range routes {
-		m := matcher{path: r.Match.Path, prefix: r.Match.PathPrefix, grpcService: r.Match.GRPCService, grpcMethod: r.Match.GRPCMethod}
+		m := matcher{path: r.Match.Path, prefix: r.Match.PathPrefix, grpcService: r.Match.GRPCService, grpcMethod: r.Match.GRPCMethod,
+			source: r.Match.SourceIdentity}
 		switch a := strings.ToLower(r.Match.Authority); {
 		case a == "" || a == "*":
 		case strings.HasPrefix(a, "*."):
@@ -89,6 +92,9 @@ func (t *Table) Match(r *http.Request) int {
 			continue
 		}
 		if !m.matchHeaders(r.Header) {
+			continue
+		}
+		if m.source != "" && !identity.MatchPattern(m.source, identity.PeerID(r.TLS)) {
 			continue
 		}
 		return i

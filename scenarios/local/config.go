@@ -50,9 +50,10 @@ func blockStyle(n *yaml.Node) {
 }
 
 // writeProxyConfig writes a proxy's configuration to path and has meshproxy
-// check it, so that a configuration the proxy would refuse fails Deploy
-// with the proxy's own message.
-func writeProxyConfig(ctx context.Context, meshproxy, path string, c *config.Config) error {
+// check it in the working directory wd (where the proxy will run: relative
+// certificate paths resolve there), so that a configuration the proxy would
+// refuse fails Deploy with the proxy's own message.
+func writeProxyConfig(ctx context.Context, meshproxy, wd, path string, c *config.Config) error {
 	b, err := configYAML(c)
 	if err != nil {
 		return err
@@ -63,7 +64,9 @@ func writeProxyConfig(ctx context.Context, meshproxy, path string, c *config.Con
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("writing proxy config: %w", err)
 	}
-	out, err := exec.CommandContext(ctx, meshproxy, "--config", path, "--validate").CombinedOutput()
+	cmd := exec.CommandContext(ctx, meshproxy, "--config", path, "--validate")
+	cmd.Dir = wd
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("validating proxy config %s: %w: %s", path, err, strings.TrimSpace(string(out)))
 	}

@@ -187,13 +187,20 @@ func checkFree(addrs []string, owner map[string]string) error {
 	return nil
 }
 
-// Deploy writes every proxy's configuration to dir/proxies, checks that
-// every address the plan listens on is free, starts the backends and the
-// proxies, and waits until all of them answer. On error, whatever it
-// started is stopped again.
+// Deploy issues the plan's certificates into dir/certs when it has
+// identities (mTLS), writes every proxy's configuration to dir/proxies,
+// checks that every address the plan listens on is free, starts the
+// backends and the proxies (in dir, so that the configurations' relative
+// certificate paths resolve), and waits until all of them answer. On
+// error, whatever it started is stopped again.
 func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string) (err error) {
 	if p.plan != nil {
 		return errors.New("deploying: a plan is already deployed; tear it down first")
+	}
+	// The proxies run in dir: every path handed to them must be absolute.
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("deploying: %w", err)
 	}
 	p.plan, p.dir, p.nodes = plan, dir, len(plan.Nodes)
 	p.backends, p.proxies, p.last = map[string]*process{}, map[string]*process{}, nil
@@ -213,10 +220,13 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	if err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
+	if err := scenarios.WriteCertificates(plan, dir, 0); err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
 	configs := map[string]string{}
 	for _, px := range plan.Proxies {
 		f := filepath.Join(dir, "proxies", px.Name+".yaml")
-		if err := writeProxyConfig(ctx, p.opts.Meshproxy, f, px.Config); err != nil {
+		if err := writeProxyConfig(ctx, p.opts.Meshproxy, dir, f, px.Config); err != nil {
 			return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
 		}
 		configs[px.Name] = f
@@ -243,14 +253,14 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 			"--error-rate", strconv.FormatFloat(b.ErrorRate, 'g', -1, 64),
 			"--response-size", strconv.Itoa(b.ResponseSize),
 		}
-		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), p.opts.Meshbench, args...)
+		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), "", p.opts.Meshbench, args...)
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
 		}
 		p.backends[pod.Name] = proc
 	}
 	for _, px := range plan.Proxies {
-		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), p.opts.Meshproxy, "--config", configs[px.Name])
+		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), dir, p.opts.Meshproxy, "--config", configs[px.Name])
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
 		}
@@ -260,8 +270,18 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	return p.waitReady(ctx)
 }
 
-func (p *Platform) start(name, logPath, bin string, args ...string) (*process, error) {
-	proc, err := startProcess(name, logPath, bin, args...)
+// start starts a process of the deployment in the working directory wd
+// (empty: the current one); a relative binary path is taken from the
+// current directory, not from wd.
+func (p *Platform) start(name, logPath, wd, bin string, args ...string) (*process, error) {
+	if wd != "" && !filepath.IsAbs(bin) && strings.ContainsRune(bin, filepath.Separator) {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			return nil, fmt.Errorf("starting %s: %w", name, err)
+		}
+		bin = abs
+	}
+	proc, err := startProcess(name, logPath, wd, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ const (
 	metricUpstream        = "upstream_requests_total"
 	metricRetries         = "upstream_retries_total"
 	metricEjections       = "upstream_ejections_total"
+	metricHandshakes      = "tls_handshakes_total"
 	metricBudgetExhausted = "upstream_retry_budget_exhausted_total"
 )
 
@@ -248,5 +249,10 @@ func proxyMetrics(name string, start, end families) reports.ProxyMetrics {
 	pm.Retries = total(metricRetries)
 	pm.Ejections = total(metricEjections)
 	pm.BudgetExhausted = total(metricBudgetExhausted)
+	for _, d := range counterDeltas(start, end, metricHandshakes) {
+		if d.labels["result"] == "success" {
+			pm.Handshakes += int64(math.Round(d.delta))
+		}
+	}
 	return pm
 }

@@ -22,9 +22,10 @@ type process struct {
 	err  error         // Wait's error, valid once done is closed
 }
 
-// startProcess starts bin with args in its own process group, with stdout
-// and stderr appended to logPath.
-func startProcess(name, logPath, bin string, args ...string) (*process, error) {
+// startProcess starts bin with args in its own process group, in the
+// working directory wd (empty: the current one), with stdout and stderr
+// appended to logPath.
+func startProcess(name, logPath, wd, bin string, args ...string) (*process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -37,6 +38,7 @@ func startProcess(name, logPath, bin string, args ...string) (*process, error) {
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = sysProcAttr()
+	cmd.Dir = wd
 	fmt.Fprintf(f, "# %s\n", strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)

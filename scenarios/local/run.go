@@ -170,7 +170,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 			admin: px.Config.Admin, pid: p.proxies[px.Name].pid()})
 	}
 
-	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), p.opts.Meshbench, args...)
+	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), "", p.opts.Meshbench, args...)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
