@@ -14,6 +14,24 @@ import (
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
+// The framing guard sits between a cleartext listener and net/http's
+// HTTP/1.1 server. It reads every request head whole before the server sees
+// a byte of it and refuses, with 400, what net/http would accept but a
+// proxy must not forward: request framing that two parsers could read
+// differently (Content-Length with Transfer-Encoding, Transfer-Encoding in
+// HTTP/1.0, several Content-Length fields), obs-fold, bare CR or LF line
+// ends, several Host fields, and an absolute-form target whose authority
+// disagrees with Host. It follows bodies (Content-Length and chunked) so
+// that it checks the head of every request on a keep-alive connection, and
+// steps aside for good when the connection turns out to be HTTP/2 with
+// prior knowledge.
+//
+// A refused head is replaced by a request line net/http cannot parse, so
+// the server itself answers "400 Bad Request" in order after the responses
+// it owes and closes the connection; nothing of the refused request reaches
+// the handler. Anything the guard lets through is then parsed by net/http
+// as usual, so every check net/http makes still applies.
+
 // HTTP/2 limits that have no setting of their own: the RFC 9113 default
 // HPACK table and net/http's default largest frame.
 const (
@@ -39,24 +57,6 @@ func guard(ln net.Listener, lc *config.Listener, tls bool) net.Listener {
 	}
 	return newGuardListener(ln, lc.Limits.MaxHeaderBytes, lc.Protocol == config.ProtoAuto)
 }
-
-// The framing guard sits between a cleartext listener and net/http's
-// HTTP/1.1 server. It reads every request head whole before the server sees
-// a byte of it and refuses, with 400, what net/http would accept but a
-// proxy must not forward: request framing that two parsers could read
-// differently (Content-Length with Transfer-Encoding, Transfer-Encoding in
-// HTTP/1.0, several Content-Length fields), obs-fold, bare CR or LF line
-// ends, several Host fields, and an absolute-form target whose authority
-// disagrees with Host. It follows bodies (Content-Length and chunked) so
-// that it checks the head of every request on a keep-alive connection, and
-// steps aside for good when the connection turns out to be HTTP/2 with
-// prior knowledge.
-//
-// A refused head is replaced by a request line net/http cannot parse, so
-// the server itself answers "400 Bad Request" in order after the responses
-// it owes and closes the connection; nothing of the refused request reaches
-// the handler. Anything the guard lets through is then parsed by net/http
-// as usual, so every check net/http makes still applies.
 
 // guardListener wraps the connections of a cleartext HTTP/1.1 listener in
 // a framing guard.
@@ -112,15 +112,15 @@ var errBadChunked = errors.New("malformed chunked request body")
 type guardConn struct {
 	net.Conn
 	l       *guardListener
-	first   bool      // no head seen yet
-	mode    guardMode //
-	left    int64     // gBody, gChunkData: bytes left
-	in      []byte    // read from the connection, not yet checked
-	buf     *[]byte   // pooled backing array of in, or nil
-	scanned int       // bytes of in already searched for a line end
-	out     []byte    // checked, not yet returned
-	err     error     // returned once out is drained in gDead
-	heads   int       // request heads let through
+	first   bool // no head seen yet
+	mode    guardMode
+	left    int64   // gBody, gChunkData: bytes left
+	in      []byte  // read from the connection, not yet checked
+	buf     *[]byte // pooled backing array of in, or nil
+	scanned int     // bytes of in already searched for a line end
+	out     []byte  // checked, not yet returned
+	err     error   // returned once out is drained in gDead
+	heads   int     // request heads let through
 }
 
 // Read returns checked bytes.
@@ -348,9 +348,9 @@ func (c *guardConn) lineEnd(b []byte, double bool) (end int, bad bool) {
 // checkHead checks a complete request head (ending in CRLF CRLF) and
 // returns the framing of its body, or why it is refused.
 func (c *guardConn) checkHead(head []byte) (next guardMode, left int64, reason string) {
-	line, rest, _ := bytes.Cut(head, crlf)
-	method, after, ok1 := bytes.Cut(line, sp)
-	target, proto, ok2 := bytes.Cut(after, sp)
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	method, after, ok1 := bytes.Cut(line, []byte(" "))
+	target, proto, ok2 := bytes.Cut(after, []byte(" "))
 	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 {
 		return 0, 0, "malformed-request-line"
 	}
@@ -361,11 +361,11 @@ func (c *guardConn) checkHead(head []byte) (next guardMode, left int64, reason s
 	hosts, cls, tes := 0, 0, 0
 	for len(rest) > 2 {
 		var field []byte
-		field, rest, _ = bytes.Cut(rest, crlf)
+		field, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		if field[0] == ' ' || field[0] == '\t' {
 			return 0, 0, "obs-fold"
 		}
-		name, value, ok := bytes.Cut(field, colon)
+		name, value, ok := bytes.Cut(field, []byte(":"))
 		if !ok || !validFieldName(name) {
 			return 0, 0, "invalid-header-name"
 		}
@@ -420,12 +420,6 @@ func (c *guardConn) checkHead(head []byte) (next guardMode, left int64, reason s
 	}
 	return gHead, 0, ""
 }
-
-var (
-	crlf  = []byte("\r\n")
-	sp    = []byte(" ")
-	colon = []byte(":")
-)
 
 // validFieldName reports whether b is an RFC 9110 token.
 func validFieldName(b []byte) bool {

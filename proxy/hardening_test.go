@@ -597,6 +597,50 @@ func TestHardeningMaxConnections(t *testing.T) {
 	checkServes(t, srv)
 }
 
+func TestHardeningIdleTimeout(t *testing.T) {
+	checkNoLeak(t)
+	be := startCountingBackend(t)
+	dir := selfSigned(t)
+	srv := startProxy(t, hardenedConfig("auto", "", "{idle_timeout: 300ms}", be.addr))
+	tsrv := startProxy(t, hardenedConfig("h2", dir, "{idle_timeout: 300ms}", be.addr))
+
+	t.Run("http1", func(t *testing.T) {
+		c, err := net.Dial("tcp", srv.Addr("out").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		start := time.Now()
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("an idle keep-alive connection: %v, want it closed", err)
+		}
+		if d := time.Since(start); d < 200*time.Millisecond {
+			t.Errorf("closed after %v, before the idle timeout", d)
+		}
+	})
+	idleH2 := func(t *testing.T, c *h2Conn) {
+		c.request(1, "GET", "/", true)
+		if st := c.status(1); st != "200" {
+			t.Fatalf("stream 1 got %q", st)
+		}
+		c.readUntil(func() bool { return c.goAway != nil })
+		if c.goAway.ErrCode != http2.ErrCodeNo || c.goAway.LastStreamID != 1 {
+			t.Errorf("GOAWAY %v after stream %d, want NO_ERROR after 1", c.goAway.ErrCode, c.goAway.LastStreamID)
+		}
+	}
+	t.Run("h2c", func(t *testing.T) { idleH2(t, dialH2C(t, srv.Addr("out").String())) })
+	t.Run("h2", func(t *testing.T) { idleH2(t, dialH2TLS(t, tsrv.Addr("out").String())) })
+	checkServes(t, srv)
+}
+
 // h2Conn is a raw HTTP/2 client connection for sending what a well-behaved
 // client would not.
 type h2Conn struct {
