@@ -66,7 +66,8 @@ func (h *handler) upstreamHeader(r *http.Request, rs *routeState, clientTimeout 
 		// Forward the absence: keep HTTP clients from adding their own.
 		out["User-Agent"] = noUserAgent
 	}
-	if _, ok := out["X-Request-Id"]; !ok {
+	if v := out["X-Request-Id"]; len(v) == 0 || v[0] == "" {
+		// An empty id is no id: every request gets one.
 		out["X-Request-Id"] = []string{newRequestID()}
 	}
 	for _, k := range rs.remove {
