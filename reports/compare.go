@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"maps"
 	"math"
 	"slices"
 )
@@ -65,14 +66,6 @@ func BaselineFor(run *Run, v *Variant) (*Variant, string) {
 	keys := append(knownLabels(), run.Info.Dimensions...)
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	same := func(b *Variant, keys []string) bool {
-		for _, k := range keys {
-			if !ignoredForBaseline(k) && b.Label(k) != v.Label(k) {
-				return false
-			}
-		}
-		return true
-	}
 	for _, try := range []struct {
 		keys  []string
 		match string
@@ -81,7 +74,7 @@ func BaselineFor(run *Run, v *Variant) (*Variant, string) {
 		{[]string{LabelProtocol, LabelRate, LabelDegradation}, MatchLoad},
 	} {
 		for _, b := range run.Variants {
-			if b.IsBaseline() && same(b, try.keys) {
+			if b.IsBaseline() && sameLabels(b, v, try.keys, ignoredForBaseline) {
 				return b, try.match
 			}
 		}
@@ -184,20 +177,23 @@ func MTLSCost(run *Run) []MTLSComparison {
 // twin returns the variant whose labels equal v's except label k, which
 // is value; nil when the run has none.
 func twin(run *Run, v *Variant, k, value string) *Variant {
+	keys := slices.Collect(maps.Keys(v.Labels))
 	for _, w := range run.Variants {
-		if w == v || w.Label(k) != value || len(w.Labels) != len(v.Labels) {
-			continue
-		}
-		same := true
-		for lk, lv := range v.Labels {
-			if lk != k && w.Label(lk) != lv {
-				same = false
-				break
-			}
-		}
-		if same {
+		if w != v && w.Label(k) == value && len(w.Labels) == len(v.Labels) &&
+			sameLabels(w, v, keys, func(l string) bool { return l == k }) {
 			return w
 		}
 	}
 	return nil
+}
+
+// sameLabels reports whether a and b agree on every key that skip does
+// not exclude.
+func sameLabels(a, b *Variant, keys []string, skip func(string) bool) bool {
+	for _, k := range keys {
+		if !skip(k) && a.Label(k) != b.Label(k) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,7 +2,6 @@ package scenarios
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -25,15 +24,15 @@ const (
 )
 
 // CAFile is the trust bundle's path in the proxy configurations.
-func CAFile() string { return CertsDir + "/ca.pem" }
+func CAFile() string { return CertsDir + "/" + identity.BundleFile }
 
 // CertFile is the path of a service's certificate (with its chain) in the
 // proxy configurations.
-func CertFile(service string) string { return CertsDir + "/" + service + ".pem" }
+func CertFile(service string) string { return CertsDir + "/" + identity.ServiceCertFile(service) }
 
 // KeyFile is the path of a service's private key in the proxy
 // configurations.
-func KeyFile(service string) string { return CertsDir + "/" + service + "-key.pem" }
+func KeyFile(service string) string { return CertsDir + "/" + identity.ServiceKeyFile(service) }
 
 // ServiceID is the SPIFFE ID of a service's workloads in a plan.
 func ServiceID(service string) string {
@@ -55,44 +54,13 @@ func WriteCertificates(p *Plan, dir string, lifetime time.Duration) error {
 		return fmt.Errorf("writing certificates: plan %s has identities but no trust domain or namespace", p.Cell.ID)
 	}
 	out := filepath.Join(dir, CertsDir)
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("writing certificates: %w", err)
-	}
-	root, err := identity.NewRoot(td, 0)
+	issuer, _, err := identity.CreateAuthority(out, td)
 	if err != nil {
 		return fmt.Errorf("writing certificates: %w", err)
-	}
-	issuer, err := root.NewIssuer(td, 0)
-	if err != nil {
-		return fmt.Errorf("writing certificates: %w", err)
-	}
-	key, err := identity.EncodeKey(issuer.Key)
-	if err != nil {
-		return fmt.Errorf("writing certificates: %w", err)
-	}
-	files := []struct {
-		name string
-		data []byte
-		perm os.FileMode
-	}{
-		{"issuer-key.pem", key, 0o600},
-		{"issuer.pem", identity.EncodeCertificates(issuer.Cert), 0o644},
-		{"ca.pem", identity.EncodeCertificates(root.Cert), 0o644},
-	}
-	for _, f := range files {
-		if err := identity.WriteFileAtomic(filepath.Join(out, f.name), f.data, f.perm); err != nil {
-			return fmt.Errorf("writing certificates: %w", err)
-		}
 	}
 	for _, svc := range p.Identities {
-		leaf, err := issuer.Issue(identity.LeafOptions{
-			ID: identity.ServiceID(td, ns, svc), DNSNames: []string{svc}, Lifetime: lifetime,
-		})
-		if err != nil {
+		if _, _, err := issuer.IssueService(out, td, ns, svc, lifetime); err != nil {
 			return fmt.Errorf("writing certificates: %w", err)
-		}
-		if err := identity.WriteLeaf(leaf, filepath.Join(dir, CertFile(svc)), filepath.Join(dir, KeyFile(svc))); err != nil {
-			return fmt.Errorf("writing certificates for %s: %w", svc, err)
 		}
 	}
 	return nil

@@ -100,52 +100,20 @@ func writeCerts(o certsOptions) ([]string, error) {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", o.out, err)
 	}
-	caFile := filepath.Join(o.out, "ca.pem")
-	issuerFile := filepath.Join(o.out, "issuer.pem")
-	issuerKey := filepath.Join(o.out, "issuer-key.pem")
+	caFile := filepath.Join(o.out, identity.BundleFile)
 	var written []string
 	var issuer *identity.CA
 	if _, err := os.Stat(caFile); err == nil && !o.force {
+		issuerFile, issuerKey := filepath.Join(o.out, identity.IssuerFile), filepath.Join(o.out, identity.IssuerKeyFile)
 		if issuer, err = loadIssuer(caFile, issuerFile, issuerKey, o.trustDomain); err != nil {
 			return nil, fmt.Errorf("%w (use --force to replace the CA)", err)
 		}
-	} else {
-		// A new trust anchor. Its key signs the issuer and is then
-		// dropped: the issuer signs everything else, and a new issuer
-		// means a new anchor (--force).
-		root, err := identity.NewRoot(o.trustDomain, 0)
-		if err != nil {
-			return nil, err
-		}
-		if issuer, err = root.NewIssuer(o.trustDomain, 0); err != nil {
-			return nil, err
-		}
-		key, err := identity.EncodeKey(issuer.Key)
-		if err != nil {
-			return nil, err
-		}
-		if err := identity.WriteFileAtomic(issuerKey, key, 0o600); err != nil {
-			return written, err
-		}
-		if err := identity.WriteFileAtomic(issuerFile, identity.EncodeCertificates(issuer.Cert), 0o644); err != nil {
-			return written, err
-		}
-		if err := identity.WriteFileAtomic(caFile, identity.EncodeCertificates(root.Cert), 0o644); err != nil {
-			return written, err
-		}
-		written = append(written, caFile, issuerFile, issuerKey)
+	} else if issuer, written, err = identity.CreateAuthority(o.out, o.trustDomain); err != nil {
+		return written, err
 	}
 	for _, svc := range o.services {
-		leaf, err := issuer.Issue(identity.LeafOptions{
-			ID:       identity.ServiceID(o.trustDomain, o.namespace, svc),
-			DNSNames: []string{svc},
-			Lifetime: o.lifetime,
-		})
+		cf, kf, err := issuer.IssueService(o.out, o.trustDomain, o.namespace, svc, o.lifetime)
 		if err != nil {
-			return written, err
-		}
-		cf, kf := filepath.Join(o.out, svc+".pem"), filepath.Join(o.out, svc+"-key.pem")
-		if err := identity.WriteLeaf(leaf, cf, kf); err != nil {
 			return written, err
 		}
 		written = append(written, cf, kf)
