@@ -47,6 +47,10 @@ type cluster struct {
 	// h1 and h2c are then nil. scheme is "https" with tls, else "http".
 	bySource map[string]*pools
 	scheme   string
+	// plain holds the cleartext pools of endpoints reached directly when
+	// the cluster's mTLS covers only its via gateways (tls.gateways_only);
+	// nil otherwise.
+	plain *pools
 	// via: viaHeader (canonical) names the picked endpoint to the gateway
 	// it is reached through; gateways maps endpoints to those gateways.
 	// Empty without via.
@@ -439,6 +443,9 @@ func (c *cluster) poolsFor(source string) pools {
 // allPools returns every pool pair of the cluster.
 func (c *cluster) allPools() []pools {
 	out := []pools{{h1: c.h1, h2: c.h2c}}
+	if c.plain != nil {
+		out = append(out, *c.plain)
+	}
 	for _, p := range c.bySource {
 		out = append(out, *p)
 	}

@@ -246,19 +246,23 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 	if a.n > 1 {
 		host.retries.Add(1)
 	}
+	p, scheme := rs.pools, c.scheme
+	if c.plain != nil && !host.viaGateway {
+		p, scheme = *c.plain, "http"
+	}
 	out := r.WithContext(a.ctx)
 	// Pools are keyed by the address dialed: a gateway's connections carry
 	// the requests of every endpoint behind it.
-	out.URL = &url.URL{Scheme: c.scheme, Host: host.dial, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	out.URL = &url.URL{Scheme: scheme, Host: host.dial, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
 	out.Close = false
 	out.Header = h.upstreamHeader(r, rs, clientTimeout, a.tryDeadline)
 	c.setDst(out.Header, host)
 	out.Body = body
 	if h1 != nil {
-		a.resp, a.err = h1.Do(a.ctx, out, a.tryDeadline)
+		a.resp, a.err = p.h1.Do(a.ctx, out, a.tryDeadline)
 	} else {
-		a.resp, a.err = rs.pools.h2.RoundTrip(out)
+		a.resp, a.err = p.h2.RoundTrip(out)
 	}
 	if a.err != nil {
 		c.finish(pick, host, a.err, 0, a.start, r.Context().Err() != nil)

@@ -29,7 +29,10 @@ func FuzzHeaders(f *testing.F) {
 		named := map[string]bool{}
 		for _, v := range in["Connection"] {
 			for _, tok := range strings.Split(v, ",") {
-				named[http.CanonicalHeaderKey(strings.TrimSpace(tok))] = true
+				// Empty list elements name nothing (RFC 9110, 5.6.1).
+				if tok = strings.TrimSpace(tok); tok != "" {
+					named[http.CanonicalHeaderKey(tok)] = true
+				}
 			}
 		}
 		h := &handler{tls: tls}

@@ -259,6 +259,11 @@ func (s *Server) clusterTLS(c *cluster, cc *config.Cluster) error {
 		return p, nil
 	}
 	c.scheme = "https"
+	if t.GatewaysOnly {
+		// The cleartext pools built with the cluster stay for endpoints
+		// without a gateway (h2c where the cluster says h2).
+		c.plain = &pools{h1: c.h1, h2: c.h2c}
+	}
 	if len(t.Certs) == 0 {
 		p, err := build(config.CertPair{CertFile: t.CertFile, KeyFile: t.KeyFile})
 		if err != nil {

@@ -28,6 +28,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
+	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/proxy"
 	"github.com/meshbench/meshbench/proxy/identity"
 )
@@ -640,5 +641,87 @@ clusters:
 	}
 	if got := metric(t, a, "tls_handshakes_total", "cluster", "interop", "result", "success"); got < 1 {
 		t.Error("no upstream handshake counted")
+	}
+}
+
+// TestMTLSGatewaysOnly: a node proxy whose clusters set tls.gateways_only
+// delivers to its own pod in cleartext and to the other node's pod through
+// that node's mTLS inbound listener, over HTTP/1.1 and gRPC (h2 to the
+// gateway, h2c to its own pod). Every request succeeds, each pod gets the
+// share its weight gives, and the handshakes are all with the gateway.
+func TestMTLSGatewaysOnly(t *testing.T) {
+	p := newMeshPKI(t)
+	p.issue("client", identity.LeafOptions{})
+	p.issue("echo", identity.LeafOptions{})
+	local, remote := startPod(t, "local", "127.0.1.10"), startPod(t, "remote", "127.0.2.10")
+	nodeB := startProxy(t, fmt.Sprintf(`listeners:
+- name: in
+  address: 127.0.2.1:0
+  direction: inbound
+  tls: %s
+  authz: {allow: [{identities: [%s]}]}
+  routes: [{cluster: local, timeout: 5s}]
+clusters:
+- name: local
+  original_dst: {allowed: [%s, %s]}
+`, p.inboundTLS("echo"), svcID("client"), remote.http, remote.grpc))
+	gw := nodeB.Addr("in").String()
+	cluster := func(name, protocol string, addr func(*pod) string) string {
+		return fmt.Sprintf(`- name: %s
+  protocol: %s
+  balancer: {policy: weighted_round_robin}
+  endpoints: [%s, %s]
+  weights: {%s: 1, %s: 2}
+  via: {gateways: {%s: %s}}
+  tls: {ca_file: %s, server_identity: %s, cert_file: %s, key_file: %s, gateways_only: true}
+`, name, protocol, addr(local), addr(remote), addr(local), addr(remote), addr(remote), gw,
+			p.file("ca.pem"), svcID("echo"), p.file("client.pem"), p.file("client-key.pem"))
+	}
+	nodeA := startProxy(t, `listeners:
+- name: out
+  address: 127.0.1.1:0
+  routes:
+  - {match: {grpc_service: grpc.testing.TestService}, cluster: pods-grpc, timeout: 5s}
+  - {cluster: pods-http, timeout: 5s}
+clusters:
+`+cluster("pods-http", "same", func(p *pod) string { return p.http })+
+		cluster("pods-grpc", "h2", func(p *pod) string { return p.grpc }))
+
+	const requests = 3 * 40
+	for _, tc := range []struct {
+		name, cluster string
+		spec          loadgen.Spec
+	}{
+		{"http1", "pods-http", loadgen.Spec{Target: proxyURL(nodeA, "/"), Protocol: loadgen.HTTP1, Connections: 1}},
+		{"grpc", "pods-grpc", loadgen.Spec{Target: nodeA.Addr("out").String(), Protocol: loadgen.GRPC, Connections: 1, Streams: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec
+			spec.Requests, spec.Timeout, spec.SpinWindow = requests, 5*time.Second, -1
+			res, err := loadgen.Run(t.Context(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Requests != requests || res.Errors.Total != 0 {
+				t.Fatalf("%d requests, errors %v, statuses %v", res.Requests, res.Errors.ByClass, res.StatusCodes)
+			}
+			if res.Endpoints["local"] != requests/3 || res.Endpoints["remote"] != 2*requests/3 {
+				t.Errorf("shares %v, want local %d and remote %d", res.Endpoints, requests/3, 2*requests/3)
+			}
+			ok := metric(t, nodeA, "tls_handshakes_total", "cluster", tc.cluster, "result", "success")
+			failed := metric(t, nodeA, "tls_handshakes_total", "cluster", tc.cluster, "result", "failure")
+			if ok < 1 || failed != 0 {
+				t.Errorf("cluster %s handshakes: %v succeeded, %v failed; want at least one, none failed", tc.cluster, ok, failed)
+			}
+		})
+	}
+	// Only the gateway's connections are TLS: the local pod was reached
+	// in cleartext (its server speaks nothing else) and every handshake
+	// nodeB accepted came from nodeA's two clusters.
+	if got := metric(t, nodeB, "tls_handshakes_total", "listener", "in", "result", "success"); got < 2 {
+		t.Errorf("gateway accepted %v handshakes, want one per cluster at least", got)
+	}
+	if local.conns.Load() == 0 {
+		t.Error("the local pod's HTTP port accepted no connection")
 	}
 }

@@ -3,9 +3,11 @@ package scenarios_test
 import (
 	"bytes"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -135,7 +137,7 @@ func TestPlanMTLSSidecar(t *testing.T) {
 }
 
 func equalTLS(a, b *config.UpstreamTLS) bool {
-	return a.Mode == b.Mode && a.CAFile == b.CAFile && a.ServerIdentity == b.ServerIdentity &&
+	return a.Mode == b.Mode && a.CAFile == b.CAFile && a.GatewaysOnly == b.GatewaysOnly && a.ServerIdentity == b.ServerIdentity &&
 		a.CertFile == b.CertFile && a.KeyFile == b.KeyFile && maps.Equal(a.ServerIdentities, b.ServerIdentities) &&
 		maps.EqualFunc(a.Certs, b.Certs, func(x, y config.CertPair) bool { return x == y })
 }
@@ -150,14 +152,20 @@ func TestPlanMTLSDaemonSet(t *testing.T) {
 	for _, name := range []string{"echo", "echo.grpc"} {
 		cl := cluster(n0, name)
 		want := &config.UpstreamTLS{Mode: config.TLSModeSource, CAFile: "certs/ca.pem", ServerIdentity: echoID,
-			Certs: map[string]config.CertPair{"client": {CertFile: "certs/client.pem", KeyFile: "certs/client-key.pem"}}}
+			Certs:        map[string]config.CertPair{"client": {CertFile: "certs/client.pem", KeyFile: "certs/client-key.pem"}},
+			GatewaysOnly: true}
 		if cl.TLS == nil || !equalTLS(cl.TLS, want) || cl.Protocol == config.UpstreamH2C {
 			t.Errorf("node-0 cluster %s: protocol %s tls %+v", name, cl.Protocol, cl.TLS)
 		}
-		// Every pod is reached through its node's inbound listener: the
-		// cluster's tls applies to every address it dials.
-		if cl.Via == nil || len(cl.Via.Gateways) != len(cl.Endpoints) {
+		// Only the other node's pod has a gateway: node-0's own pods are
+		// delivered to directly, and mTLS covers only the hop to node-1.
+		if cl.Via == nil || len(cl.Via.Gateways) != 1 || len(cl.Endpoints) != 3 {
 			t.Errorf("node-0 cluster %s: gateways %+v for %v", name, cl.Via, cl.Endpoints)
+		}
+		for ep, gw := range cl.Via.Gateways {
+			if pod := podAt(p, ep); pod == nil || pod.Node != "node-1" || gw != net.JoinHostPort(p.Nodes[1].Addr, strconv.Itoa(scenarios.PortInbound)) {
+				t.Errorf("node-0 cluster %s: gateway %s for %s", name, gw, ep)
+			}
 		}
 	}
 	n1 := proxyNamed(t, p, "node-1")
@@ -205,4 +213,15 @@ func TestDescribeMTLS(t *testing.T) {
 			t.Errorf("description lacks %q", want)
 		}
 	}
+}
+
+// podAt returns the pod whose address endpoint (host:port) is on, or nil.
+func podAt(p *scenarios.Plan, endpoint string) *scenarios.Pod {
+	host, _, _ := strings.Cut(endpoint, ":")
+	for i := range p.Pods {
+		if p.Pods[i].Addr == host {
+			return &p.Pods[i]
+		}
+	}
+	return nil
 }

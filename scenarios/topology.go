@@ -373,13 +373,14 @@ func (b *planner) serverSidecars() {
 // of the service its node serves (nodeService) and admits only the client.
 // Only the client's node has an outbound listener then (no other pod is a
 // client), unless a node would otherwise have no listener at all. Pods on
-// the proxy's own node are reached through its own inbound listener too,
-// since a cluster's tls applies to every address it dials (see
-// docs/scenarios.md).
+// the proxy's own node are delivered to directly, in cleartext, as without
+// mTLS: the clusters' tls covers only the hops to other nodes' proxies
+// (tls.gateways_only), since traffic that stays on a node never crosses
+// the network.
 func (b *planner) nodeProxy(n int) {
 	node := b.plan.Nodes[n]
 	gateway := func(i int) string {
-		if b.nodeOf[i] == n && !b.mtls() {
+		if b.nodeOf[i] == n {
 			return ""
 		}
 		return hostPort(b.nodeAddr(b.nodeOf[i]), PortInbound)
@@ -400,8 +401,12 @@ func (b *planner) nodeProxy(n int) {
 		client := b.plan.Pods[0].Service
 		out.SourceService = client
 		for i := range clusters {
+			if clusters[i].Via == nil {
+				continue // every pod on this node: no hop to secure
+			}
 			svc := b.clusterService(clusters[i].Name)
 			b.secure(&clusters[i], ServiceID(svc), b.gatewayIDs(svc), client, true)
+			clusters[i].TLS.GatewaysOnly = true
 		}
 		listeners = append(listeners, out)
 	case len(allowed) == 0:

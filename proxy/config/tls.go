@@ -51,6 +51,10 @@ type UpstreamTLS struct {
 	Certs map[string]CertPair `yaml:"certs" json:"certs,omitempty"`
 	// ReloadInterval is how often the files are checked. Default 1s.
 	ReloadInterval Duration `yaml:"reload_interval" json:"reload_interval"`
+	// GatewaysOnly limits mTLS to the connections to via gateways:
+	// endpoints without a gateway (a node proxy's own pods) are dialed in
+	// cleartext, over HTTP/1.1 or h2c. Needs via.
+	GatewaysOnly bool `yaml:"gateways_only" json:"gateways_only,omitempty"`
 }
 
 // CertPair is a certificate (with its chain) and its key.
@@ -298,6 +302,9 @@ func (v *validator) upstreamTLS(p string, c *Cluster) {
 	}
 	if t.ReloadInterval < 0 {
 		v.fail(p+".reload_interval", "must be positive")
+	}
+	if t.GatewaysOnly && c.Via == nil {
+		v.fail(p+".gateways_only", "needs via: without gateways no connection would use tls")
 	}
 }
 

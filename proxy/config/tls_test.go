@@ -132,6 +132,8 @@ func TestMTLSConfigErrors(t *testing.T) {
 			[]string{"clusters[1].tls.certs: mode destination presents the destination service's certificate"}},
 		{"h2c with tls", "  protocol: same\n  endpoints: [127.0.0.1:9443", "  protocol: h2c\n  endpoints: [127.0.0.1:9443",
 			[]string{"clusters[1].protocol: h2c is cleartext HTTP/2; with tls use h2 or same"}},
+		{"gateways only without via", "    ca_file:", "    gateways_only: true\n    ca_file:",
+			[]string{"clusters[1].tls.gateways_only: needs via"}},
 		{"h2 without tls", "- name: local\n", "- name: local\n  protocol: h2\n",
 			[]string{"clusters[0].protocol: h2 is HTTP/2 over TLS and needs tls"}},
 		{"source service without a certificate", "source_service: a", "source_service: c",

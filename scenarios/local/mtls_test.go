@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/meshbench/meshbench/scenarios"
@@ -55,11 +56,27 @@ func TestMTLSPlans(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The proxies' counters since they started, warm-up included.
-			var ok, failed, allowed, denied float64
+			// crossNode counts the requests the client's node proxy sent to
+			// pods of other nodes: in the daemonset cell only those cross
+			// an mTLS hop (its own node's pods are delivered to directly).
+			podNode := map[string]string{}
+			for _, pod := range plan.Pods {
+				podNode[pod.Addr] = pod.Node
+			}
+			var ok, failed, allowed, denied, crossNode, sent float64
 			for _, px := range plan.Proxies {
 				fams, err := scrape(ctx, p.client, px.Admin)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if px.Node == plan.Pods[0].Node && (px.Kind == scenarios.KindNode || px.Pod == plan.Pods[0].Name) {
+					for _, m := range fams["upstream_requests_total"].GetMetric() {
+						host, _, _ := strings.Cut(labelsOf(m)["endpoint"], ":")
+						sent += value(m)
+						if podNode[host] != px.Node {
+							crossNode += value(m)
+						}
+					}
 				}
 				for _, m := range fams[metricHandshakes].GetMetric() {
 					if labelsOf(m)["result"] == "success" {
@@ -91,8 +108,18 @@ func TestMTLSPlans(t *testing.T) {
 			if ok == 0 || failed != 0 {
 				t.Errorf("TLS handshakes: %v succeeded, %v failed; want some, none failed", ok, failed)
 			}
-			if allowed < float64(res.Requests) || denied != 0 {
-				t.Errorf("authz: %v allowed, %v denied, for %d requests", allowed, denied, res.Requests)
+			if sent < float64(res.Requests) {
+				t.Errorf("the client's proxy sent %v requests upstream, fewer than the %d measured", sent, res.Requests)
+			}
+			want := sent // sidecar: every request crosses an mTLS hop
+			if c.Labels["topology"] == scenarios.DaemonSet {
+				want = crossNode
+				if crossNode == 0 || crossNode == sent {
+					t.Errorf("the client's node proxy sent %v of %v requests to other nodes; want some, not all", crossNode, sent)
+				}
+			}
+			if allowed != want || denied != 0 {
+				t.Errorf("authz: %v allowed, %v denied; want %v allowed (%d requests measured)", allowed, denied, want, res.Requests)
 			}
 		})
 	}
