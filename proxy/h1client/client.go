@@ -42,6 +42,21 @@ type host struct {
 	idle    []*conn      // most recently used last
 	open    int          // connections dialled and not yet discarded
 	waiters []chan *conn // requests waiting for a connection under the cap
+	// settling counts connections whose response ended while their
+	// request body was a moment from written whole (see settle): a
+	// request that finds no idle connection waits for one of them
+	// before it dials.
+	settling int
+}
+
+// removeWaiter removes ch from the waiting requests, if it is there.
+func (h *host) removeWaiter(ch chan *conn) {
+	for i, w := range h.waiters {
+		if w == ch {
+			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+			return
+		}
+	}
 }
 
 // popWaiter removes and returns the longest-waiting request, or nil.
@@ -314,6 +329,9 @@ func (b *body) finish(complete bool) {
 				// that the request body is: usually it is a moment from
 				// doing so. Settle the connection when it does, or close
 				// it after a grace period.
+				b.c.mu.Lock()
+				b.c.hostOf(b.cn.addr).settling++
+				b.c.mu.Unlock()
 				go b.c.settle(b.cn, b.bodyDone)
 				return
 			}
@@ -336,13 +354,18 @@ const bodyGrace = 250 * time.Millisecond
 func (c *Client) settle(cn *conn, bodyDone <-chan error) {
 	t := time.NewTimer(bodyGrace)
 	defer t.Stop()
+	var err error
 	select {
-	case err := <-bodyDone:
-		if err == nil {
-			c.put(cn)
-			return
-		}
+	case err = <-bodyDone:
 	case <-t.C:
+		err = os.ErrDeadlineExceeded
+	}
+	c.mu.Lock()
+	c.hostOf(cn.addr).settling--
+	c.mu.Unlock()
+	if err == nil {
+		c.put(cn)
+		return
 	}
 	c.discard(cn)
 }
@@ -376,15 +399,23 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 		cn.reused = true
 		return cn, nil
 	}
-	if c.opts.MaxConnsPerHost > 0 && h.open >= c.opts.MaxConnsPerHost {
+	capped := c.opts.MaxConnsPerHost > 0 && h.open >= c.opts.MaxConnsPerHost
+	if capped || h.settling > 0 {
+		// Under the cap, wait for a connection or a slot; with a
+		// connection settling, wait for it a moment rather than dial.
 		ch := make(chan *conn, 1)
 		h.waiters = append(h.waiters, ch)
 		c.mu.Unlock()
-		var expired <-chan time.Time
+		var expired, settled <-chan time.Time
 		if !deadline.IsZero() {
 			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
 			expired = t.C
+		}
+		if !capped {
+			t := time.NewTimer(bodyGrace)
+			defer t.Stop()
+			settled = t.C
 		}
 		var gaveUp error
 		select {
@@ -398,15 +429,26 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 			gaveUp = ctx.Err()
 		case <-expired:
 			gaveUp = fmt.Errorf("waiting for a connection to %s: %w", addr, os.ErrDeadlineExceeded)
+		case <-settled:
+			// Nothing came back in time: dial a connection of our own,
+			// unless one was handed over meanwhile.
+			c.mu.Lock()
+			h.removeWaiter(ch)
+			select {
+			case cn := <-ch:
+				c.mu.Unlock()
+				if cn != nil {
+					cn.reused = true
+					return cn, nil
+				}
+			default:
+				h.open++
+				c.mu.Unlock()
+			}
 		}
 		if gaveUp != nil {
 			c.mu.Lock()
-			for i, w := range h.waiters {
-				if w == ch {
-					h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
-					break
-				}
-			}
+			h.removeWaiter(ch)
 			c.mu.Unlock()
 			select {
 			case cn := <-ch: // handed over as we gave up: pass it on
