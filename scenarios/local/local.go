@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshbench/meshbench/reports"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
 // Defaults of Options.
@@ -406,7 +407,7 @@ func (p *Platform) Resources(ctx context.Context) (reports.Resources, []reports.
 			errs = append(errs, px.scrapeErr)
 			continue
 		}
-		metrics = append(metrics, proxyMetrics(px.name, px.start, px.end))
+		metrics = append(metrics, proxymetrics.Summarize(px.name, px.start, px.end))
 	}
 	if m.requests > 0 {
 		res.Total.CPUMicrosPerRequest = res.Total.CPUSeconds * 1e6 / float64(m.requests)

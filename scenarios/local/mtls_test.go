@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
 // mtlsScenario is a small scenario with mTLS on: three replicas on two
@@ -65,31 +66,31 @@ func TestMTLSPlans(t *testing.T) {
 			}
 			var ok, failed, allowed, denied, crossNode, sent float64
 			for _, px := range plan.Proxies {
-				fams, err := scrape(ctx, p.client, px.Admin)
+				fams, err := proxymetrics.Scrape(ctx, p.client, px.Admin)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if px.Node == plan.Pods[0].Node && (px.Kind == scenarios.KindNode || px.Pod == plan.Pods[0].Name) {
 					for _, m := range fams["upstream_requests_total"].GetMetric() {
-						host, _, _ := strings.Cut(labelsOf(m)["endpoint"], ":")
-						sent += value(m)
+						host, _, _ := strings.Cut(proxymetrics.LabelsOf(m)["endpoint"], ":")
+						sent += proxymetrics.Value(m)
 						if podNode[host] != px.Node {
-							crossNode += value(m)
+							crossNode += proxymetrics.Value(m)
 						}
 					}
 				}
-				for _, m := range fams[metricHandshakes].GetMetric() {
-					if labelsOf(m)["result"] == "success" {
-						ok += value(m)
+				for _, m := range fams[proxymetrics.MetricHandshakes].GetMetric() {
+					if proxymetrics.LabelsOf(m)["result"] == "success" {
+						ok += proxymetrics.Value(m)
 					} else {
-						failed += value(m)
+						failed += proxymetrics.Value(m)
 					}
 				}
 				for _, m := range fams["inbound_authz_allow_total"].GetMetric() {
-					allowed += value(m)
+					allowed += proxymetrics.Value(m)
 				}
 				for _, m := range fams["inbound_authz_deny_total"].GetMetric() {
-					denied += value(m)
+					denied += proxymetrics.Value(m)
 				}
 			}
 			_, metrics, err := p.Resources(ctx)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,6 +24,7 @@ import (
 	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/reports"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
 // loadResultFile is where the load generator writes its result in the
@@ -48,8 +48,8 @@ type proxyWatch struct {
 
 	samples   []procSample
 	sampleErr error
-	start     families
-	end       families
+	start     proxymetrics.Families
+	end       proxymetrics.Families
 	scrapeErr error
 }
 
@@ -79,67 +79,10 @@ func (w *proxyWatch) usage(requests int64) reports.Usage {
 	return u
 }
 
-// loadArgs returns the `meshbench load` command line of a load plan.
+// loadArgs returns the `meshbench load` command line of a load plan that
+// writes its result and histogram log into dir.
 func loadArgs(l scenarios.LoadPlan, cell reports.CellInfo, dir string) ([]string, error) {
-	if len(l.Targets) == 0 {
-		return nil, errors.New("the load plan has no target")
-	}
-	args := []string{"load", "--protocol", l.Protocol, "--quiet",
-		"--out", filepath.Join(dir, loadResultFile),
-		"--hdr-log", filepath.Join(dir, reports.HdrLogFile)}
-	for _, t := range l.Targets {
-		args = append(args, "--target", targetURL(l.Protocol, t))
-	}
-	rate := "max"
-	if l.Rate > 0 {
-		rate = strconv.FormatFloat(l.Rate, 'g', -1, 64)
-	}
-	args = append(args, "--rate", rate)
-	if l.Connections > 0 {
-		args = append(args, "--connections", strconv.Itoa(l.Connections))
-	}
-	if l.Streams > 0 {
-		args = append(args, "--streams", strconv.Itoa(l.Streams))
-	}
-	if l.Duration > 0 {
-		args = append(args, "--duration", l.Duration.String())
-	}
-	if l.Warmup > 0 {
-		args = append(args, "--warmup", l.Warmup.String())
-	}
-	if l.Timeout > 0 {
-		args = append(args, "--timeout", l.Timeout.String())
-	}
-	if l.Authority != "" {
-		args = append(args, "--authority", l.Authority)
-	}
-	keys := make([]string, 0, len(cell.Labels))
-	for k := range cell.Labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		args = append(args, "--label", k+"="+cell.Labels[k])
-	}
-	return args, nil
-}
-
-// targetURL turns a plan target into what the load generator expects: a
-// URL for HTTP protocols, host:port for gRPC.
-func targetURL(protocol, t string) string {
-	if protocol == loadgen.GRPC {
-		if u, err := url.Parse(t); err == nil && u.Host != "" {
-			return u.Host
-		}
-		return t
-	}
-	if strings.Contains(t, "://") {
-		return t
-	}
-	if protocol == loadgen.H2 {
-		return "https://" + t
-	}
-	return "http://" + t
+	return scenarios.LoadArgs(l, cell, filepath.Join(dir, loadResultFile), filepath.Join(dir, reports.HdrLogFile))
 }
 
 // Run runs the plan's load as a `meshbench load` child and applies the
@@ -189,7 +132,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	// The measured part.
 	measured = time.Now()
 	for _, w := range m.proxies {
-		w.start, w.scrapeErr = scrape(ctx, p.client, w.admin)
+		w.start, w.scrapeErr = proxymetrics.Scrape(ctx, p.client, w.admin)
 	}
 	stopSampling := p.sample(m.proxies)
 	evCtx, stopEvents := context.WithCancel(ctx)
@@ -212,7 +155,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 		if w.scrapeErr != nil {
 			continue
 		}
-		w.end, w.scrapeErr = scrape(endCtx, p.client, w.admin)
+		w.end, w.scrapeErr = proxymetrics.Scrape(endCtx, p.client, w.admin)
 	}
 	cancel()
 

@@ -1,4 +1,4 @@
-package local
+package proxymetrics
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-func parse(t *testing.T, text string) families {
+func parse(t *testing.T, text string) Families {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
@@ -66,7 +66,7 @@ upstream_retry_budget_exhausted_total{cluster="c"} 2
 `
 
 func TestProxyMetricsDifference(t *testing.T) {
-	pm := proxyMetrics("px", parse(t, scrapeStart), parse(t, scrapeEnd))
+	pm := Summarize("px", parse(t, scrapeStart), parse(t, scrapeEnd))
 	out := pm.Latency["outbound"]
 	// 200 observations: 100 in (1, 2], 100 in (2, 4]. p50 is the top of
 	// the first bucket, p90 80% into the second, p99 98% into it.

@@ -1,8 +1,9 @@
-package local
+package proxymetrics
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -19,19 +20,19 @@ import (
 
 // Series of the reference proxy (proxy/metrics) that the platform reads.
 const (
-	metricLatency         = "response_latency_ms"
-	metricUpstream        = "upstream_requests_total"
-	metricRetries         = "upstream_retries_total"
-	metricEjections       = "upstream_ejections_total"
-	metricHandshakes      = "tls_handshakes_total"
-	metricBudgetExhausted = "upstream_retry_budget_exhausted_total"
+	MetricLatency         = "response_latency_ms"
+	MetricUpstream        = "upstream_requests_total"
+	MetricRetries         = "upstream_retries_total"
+	MetricEjections       = "upstream_ejections_total"
+	MetricHandshakes      = "tls_handshakes_total"
+	MetricBudgetExhausted = "upstream_retry_budget_exhausted_total"
 )
 
-// families is one scrape of a /metrics endpoint.
-type families map[string]*dto.MetricFamily
+// Families is one scrape of a /metrics endpoint.
+type Families map[string]*dto.MetricFamily
 
-// scrape fetches and parses http://admin/metrics.
-func scrape(ctx context.Context, client *http.Client, admin string) (families, error) {
+// Scrape fetches and parses http://admin/metrics.
+func Scrape(ctx context.Context, client *http.Client, admin string) (Families, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/metrics", nil)
 	if err != nil {
 		return nil, fmt.Errorf("scraping %s: %w", admin, err)
@@ -45,16 +46,25 @@ func scrape(ctx context.Context, client *http.Client, admin string) (families, e
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scraping %s: %s", admin, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(resp.Body)
+	mfs, err := Parse(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("parsing metrics of %s: %w", admin, err)
+		return nil, fmt.Errorf("scraping %s: %w", admin, err)
 	}
 	return mfs, nil
 }
 
-// labelsOf returns a metric's labels as a map.
-func labelsOf(m *dto.Metric) map[string]string {
+// Parse reads a scrape in the Prometheus text format.
+func Parse(r io.Reader) (Families, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parsing metrics: %w", err)
+	}
+	return mfs, nil
+}
+
+// LabelsOf returns a metric's labels as a map.
+func LabelsOf(m *dto.Metric) map[string]string {
 	out := make(map[string]string, len(m.GetLabel()))
 	for _, l := range m.GetLabel() {
 		out[l.GetName()] = l.GetValue()
@@ -76,21 +86,21 @@ func signature(m *dto.Metric) string {
 // from start to end, with the series' labels. A series absent at the start
 // counts from zero, and so does one whose value went down (it was reset:
 // an endpoint that left and came back).
-func counterDeltas(start, end families, name string) []counterDelta {
+func counterDeltas(start, end Families, name string) []counterDelta {
 	before := map[string]float64{}
 	if mf := start[name]; mf != nil {
 		for _, m := range mf.GetMetric() {
-			before[signature(m)] = value(m)
+			before[signature(m)] = Value(m)
 		}
 	}
 	var out []counterDelta
 	if mf := end[name]; mf != nil {
 		for _, m := range mf.GetMetric() {
-			v := value(m)
+			v := Value(m)
 			if b, ok := before[signature(m)]; ok && b <= v {
 				v -= b
 			}
-			out = append(out, counterDelta{labels: labelsOf(m), delta: v})
+			out = append(out, counterDelta{labels: LabelsOf(m), delta: v})
 		}
 	}
 	return out
@@ -101,7 +111,8 @@ type counterDelta struct {
 	delta  float64
 }
 
-func value(m *dto.Metric) float64 {
+// Value returns a counter's, gauge's or untyped metric's value.
+func Value(m *dto.Metric) float64 {
 	switch {
 	case m.Counter != nil:
 		return m.GetCounter().GetValue()
@@ -201,24 +212,24 @@ func (h *histogram) percentilesUs() loadgen.Percentiles {
 	return p
 }
 
-// proxyMetrics is a proxy's account of the measured part: the increase of
+// Summarize returns a proxy's account of the measured part: the increase of
 // its series between the two scrapes.
-func proxyMetrics(name string, start, end families) reports.ProxyMetrics {
+func Summarize(name string, start, end Families) reports.ProxyMetrics {
 	pm := reports.ProxyMetrics{
 		Name:      name,
 		Latency:   map[string]loadgen.Percentiles{},
 		Endpoints: map[string]map[string]int64{},
 	}
 	before := map[string]*dto.Histogram{}
-	if mf := start[metricLatency]; mf != nil {
+	if mf := start[MetricLatency]; mf != nil {
 		for _, m := range mf.GetMetric() {
 			before[signature(m)] = m.GetHistogram()
 		}
 	}
 	byDirection := map[string]*histogram{}
-	if mf := end[metricLatency]; mf != nil {
+	if mf := end[MetricLatency]; mf != nil {
 		for _, m := range mf.GetMetric() {
-			dir := labelsOf(m)["direction"]
+			dir := LabelsOf(m)["direction"]
 			h := byDirection[dir]
 			if h == nil {
 				h = &histogram{}
@@ -232,7 +243,7 @@ func proxyMetrics(name string, start, end families) reports.ProxyMetrics {
 			pm.Latency[dir] = h.percentilesUs()
 		}
 	}
-	for _, d := range counterDeltas(start, end, metricUpstream) {
+	for _, d := range counterDeltas(start, end, MetricUpstream) {
 		c, ep := d.labels["cluster"], d.labels["endpoint"]
 		if pm.Endpoints[c] == nil {
 			pm.Endpoints[c] = map[string]int64{}
@@ -246,10 +257,10 @@ func proxyMetrics(name string, start, end families) reports.ProxyMetrics {
 		}
 		return int64(math.Round(n))
 	}
-	pm.Retries = total(metricRetries)
-	pm.Ejections = total(metricEjections)
-	pm.BudgetExhausted = total(metricBudgetExhausted)
-	for _, d := range counterDeltas(start, end, metricHandshakes) {
+	pm.Retries = total(MetricRetries)
+	pm.Ejections = total(MetricEjections)
+	pm.BudgetExhausted = total(MetricBudgetExhausted)
+	for _, d := range counterDeltas(start, end, MetricHandshakes) {
 		if d.labels["result"] == "success" {
 			pm.Handshakes += int64(math.Round(d.delta))
 		}
