@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -56,6 +57,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&fortioOut, "fortio-json", "", "also write the result in fortio's JSON format to this `file`")
 	fs.StringVar(&hdrLog, "hdr-log", "", "also write a per-second HdrHistogram interval log to this `file`")
 	fs.BoolVar(&quiet, "quiet", false, "no per-second progress on stderr")
+	var serve string
+	var linger time.Duration
+	fs.StringVar(&serve, "serve", "", "serve the run's status (GET /status) and, once it ends, the --out and --hdr-log files (GET /files/NAME) on this `address` until POST /exit or --serve-linger; for a load generator in a pod")
+	fs.DurationVar(&linger, "serve-linger", 10*time.Minute, "with --serve: how long to keep the files after the run")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -104,6 +109,30 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				time.Duration(sec.P50)*time.Microsecond, time.Duration(sec.P99)*time.Microsecond, sec.Errors)
 		}
 	}
+	var rs *resultServer
+	if serve != "" {
+		var err error
+		if rs, err = startResultServer(serve, s.Warmup, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
+			fmt.Fprintf(stderr, "meshbench load: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "meshbench load: serving the status and result on %s\n", rs.Addr())
+	}
+	code := runLoadSpec(ctx, s, out, fortioOut, hdrLog, stdout, stderr)
+	if rs != nil {
+		var err error
+		if code != 0 && code != 130 {
+			err = fmt.Errorf("meshbench load exited with status %d", code)
+		}
+		rs.finish(err, out, hdrLog)
+		rs.wait(ctx, linger)
+	}
+	return code
+}
+
+// runLoadSpec runs the load and writes its files; it returns the exit
+// status.
+func runLoadSpec(ctx context.Context, s loadgen.Spec, out, fortioOut, hdrLog string, stdout, stderr io.Writer) int {
 	res, err := loadgen.Run(ctx, s)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshbench load: %v\n", err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLoadVerbTargets: a repeated --target spreads the connections over
@@ -56,5 +57,88 @@ func TestLoadVerbTargets(t *testing.T) {
 	code = run(t.Context(), []string{"load", "--target", urls[0], "--target", urls[1], "--requests", "1"}, io.Discard, &stderr)
 	if code != 2 || !strings.Contains(stderr.String(), "fewer than the 2 targets") {
 		t.Errorf("one connection for two targets: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestLoadServe: with --serve, the status goes from warmup or measuring to
+// done, the result file is served once the run ended (not before), and
+// the command exits after POST /exit.
+func TestLoadServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+
+	dir := t.TempDir()
+	out, hlog := filepath.Join(dir, "result-load.json"), filepath.Join(dir, "latency.hlog")
+	code := make(chan int, 1)
+	go func() {
+		code <- run(t.Context(), []string{"load", "--target", "http://" + ln.Addr().String() + "/", "--rate", "200",
+			"--duration", "1s", "--warmup", "300ms", "--out", out, "--hdr-log", hlog, "--quiet", "--serve", addr}, io.Discard, io.Discard)
+	}()
+	get := func(path string) (*http.Response, []byte) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return nil, nil
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	phases := map[string]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	var st loadStatus
+	for time.Now().Before(deadline) {
+		if resp, b := get("/status"); resp != nil {
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatalf("status %q: %v", b, err)
+			}
+			phases[st.Phase] = true
+			if st.Phase == phaseDone || st.Phase == phaseFailed {
+				break
+			}
+			if resp, _ := get("/files/result-load.json"); resp == nil || resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("result served before the run ended: %v", resp)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Phase != phaseDone || !phases[phaseMeasuring] {
+		t.Fatalf("phases seen %v, last %+v", phases, st)
+	}
+	resp, b := get("/files/result-load.json")
+	var res struct {
+		Requests int64 `json:"requests"`
+	}
+	if resp == nil || resp.StatusCode != http.StatusOK || json.Unmarshal(b, &res) != nil || res.Requests < 150 {
+		t.Fatalf("result: %v %q", resp, b)
+	}
+	if resp, b := get("/files/latency.hlog"); resp == nil || resp.StatusCode != http.StatusOK || len(b) == 0 {
+		t.Fatalf("histogram log: %v", resp)
+	}
+	select {
+	case c := <-code:
+		t.Fatalf("exited (%d) before POST /exit", c)
+	default:
+	}
+	if r, err := http.Post("http://"+addr+"/exit", "", nil); err != nil || r.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /exit: %v %v", r, err)
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit %d", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5 s after POST /exit")
 	}
 }
