@@ -22,6 +22,9 @@ func WriteMarkdown(w io.Writer, run *Run, figs []Figure) error {
 		switch f.Name {
 		case "Platform", "Started", "Repeats", "Cells", "env cpu_model", "env cores", "env commit":
 			facts = append(facts, fmt.Sprintf("%s: %s", strings.TrimPrefix(f.Name, "env "), mdText(f.Value)))
+		case "cluster kubernetes_version", "cluster node_image", "cluster cluster":
+			// A Kubernetes run: what it ran on.
+			facts = append(facts, fmt.Sprintf("%s: %s", strings.TrimPrefix(f.Name, "cluster "), mdText(f.Value)))
 		}
 	}
 	b.WriteString(strings.Join(facts, " · ") + "\n\n")

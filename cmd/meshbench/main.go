@@ -29,6 +29,7 @@ type verb struct {
 
 func verbs() map[string]verb {
 	return map[string]verb{
+		"kind":    {"create, delete or load images into a kind cluster for the kind platform", runKind},
 		"certs":   {"write a CA, an issuer and per-service SPIFFE certificates for mTLS (reuses the CA in --out)", runCerts},
 		"backend": {"run an HTTP/1.1+h2c and gRPC test backend with a latency and failure personality", runBackend},
 		"load":    {"generate open- or closed-loop load and measure it (HdrHistogram, coordinated-omission free)", runLoad},

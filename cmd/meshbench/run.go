@@ -19,7 +19,7 @@ import (
 	"github.com/meshbench/meshbench/scenarios/runner"
 )
 
-const runUsage = "meshbench run SCENARIO [--platform local] [--out DIR] [--repeat N] [--quick] [--dry-run] [--network 127.77] [--meshproxy PATH]"
+const runUsage = "meshbench run SCENARIO [--platform local|kind|kube] [--out DIR] [--repeat N] [--quick] [--dry-run] [--network 127.77] [--meshproxy PATH]"
 
 // runRun is `meshbench run`: every cell of a scenario on a platform. The
 // last line on stdout is the run's directory. Exit codes: 0 when every
@@ -27,7 +27,9 @@ const runUsage = "meshbench run SCENARIO [--platform local] [--out DIR] [--repea
 // for bad flags or a bad scenario, 130 when interrupted.
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", runUsage, stderr)
-	platform := fs.String("platform", "local", "where to run: local (processes on loopback addresses); kind is not available yet")
+	platform := fs.String("platform", "local", "where to run: local (processes on loopback addresses), kind (a kind cluster it creates) or kube (the cluster of --kubeconfig)")
+	var kf kubeFlags
+	kf.register(fs)
 	out := fs.String("out", filepath.Join("out", "runs"), "results root `DIR`: the run goes to DIR/<scenario>/<timestamp>")
 	repeat := fs.Int("repeat", 0, "repeat every variant `N` times (0: the scenario's repeats)")
 	quick := fs.Bool("quick", false, "apply the scenario's quick overrides: a short load and fewer repeats")
@@ -63,12 +65,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch *platform {
-	case "local":
-	case "kind", "kube":
-		fmt.Fprintf(stderr, "meshbench run: --platform %s: not available yet (use local)\n", *platform)
-		return 2
+	case "local", "kind", "kube":
 	default:
-		fmt.Fprintf(stderr, "meshbench run: --platform %q: want local\n", *platform)
+		fmt.Fprintf(stderr, "meshbench run: --platform %q: want local, kind or kube\n", *platform)
 		return 2
 	}
 	self, proxyBin, err := binaries(*meshproxy)
@@ -81,7 +80,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	p := local.New(local.Options{Meshbench: self, Meshproxy: proxyBin, Log: log, SampleInterval: *sample, NetworkBase: *network})
+	var p scenarios.Platform = local.New(local.Options{Meshbench: self, Meshproxy: proxyBin, Log: log, SampleInterval: *sample, NetworkBase: *network})
+	if *platform != "local" {
+		kp, cleanup, err := kubePlatform(ctx, *platform, kf, sc, self, proxyBin, *sample, log, stderr)
+		defer cleanup()
+		if err != nil {
+			fmt.Fprintf(stderr, "meshbench run: --platform %s: %v\n", *platform, err)
+			return 1
+		}
+		p = kp
+	}
 	start := time.Now()
 	dir, info, err := runner.Run(ctx, sc, runner.Options{
 		Out: *out, Repeats: *repeat, Quick: *quick, Platform: p, Network: netw, Progress: stderr, Log: log,

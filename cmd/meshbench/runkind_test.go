@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshbench/meshbench/kind/cluster"
+	"github.com/meshbench/meshbench/reports"
+)
+
+// requireKind skips the test when Docker or the kind node image is
+// missing, or fails it when MESHBENCH_REQUIRE_KIND=1 (as in CI).
+func requireKind(t *testing.T) {
+	t.Helper()
+	if err := cluster.Available(); err != nil {
+		if os.Getenv("MESHBENCH_REQUIRE_KIND") == "1" {
+			t.Fatalf("kind is required (MESHBENCH_REQUIRE_KIND=1) but not available: %v", err)
+		}
+		t.Skipf("kind is not available: %v (../shared/kind-offline sets it up)", err)
+	}
+}
+
+// TestRunQuickOnKind runs the quick scenario on a 2-node kind cluster that
+// the run creates and deletes: baseline, sidecar and daemonset measured on
+// Kubernetes, with the same results as on the local platform, the
+// cluster's facts in run.json, and a report.
+func TestRunQuickOnKind(t *testing.T) {
+	requireKind(t)
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building: %v\n%s", err, out)
+	}
+	name := fmt.Sprintf("meshbench-e2e-%d", os.Getpid())
+	log := slog.New(slog.DiscardHandler)
+	t.Cleanup(func() {
+		if ok, _ := cluster.Exists(name, log); ok {
+			t.Errorf("kind cluster %s left behind; deleting it", name)
+			if c, err := cluster.Open(t.Context(), name, log); err == nil {
+				_ = c.Delete(t.Context())
+			}
+		}
+	})
+
+	out := t.TempDir()
+	cmd := exec.Command(filepath.Join(dir, "meshbench"), "run", "quick", "--platform", "kind", "--cluster-name", name, "--out", out)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(&stderr, testWriter{t})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	if code := wait(t, cmd, 14*time.Minute); code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	if ok, err := cluster.Exists(name, log); err != nil || ok {
+		t.Errorf("the run's cluster still exists (%v) after the run", err)
+	}
+	runDir := lastLine(stdout.String())
+	ri, err := readRunInfo(filepath.Join(runDir, reports.RunFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ri.Platform != "kind" || ri.Incomplete || ri.Cluster["kubernetes_version"] == nil || ri.Cluster["node_image"] == nil || ri.Cluster["nodes"] != float64(2) {
+		t.Fatalf("run.json: platform %q incomplete %v cluster %v", ri.Platform, ri.Incomplete, ri.Cluster)
+	}
+	for _, c := range ri.Cells {
+		if c.Status != reports.StatusDone {
+			t.Errorf("cell %s: %s %s", c.ID, c.Status, c.Error)
+			continue
+		}
+		res := readCellResult(t, filepath.Join(runDir, c.ID, reports.ResultFile))
+		if res.Requests < 100 || res.Errors.Total != 0 {
+			t.Errorf("%s: %d requests, errors %+v", c.ID, res.Requests, res.Errors)
+		}
+		// Every echo pod answered: the proxies found them all.
+		if len(res.Endpoints) != 3 {
+			t.Errorf("%s: endpoints %v, want the 3 echo pods", c.ID, res.Endpoints)
+		}
+		if _, err := os.Stat(filepath.Join(runDir, c.ID, "manifests.yaml")); err != nil {
+			t.Errorf("%s: %v", c.ID, err)
+		}
+		if c.Labels["topology"] == "baseline" {
+			continue
+		}
+		if len(res.Resources.Proxies) == 0 || res.Resources.Total.RSSPeakBytes <= 0 || res.Resources.Total.CPUSeconds <= 0 {
+			t.Errorf("%s: resources %+v: want the proxies' CPU and memory from the kubelets", c.ID, res.Resources)
+		}
+		var routed int64
+		for _, pm := range res.Proxies {
+			for _, eps := range pm.Endpoints {
+				for _, n := range eps {
+					routed += n
+				}
+			}
+		}
+		if len(res.Proxies) == 0 || routed < res.Requests {
+			t.Errorf("%s: proxy metrics %d proxies, %d upstream requests for %d requests", c.ID, len(res.Proxies), routed, res.Requests)
+		}
+	}
+	var rout bytes.Buffer
+	if code := run(t.Context(), []string{"report", runDir}, &rout, io.Discard); code != 0 {
+		t.Fatalf("report: exit %d", code)
+	}
+	md, err := os.ReadFile(filepath.Join(runDir, "report", "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"sidecar", "daemonset", "kubernetes_version", "node_image"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("report.md does not mention %s", want)
+		}
+	}
+}
+
+// testWriter sends a child's output to the test log, line by line.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

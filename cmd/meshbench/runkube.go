@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/meshbench/meshbench/kind/cluster"
+	"github.com/meshbench/meshbench/kind/image"
+	"github.com/meshbench/meshbench/kind/kube"
+	"github.com/meshbench/meshbench/scenarios"
+)
+
+// kubeFlags are `meshbench run`'s flags for the kind and kube platforms.
+type kubeFlags struct {
+	clusterName, nodeImage string
+	keepCluster            bool
+	kubeconfig, context    string
+	image                  string
+}
+
+func (k *kubeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.clusterName, "cluster-name", "meshbench", "kind: the cluster's `name` (an existing one is reused and kept)")
+	fs.StringVar(&k.nodeImage, "node-image", "", "kind: node `image` (default $KIND_NODE_IMAGE; see ../shared/kind-offline)")
+	fs.BoolVar(&k.keepCluster, "keep-cluster", false, "kind: keep the cluster the run created")
+	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kube: kubeconfig `file` of the cluster")
+	fs.StringVar(&k.context, "context", "", "kube: kubeconfig `context` (default: the current one)")
+	fs.StringVar(&k.image, "image", "", "kube: the meshbench `image` the cluster's nodes can pull (built with meshbench kind load or pushed by you); kind: built and loaded for you")
+}
+
+// kubePlatform returns the kind or kube platform for a scenario, and what
+// to do once the run ends (delete a kind cluster the run created).
+func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.Scenario, self, proxyBin string, sample time.Duration, log *slog.Logger, stderr io.Writer) (scenarios.Platform, func(), error) {
+	noop := func() {}
+	// The kubelet refreshes container stats every few seconds: reading
+	// them more often than once a second only loads the API server.
+	opts := kube.Options{Name: name, SampleInterval: max(sample, time.Second), Log: log}
+	switch name {
+	case "kind":
+		c, created, err := kindCluster(ctx, k, sc.Nodes, log, stderr)
+		if err != nil {
+			return nil, noop, err
+		}
+		cleanup := noop
+		if created && !k.keepCluster {
+			cleanup = func() {
+				fmt.Fprintf(stderr, "meshbench run: deleting kind cluster %s\n", c.Name())
+				dctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				if err := c.Delete(dctx); err != nil {
+					fmt.Fprintf(stderr, "meshbench run: %v\n", err)
+				}
+			}
+		}
+		fmt.Fprintln(stderr, "meshbench run: building and loading the image")
+		ref, err := image.Build(ctx, image.Repo, map[string]string{"/meshbench": self, "/meshproxy": proxyBin})
+		if err != nil {
+			return nil, cleanup, err
+		}
+		if err := c.LoadImage(ctx, ref); err != nil {
+			return nil, cleanup, err
+		}
+		if opts.RESTConfig, err = c.RESTConfig(); err != nil {
+			return nil, cleanup, err
+		}
+		opts.Image = ref
+		if opts.Nodes, err = c.Nodes(ctx); err != nil {
+			return nil, cleanup, err
+		}
+		opts.Facts = map[string]any{"provider": "kind", "cluster": c.Name(), "node_image": c.NodeImage(), "image": ref}
+		p, err := kube.New(opts)
+		return p, cleanup, err
+	case "kube":
+		if k.image == "" {
+			return nil, noop, errors.New("--platform kube needs --image: a meshbench image the cluster's nodes can pull (docs/kind.md)")
+		}
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		if k.kubeconfig != "" {
+			rules.ExplicitPath = k.kubeconfig
+		}
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.context}).ClientConfig()
+		if err != nil {
+			return nil, noop, fmt.Errorf("loading the kubeconfig: %w", err)
+		}
+		opts.RESTConfig, opts.Image = cfg, k.image
+		opts.Facts = map[string]any{"provider": "kube", "context": k.context, "image": k.image}
+		p, err := kube.New(opts)
+		return p, noop, err
+	}
+	return nil, noop, fmt.Errorf("platform %q", name)
+}
+
+// kindCluster opens the named kind cluster, or creates it with the
+// scenario's node count; created reports which.
+func kindCluster(ctx context.Context, k kubeFlags, nodes int, log *slog.Logger, stderr io.Writer) (c *cluster.Cluster, created bool, err error) {
+	exists, err := cluster.Exists(k.clusterName, log)
+	if err != nil {
+		return nil, false, err
+	}
+	if exists {
+		fmt.Fprintf(stderr, "meshbench run: reusing kind cluster %s\n", k.clusterName)
+		c, err := cluster.Open(ctx, k.clusterName, log)
+		return c, false, err
+	}
+	fmt.Fprintf(stderr, "meshbench run: creating kind cluster %s with %d nodes\n", k.clusterName, max(nodes, 1))
+	c, err = cluster.Create(ctx, cluster.Config{Name: k.clusterName, Nodes: max(nodes, 1), NodeImage: k.nodeImage}, log)
+	return c, err == nil, err
+}

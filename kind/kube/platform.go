@@ -1,0 +1,462 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/meshbench/meshbench/scenarios"
+)
+
+// Options configure a Platform.
+type Options struct {
+	// Name is the platform's name in results: kind or kube.
+	Name string
+	// RESTConfig reaches the cluster's API server.
+	RESTConfig *rest.Config
+	// Image holds /meshproxy and /meshbench (kind/image); the cluster's
+	// nodes must have it or be able to pull it.
+	Image string
+	// Nodes are the cluster nodes plan nodes map to, in order; empty
+	// takes the Ready nodes, control plane first, then by name.
+	Nodes []string
+	// Facts are added to the platform's facts (a kind cluster's name and
+	// node image).
+	Facts map[string]any
+	// SampleInterval is how often the kubelets' /stats/summary is read
+	// during the measured part. Default 1s.
+	SampleInterval time.Duration
+	// ReadyTimeout bounds waiting for a cell's pods. Default 3m.
+	ReadyTimeout time.Duration
+	// CertLifetime is the lifetime of a cell's mTLS certificates.
+	// Default 24h.
+	CertLifetime time.Duration
+	// ProxyResources and AppResources are the proxy and app containers'
+	// requests and limits (none by default).
+	ProxyResources, AppResources corev1.ResourceRequirements
+	Log                          *slog.Logger
+}
+
+// Platform runs plans on a Kubernetes cluster (see the package comment).
+// Not safe for concurrent use.
+type Platform struct {
+	opts Options
+	cs   kubernetes.Interface
+	rc   rest.Interface // the core API's REST client, for pod and node proxies
+	log  *slog.Logger
+
+	cells int // cells deployed, for unique namespaces
+	plan  *scenarios.Plan
+	dir   string
+	t     *target
+	last  *measurement
+}
+
+var _ scenarios.Platform = (*Platform)(nil)
+
+// New returns a Platform on the cluster opts.RESTConfig reaches.
+func New(opts Options) (*Platform, error) {
+	if opts.RESTConfig == nil {
+		return nil, errors.New("kubernetes platform: no cluster configuration")
+	}
+	if opts.Image == "" {
+		return nil, errors.New("kubernetes platform: no image")
+	}
+	if opts.Name == "" {
+		opts.Name = "kube"
+	}
+	if opts.SampleInterval <= 0 {
+		opts.SampleInterval = time.Second
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 3 * time.Minute
+	}
+	if opts.CertLifetime <= 0 {
+		opts.CertLifetime = 24 * time.Hour
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg := rest.CopyConfig(opts.RESTConfig)
+	cfg.QPS, cfg.Burst = 50, 100
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes platform: %w", err)
+	}
+	return &Platform{opts: opts, cs: cs, rc: cs.CoreV1().RESTClient(), log: opts.Log}, nil
+}
+
+// Name is the platform's name (kind or kube).
+func (p *Platform) Name() string { return p.opts.Name }
+
+// Facts describes the cluster: its node count, Kubernetes version, and the
+// nodes' OS, kernel and container runtime, plus Options.Facts.
+func (p *Platform) Facts() map[string]any {
+	f := map[string]any{}
+	for k, v := range p.opts.Facts {
+		f[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if v, err := p.cs.Discovery().ServerVersion(); err == nil {
+		f["kubernetes_version"] = v.GitVersion
+	}
+	if nodes, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+		f["nodes"] = len(nodes.Items)
+		if len(nodes.Items) > 0 {
+			ni := nodes.Items[0].Status.NodeInfo
+			f["node_os"] = ni.OSImage
+			f["node_kernel"] = ni.KernelVersion
+			f["container_runtime"] = ni.ContainerRuntimeVersion
+		}
+	}
+	return f
+}
+
+// clusterNodes maps the plan's nodes to cluster nodes and their
+// InternalIPs.
+func (p *Platform) clusterNodes(ctx context.Context, plan *scenarios.Plan) (names, ips map[string]string, err error) {
+	list, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	ready := map[string]corev1.Node{}
+	for _, n := range list.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready[n.Name] = n
+			}
+		}
+	}
+	order := slices.Clone(p.opts.Nodes)
+	if len(order) == 0 {
+		for name := range ready {
+			order = append(order, name)
+		}
+		slices.SortFunc(order, func(a, b string) int {
+			ca, cb := isControlPlane(ready[a]), isControlPlane(ready[b])
+			if ca != cb {
+				if ca {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+	}
+	if len(order) < len(plan.Nodes) {
+		return nil, nil, fmt.Errorf("the scenario needs %d nodes; the cluster has %d Ready: %v", len(plan.Nodes), len(order), order)
+	}
+	names, ips = map[string]string{}, map[string]string{}
+	for i, pn := range plan.Nodes {
+		n, ok := ready[order[i]]
+		if !ok {
+			return nil, nil, fmt.Errorf("node %s is not Ready", order[i])
+		}
+		names[pn.Name] = n.Name
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && ips[pn.Name] == "" {
+				ips[pn.Name] = a.Address
+			}
+		}
+		if ips[pn.Name] == "" {
+			return nil, nil, fmt.Errorf("node %s has no InternalIP", n.Name)
+		}
+	}
+	return names, ips, nil
+}
+
+func isControlPlane(n corev1.Node) bool {
+	_, ok := n.Labels["node-role.kubernetes.io/control-plane"]
+	return ok
+}
+
+// Deploy creates the cell's namespace and objects: the backends first;
+// once they run, their IPs complete the node proxies' configurations.
+// The load generator's Job is created by Run. The manifests applied are
+// written to dir/manifests.yaml.
+func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string) (err error) {
+	if p.plan != nil {
+		return errors.New("deploying: a cell is still deployed")
+	}
+	p.cells++
+	nodes, ips, err := p.clusterNodes(ctx, plan)
+	if err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	t := &target{
+		Namespace: dnsSafe(fmt.Sprintf("meshbench-%d-%s", p.cells, plan.Cell.ID)),
+		Image:     p.opts.Image, Nodes: nodes, NodeIPs: ips, PodIPs: map[string]string{},
+		ProxyResources: p.opts.ProxyResources, AppResources: p.opts.AppResources,
+	}
+	if len(plan.Identities) > 0 {
+		if t.Certs, err = p.certificates(plan, dir); err != nil {
+			return fmt.Errorf("deploying: %w", err)
+		}
+	}
+	p.plan, p.dir, p.t = plan, dir, t
+	p.last = nil
+
+	objs, err := baseObjects(plan, t)
+	if err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	if err := p.apply(ctx, objs); err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	backends := 0
+	for _, pod := range plan.Pods {
+		if pod.Backend != nil {
+			backends++
+		}
+	}
+	pods, err := p.waitPods(ctx, RoleBackend, backends)
+	if err != nil {
+		return fmt.Errorf("deploying: backends: %w", err)
+	}
+	for _, pod := range pods {
+		t.PodIPs[pod.Labels[LabelPod]] = pod.Status.PodIP
+	}
+	more, err := nodeProxyObjects(plan, t)
+	if err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	if len(more) > 0 {
+		if err := p.apply(ctx, more); err != nil {
+			return fmt.Errorf("deploying: %w", err)
+		}
+		n := 0
+		for _, px := range plan.Proxies {
+			if px.Kind == scenarios.KindNode {
+				n++
+			}
+		}
+		if _, err := p.waitPods(ctx, RoleNodeProxy, n); err != nil {
+			return fmt.Errorf("deploying: node proxies: %w", err)
+		}
+	}
+	job, err := loadJob(plan, t)
+	if err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	return p.record(job)
+}
+
+// certificates issues the plan's certificates into dir/certs and returns
+// them by file name.
+func (p *Platform) certificates(plan *scenarios.Plan, dir string) (map[string][]byte, error) {
+	if err := scenarios.WriteCertificates(plan, dir, p.opts.CertLifetime); err != nil {
+		return nil, fmt.Errorf("issuing certificates: %w", err)
+	}
+	certDir := filepath.Join(dir, scenarios.CertsDir)
+	entries, err := os.ReadDir(certDir)
+	if err != nil {
+		return nil, fmt.Errorf("reading certificates: %w", err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(certDir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("reading certificates: %w", err)
+		}
+		out[e.Name()] = b
+	}
+	return out, nil
+}
+
+// record appends objects to dir/manifests.yaml.
+func (p *Platform) record(objs ...runtime.Object) error {
+	b, err := Manifests(objs)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(p.dir, "manifests.yaml"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("recording manifests: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("recording manifests: %w", err)
+	}
+	return nil
+}
+
+// apply records and creates objects in order.
+func (p *Platform) apply(ctx context.Context, objs []runtime.Object) error {
+	if err := p.record(objs...); err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := p.create(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Platform) create(ctx context.Context, o runtime.Object) error {
+	ns := p.t.Namespace
+	c := metav1.CreateOptions{FieldManager: "meshbench"}
+	var err error
+	var name string
+	switch x := o.(type) {
+	case *corev1.Namespace:
+		name = x.Name
+		_, err = p.cs.CoreV1().Namespaces().Create(ctx, x, c)
+	case *corev1.ServiceAccount:
+		name = x.Name
+		_, err = p.cs.CoreV1().ServiceAccounts(ns).Create(ctx, x, c)
+	case *rbacv1.Role:
+		name = x.Name
+		_, err = p.cs.RbacV1().Roles(ns).Create(ctx, x, c)
+	case *rbacv1.RoleBinding:
+		name = x.Name
+		_, err = p.cs.RbacV1().RoleBindings(ns).Create(ctx, x, c)
+	case *corev1.Service:
+		name = x.Name
+		_, err = p.cs.CoreV1().Services(ns).Create(ctx, x, c)
+	case *corev1.Secret:
+		name = x.Name
+		_, err = p.cs.CoreV1().Secrets(ns).Create(ctx, x, c)
+	case *corev1.ConfigMap:
+		name = x.Name
+		_, err = p.cs.CoreV1().ConfigMaps(ns).Create(ctx, x, c)
+	case *appsv1.Deployment:
+		name = x.Name
+		_, err = p.cs.AppsV1().Deployments(ns).Create(ctx, x, c)
+	case *appsv1.DaemonSet:
+		name = x.Name
+		_, err = p.cs.AppsV1().DaemonSets(ns).Create(ctx, x, c)
+	case *batchv1.Job:
+		name = x.Name
+		_, err = p.cs.BatchV1().Jobs(ns).Create(ctx, x, c)
+	default:
+		return fmt.Errorf("creating %T: not a kind this platform makes", o)
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, ns, name, err)
+	}
+	return nil
+}
+
+// waitPods waits until n pods of a role run and are Ready, and returns
+// them. It fails early on a pod that cannot start (an image that cannot
+// be pulled, a container that keeps crashing), naming it and why.
+func (p *Platform) waitPods(ctx context.Context, role string, n int) ([]corev1.Pod, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.ReadyTimeout)
+	defer cancel()
+	var last string
+	for {
+		list, err := p.cs.CoreV1().Pods(p.t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRole + "=" + role})
+		if err == nil {
+			var ready []corev1.Pod
+			var waiting []string
+			for _, pod := range list.Items {
+				if pod.DeletionTimestamp != nil {
+					continue
+				}
+				if why := stuck(pod); why != "" {
+					return nil, fmt.Errorf("pod %s cannot start: %s", pod.Name, why)
+				}
+				if podReady(pod) {
+					ready = append(ready, pod)
+				} else {
+					waiting = append(waiting, pod.Name+" ("+string(pod.Status.Phase)+")")
+				}
+			}
+			if len(ready) >= n {
+				return ready, nil
+			}
+			last = fmt.Sprintf("%d of %d Ready; waiting for %v", len(ready), n, waiting)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s pods: %s: %w", role, last, context.Cause(ctx))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func podReady(pod corev1.Pod) bool {
+	if pod.Status.Phase != corev1.PodRunning {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// stuck says why a pod will not start by itself, or "".
+func stuck(pod corev1.Pod) string {
+	statuses := append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...)
+	for _, s := range statuses {
+		if w := s.State.Waiting; w != nil {
+			switch w.Reason {
+			case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError":
+				return fmt.Sprintf("container %s: %s: %s", s.Name, w.Reason, w.Message)
+			case "CrashLoopBackOff":
+				msg := w.Message
+				if t := s.LastTerminationState.Terminated; t != nil {
+					msg = fmt.Sprintf("exit %d: %s", t.ExitCode, t.Message)
+				}
+				return fmt.Sprintf("container %s keeps crashing: %s", s.Name, msg)
+			}
+		}
+	}
+	if pod.Status.Phase == corev1.PodFailed {
+		return "pod failed: " + pod.Status.Message
+	}
+	return ""
+}
+
+// Teardown deletes the cell's namespace and waits until it is gone, so
+// that the next cell runs on a quiet cluster. Safe to call twice.
+func (p *Platform) Teardown(ctx context.Context) error {
+	if p.t == nil {
+		return nil
+	}
+	ns := p.t.Namespace
+	p.plan = nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	err := p.cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("tearing down: deleting namespace %s: %w", ns, err)
+	}
+	for {
+		_, err := p.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			p.t = nil
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("tearing down: namespace %s still there: %w", ns, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,316 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshbench/meshbench/loadgen"
+	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/proxymetrics"
+)
+
+// loadStatus is the load generator's GET /status (meshbench load --serve).
+type loadStatus struct {
+	Phase    string  `json:"phase"` // warmup, measuring, done or failed
+	Error    string  `json:"error"`
+	ElapsedS float64 `json:"elapsed_s"`
+}
+
+// measurement is what one Run observed of the proxies.
+type measurement struct {
+	requests int64
+	window   time.Duration // the measured part, as the runner saw it
+	proxies  []*proxyWatch
+}
+
+// proxyWatch follows one proxy container through the measured part.
+type proxyWatch struct {
+	name, kind, planNode string
+	pod, node            string // the cluster's pod and node
+	container            string
+
+	mu        sync.Mutex
+	samples   []statSample
+	sampleErr error
+	start     proxymetrics.Families
+	end       proxymetrics.Families
+	scrapeErr error
+}
+
+// Run creates the load generator's Job and follows it through the API
+// server's pod proxy: at the start of the measured part it scrapes every
+// proxy's /metrics, starts sampling the kubelets' container stats and
+// applies the plan's events; when the load is done it scrapes again, and
+// fetches the result and the histogram log into the cell directory.
+func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
+	plan := p.plan
+	if plan == nil {
+		return nil, errors.New("running: nothing deployed")
+	}
+	p.last = nil
+	job, err := loadJob(plan, p.t)
+	if err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	if err := p.create(ctx, job); err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	loads, err := p.waitPods(ctx, RoleLoad, 1)
+	if err != nil {
+		return nil, fmt.Errorf("running: the load generator: %w", err)
+	}
+	loadPod := loads[0].Name
+	m := &measurement{}
+	if m.proxies, err = p.watches(ctx); err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+
+	var stopSampling func()
+	var events func() ([]reports.EventRecord, error)
+	stopEvents := func() {}
+	var measured time.Time
+	defer func() {
+		if stopSampling != nil {
+			stopSampling()
+		}
+		stopEvents()
+	}()
+	for {
+		st, err := p.loadStatus(ctx, loadPod)
+		if err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err == nil && st.Phase == "failed" {
+			return nil, fmt.Errorf("running: the load generator failed: %s", st.Error)
+		}
+		if err == nil && st.Phase != "warmup" && measured.IsZero() {
+			measured = time.Now()
+			for _, w := range m.proxies {
+				w.start, w.scrapeErr = p.scrape(ctx, w)
+			}
+			stopSampling = p.sample(m.proxies)
+			evCtx, cancel := context.WithCancel(ctx)
+			stopEvents = cancel
+			events = p.applyEvents(evCtx, plan.Events, measured)
+		}
+		if err == nil && st.Phase == "done" {
+			break
+		}
+		if err != nil {
+			if why := p.loadPodFailed(ctx, loadPod); why != "" {
+				return nil, fmt.Errorf("running: the load generator: %s", why)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	m.window = time.Since(measured)
+	stopSampling()
+	stopSampling = nil
+	stopEvents()
+	var records []reports.EventRecord
+	var evErr error
+	if events != nil {
+		records, evErr = events()
+	}
+	for _, w := range m.proxies {
+		if w.scrapeErr == nil {
+			w.end, w.scrapeErr = p.scrape(ctx, w)
+		}
+	}
+	res, err := p.fetchResult(ctx, loadPod)
+	if err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
+	if err := p.loadPost(ctx, loadPod, "exit"); err != nil {
+		p.log.Warn("the load generator did not take its exit", "err", err)
+	}
+	if evErr != nil {
+		return nil, fmt.Errorf("running: %w", evErr)
+	}
+	m.requests = res.Requests
+	p.last = m
+	return &reports.CellResult{Result: *res, Events: records}, nil
+}
+
+// fetchResult copies the load generator's result and histogram log into
+// the cell directory and decodes the result.
+func (p *Platform) fetchResult(ctx context.Context, pod string) (*loadgen.Result, error) {
+	b, err := p.podGet(ctx, pod, PortLoad, "files/"+loadResultFile)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the load result: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, loadResultFile), b, 0o644); err != nil {
+		return nil, fmt.Errorf("writing the load result: %w", err)
+	}
+	var r loadgen.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decoding the load result: %w", err)
+	}
+	h, err := p.podGet(ctx, pod, PortLoad, "files/latency.hlog")
+	if err != nil {
+		return nil, fmt.Errorf("fetching the histogram log: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, reports.HdrLogFile), h, 0o644); err != nil {
+		return nil, fmt.Errorf("writing the histogram log: %w", err)
+	}
+	return &r, nil
+}
+
+func (p *Platform) loadStatus(ctx context.Context, pod string) (loadStatus, error) {
+	var st loadStatus
+	b, err := p.podGet(ctx, pod, PortLoad, "status")
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("decoding the load generator's status %q: %w", b, err)
+	}
+	return st, nil
+}
+
+// loadPodFailed says why the load generator's pod ended or cannot run,
+// or "".
+func (p *Platform) loadPodFailed(ctx context.Context, name string) string {
+	pod, err := p.cs.CoreV1().Pods(p.t.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == "load" && s.State.Terminated != nil {
+			return fmt.Sprintf("exited %d (%s) before its result was fetched", s.State.Terminated.ExitCode, s.State.Terminated.Reason)
+		}
+	}
+	return stuck(*pod)
+}
+
+// podGet reads path from a pod's port through the API server's pod proxy.
+func (p *Platform) podGet(ctx context.Context, pod string, port int, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	return p.rc.Get().Namespace(p.t.Namespace).Resource("pods").Name(pod + ":" + strconv.Itoa(port)).
+		SubResource("proxy").Suffix(path).DoRaw(ctx)
+}
+
+func (p *Platform) loadPost(ctx context.Context, pod, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := p.rc.Post().Namespace(p.t.Namespace).Resource("pods").Name(pod + ":" + strconv.Itoa(PortLoad)).
+		SubResource("proxy").Suffix(path).DoRaw(ctx)
+	return err
+}
+
+// watches finds the pod and container of every proxy of the plan.
+func (p *Platform) watches(ctx context.Context) ([]*proxyWatch, error) {
+	pods, err := p.cs.CoreV1().Pods(p.t.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	byPlanPod := map[string]corev1.Pod{}
+	nodeProxy := map[string]corev1.Pod{}
+	for _, pod := range pods.Items {
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		switch pod.Labels[LabelRole] {
+		case RoleNodeProxy:
+			nodeProxy[pod.Spec.NodeName] = pod
+		default:
+			byPlanPod[pod.Labels[LabelPod]] = pod
+		}
+	}
+	var out []*proxyWatch
+	for _, px := range p.plan.Proxies {
+		w := &proxyWatch{name: px.Name, kind: px.Kind, planNode: px.Node, container: "proxy"}
+		var pod corev1.Pod
+		var ok bool
+		if px.Kind == scenarios.KindNode {
+			pod, ok = nodeProxy[p.t.Nodes[px.Node]]
+		} else {
+			pod, ok = byPlanPod[px.Pod]
+		}
+		if !ok {
+			return nil, fmt.Errorf("proxy %s: no pod", px.Name)
+		}
+		w.pod, w.node = pod.Name, pod.Spec.NodeName
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// scrape reads a proxy's /metrics through the pod proxy.
+func (p *Platform) scrape(ctx context.Context, w *proxyWatch) (proxymetrics.Families, error) {
+	b, err := p.podGet(ctx, w.pod, scenarios.PortAdmin, "metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", w.name, err)
+	}
+	f, err := proxymetrics.Parse(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("scraping %s: %w", w.name, err)
+	}
+	return f, nil
+}
+
+// applyEvents applies each event at its time from the start of the
+// measured part, through the backend's admin endpoint behind the pod
+// proxy. The returned function waits for them and returns what was
+// applied.
+func (p *Platform) applyEvents(ctx context.Context, evs []scenarios.Event, start time.Time) func() ([]reports.EventRecord, error) {
+	done := make(chan struct{})
+	var records []reports.EventRecord
+	var err error
+	go func() {
+		defer close(done)
+		for _, ev := range evs {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(start.Add(ev.At))):
+			}
+			if e := p.applyEvent(ctx, ev); e != nil {
+				err = e
+				return
+			}
+			records = append(records, reports.EventRecord{AtMs: time.Since(start).Milliseconds(), Pod: ev.Pod,
+				Latency: ev.Backend.Latency, Concurrency: ev.Backend.Concurrency, ErrorRate: ev.Backend.ErrorRate})
+		}
+	}()
+	return func() ([]reports.EventRecord, error) {
+		<-done
+		return records, err
+	}
+}
+
+func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {
+	body, err := json.Marshal(ev.Backend)
+	if err != nil {
+		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
+	}
+	pods, err := p.cs.CoreV1().Pods(p.t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelPod + "=" + ev.Pod})
+	if err != nil || len(pods.Items) == 0 {
+		return fmt.Errorf("event at %v: no pod for %s: %v", ev.At, ev.Pod, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = p.rc.Put().Namespace(p.t.Namespace).Resource("pods").Name(pods.Items[0].Name+":"+strconv.Itoa(scenarios.PortHTTP)).
+		SubResource("proxy").Suffix("_backend/config").SetHeader("Content-Type", "application/json").Body(body).DoRaw(rctx)
+	if err != nil {
+		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
+	}
+	return nil
+}
