@@ -67,6 +67,8 @@ type Plan struct {
 	// mTLS is off.
 	TrustDomain string
 	Namespace   string
+	// Kubernetes are the scenario's settings for Kubernetes platforms.
+	Kubernetes KubernetesSettings
 }
 
 // Node is one machine of the simulated cluster.

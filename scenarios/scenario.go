@@ -58,6 +58,9 @@ type Scenario struct {
 	// ProxyConfig adds optional resilience settings to the generated
 	// proxy configurations.
 	ProxyConfig ProxyConfig `yaml:"proxy_config"`
+	// Kubernetes holds settings that apply on the kind and kube platforms
+	// only.
+	Kubernetes KubernetesSettings `yaml:"kubernetes"`
 
 	// File is where the scenario was read from ("scenarios/<name>.yaml"
 	// for a built-in).
@@ -144,6 +147,28 @@ type Quick struct {
 type ProxyConfig struct {
 	Retry            *config.Retry            `yaml:"retry"`
 	OutlierDetection *config.OutlierDetection `yaml:"outlier_detection"`
+}
+
+// KubernetesSettings apply when cells run on Kubernetes.
+type KubernetesSettings struct {
+	// ProxyResources are the requests and limits of every proxy
+	// container; AppResources those of the backends' app containers.
+	// Unset: none (the pods are BestEffort).
+	ProxyResources ContainerResources `yaml:"proxy_resources"`
+	AppResources   ContainerResources `yaml:"app_resources"`
+}
+
+// ContainerResources are a container's requests and limits.
+type ContainerResources struct {
+	Requests ResourceList `yaml:"requests"`
+	Limits   ResourceList `yaml:"limits"`
+}
+
+// ResourceList is CPU and memory in Kubernetes quantities ("250m",
+// "64Mi"); empty is unset.
+type ResourceList struct {
+	CPU    string `yaml:"cpu"`
+	Memory string `yaml:"memory"`
 }
 
 // Matrix is the matrix block as written: the values of each dimension

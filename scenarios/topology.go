@@ -170,6 +170,7 @@ func (s *Scenario) Plan(c reports.CellInfo, o PlanOptions) (*Plan, error) {
 	b.plan.Topology = cs.topology
 	b.plan.ProxyImpl = cs.proxy
 	b.plan.MTLS = cs.mtls
+	b.plan.Kubernetes = s.Kubernetes
 	if b.mtls() {
 		b.plan.TrustDomain, b.plan.Namespace = TrustDomain, Namespace
 		b.plan.Identities = append([]string{ClientService}, s.serviceNames()...)

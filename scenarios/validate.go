@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	"errors"
 	"fmt"
 	"maps"
@@ -65,6 +66,7 @@ func (v *validator) scenario(s *Scenario, order []string) {
 	v.quick(s)
 	v.matrix(s, order)
 	v.proxyConfig(s.ProxyConfig)
+	v.kubernetes(s.Kubernetes)
 	if len(v.errs) == 0 {
 		v.expansion(s)
 	}
@@ -388,6 +390,28 @@ func (v *validator) expansion(s *Scenario) {
 				v.fail(p, "%d: topology %s spreads the connections over the %d pods of %s; at least %d are needed",
 					l.Connections, topo, svc.Replicas, svc.Name, svc.Replicas)
 				break
+			}
+		}
+	}
+}
+
+// kubernetes checks the Kubernetes settings' quantities.
+func (v *validator) kubernetes(k KubernetesSettings) {
+	for _, c := range []struct {
+		path string
+		r    ContainerResources
+	}{{"kubernetes.proxy_resources", k.ProxyResources}, {"kubernetes.app_resources", k.AppResources}} {
+		for _, l := range []struct {
+			path string
+			list ResourceList
+		}{{c.path + ".requests", c.r.Requests}, {c.path + ".limits", c.r.Limits}} {
+			for _, q := range []struct{ path, value string }{{l.path + ".cpu", l.list.CPU}, {l.path + ".memory", l.list.Memory}} {
+				if q.value == "" {
+					continue
+				}
+				if _, err := resource.ParseQuantity(q.value); err != nil {
+					v.fail(q.path, "%q: not a Kubernetes quantity (such as 250m, 1, 64Mi)", q.value)
+				}
 			}
 		}
 	}

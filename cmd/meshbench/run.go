@@ -65,7 +65,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch *platform {
-	case "local", "kind", "kube":
+	case "local", "kind":
+	case "kube":
+		if kf.image == "" {
+			fmt.Fprintln(stderr, "meshbench run: --platform kube needs --image: a meshbench image the cluster's nodes can pull (docs/kind.md)")
+			return 2
+		}
 	default:
 		fmt.Fprintf(stderr, "meshbench run: --platform %q: want local, kind or kube\n", *platform)
 		return 2

@@ -23,8 +23,12 @@ func TestRunVerbUsage(t *testing.T) {
 		t.Errorf("run without a scenario: exit %d %q", code, errb.String())
 	}
 	errb.Reset()
-	if code := run(t.Context(), []string{"run", "quick", "--platform", "kind"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "not available yet") {
-		t.Errorf("run --platform kind: exit %d %q", code, errb.String())
+	if code := run(t.Context(), []string{"run", "quick", "--platform", "k8s"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "want local, kind or kube") {
+		t.Errorf("run --platform k8s: exit %d %q", code, errb.String())
+	}
+	errb.Reset()
+	if code := run(t.Context(), []string{"run", "quick", "--platform", "kube"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "needs --image") {
+		t.Errorf("run --platform kube without --image: exit %d %q", code, errb.String())
 	}
 	errb.Reset()
 	if code := run(t.Context(), []string{"run", filepath.Join(t.TempDir(), "none.yaml")}, &out, &errb); code != 2 || errb.Len() == 0 {

@@ -129,6 +129,10 @@ func cellObjects(t *testing.T, scenario, variant string) (*scenarios.Plan, *targ
 			tg.Certs[id+".pem"], tg.Certs[id+"-key.pem"] = []byte(id), []byte(id+"-key")
 		}
 	}
+	var err2 error
+	if tg.ProxyResources, err2 = requirements(plan.Kubernetes.ProxyResources, corev1.ResourceRequirements{}); err2 != nil {
+		t.Fatal(err2)
+	}
 	objs, err := baseObjects(plan, tg)
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +154,7 @@ func testScenario(name string) string {
 		mtls = "\n  mtls: [on]"
 	}
 	return `name: ` + name + `
+kubernetes: {proxy_resources: {requests: {cpu: 100m, memory: 32Mi}, limits: {memory: 128Mi}}}
 nodes: 2
 services: [{name: echo, replicas: 3, backend: {latency: "fixed:1ms"}}]
 load: {rate: 100, connections: 3, duration: 2s, warmup: 1s, timeout: 2s}
@@ -200,6 +205,9 @@ func TestSidecarManifests(t *testing.T) {
 		if len(spec.Containers) != 2 || spec.Containers[1].Name != "proxy" || spec.Containers[0].Image != tg.Image ||
 			spec.Containers[0].ImagePullPolicy != corev1.PullIfNotPresent {
 			t.Fatalf("%s: containers %+v", p.Name, spec.Containers)
+		}
+		if r := spec.Containers[1].Resources; r.Requests.Cpu().MilliValue() != 100 || r.Limits.Memory().Value() != 128<<20 || len(spec.Containers[0].Resources.Requests) != 0 {
+			t.Errorf("%s: proxy resources %+v, app %+v; want the scenario's for the proxy only", p.Name, r, spec.Containers[0].Resources)
 		}
 		if *spec.AutomountServiceAccountToken {
 			t.Errorf("%s: a server sidecar follows no EndpointSlices but gets a token", p.Name)

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -204,6 +205,12 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		Namespace: dnsSafe(fmt.Sprintf("meshbench-%d-%s", p.cells, plan.Cell.ID)),
 		Image:     p.opts.Image, Nodes: nodes, NodeIPs: ips, PodIPs: map[string]string{},
 		ProxyResources: p.opts.ProxyResources, AppResources: p.opts.AppResources,
+	}
+	if t.ProxyResources, err = requirements(plan.Kubernetes.ProxyResources, p.opts.ProxyResources); err != nil {
+		return fmt.Errorf("deploying: proxy resources: %w", err)
+	}
+	if t.AppResources, err = requirements(plan.Kubernetes.AppResources, p.opts.AppResources); err != nil {
+		return fmt.Errorf("deploying: app resources: %w", err)
 	}
 	if len(plan.Identities) > 0 {
 		if t.Certs, err = p.certificates(plan, dir); err != nil {
@@ -459,4 +466,38 @@ func (p *Platform) Teardown(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// requirements converts a scenario's container resources; unset ones
+// leave def.
+func requirements(r scenarios.ContainerResources, def corev1.ResourceRequirements) (corev1.ResourceRequirements, error) {
+	if r == (scenarios.ContainerResources{}) {
+		return def, nil
+	}
+	list := func(l scenarios.ResourceList) (corev1.ResourceList, error) {
+		out := corev1.ResourceList{}
+		for name, v := range map[corev1.ResourceName]string{corev1.ResourceCPU: l.CPU, corev1.ResourceMemory: l.Memory} {
+			if v == "" {
+				continue
+			}
+			q, err := resource.ParseQuantity(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s %q: %w", name, v, err)
+			}
+			out[name] = q
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	var out corev1.ResourceRequirements
+	var err error
+	if out.Requests, err = list(r.Requests); err != nil {
+		return out, err
+	}
+	if out.Limits, err = list(r.Limits); err != nil {
+		return out, err
+	}
+	return out, nil
 }
