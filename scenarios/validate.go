@@ -1,13 +1,14 @@
 package scenarios
 
 import (
-	"k8s.io/apimachinery/pkg/api/resource"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/meshbench/meshbench/backends"
 	"github.com/meshbench/meshbench/internal/yamlstrict"
