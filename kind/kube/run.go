@@ -137,6 +137,9 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
+	if err := p.checkBackends(ctx); err != nil {
+		return nil, fmt.Errorf("running: %w", err)
+	}
 	if err := p.loadPost(ctx, loadPod, "exit"); err != nil {
 		p.log.Warn("the load generator did not take its exit", "err", err)
 	}
@@ -311,6 +314,33 @@ func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {
 		SubResource("proxy").Suffix("_backend/config").SetHeader("Content-Type", "application/json").Body(body).DoRaw(rctx)
 	if err != nil {
 		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
+	}
+	return nil
+}
+
+// checkBackends fails when a backend pod restarted or moved during the
+// run: the node proxies' configurations name the pods' IPs as they were
+// at deploy time, so such a cell did not measure what it describes.
+func (p *Platform) checkBackends(ctx context.Context) error {
+	pods, err := p.cs.CoreV1().Pods(p.t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelRole + "=" + RoleBackend})
+	if err != nil {
+		return fmt.Errorf("checking the backends: %w", err)
+	}
+	seen := 0
+	for _, pod := range pods.Items {
+		name := pod.Labels[LabelPod]
+		if want := p.t.PodIPs[name]; pod.Status.PodIP != want {
+			return fmt.Errorf("backend %s moved during the run (IP %s, deployed at %s)", name, pod.Status.PodIP, want)
+		}
+		for _, c := range pod.Status.ContainerStatuses {
+			if c.RestartCount > 0 {
+				return fmt.Errorf("backend %s: container %s restarted %d times", name, c.Name, c.RestartCount)
+			}
+		}
+		seen++
+	}
+	if seen != len(p.t.PodIPs) {
+		return fmt.Errorf("checking the backends: %d pods for %d backends", seen, len(p.t.PodIPs))
 	}
 	return nil
 }
