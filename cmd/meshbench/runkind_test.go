@@ -13,27 +13,16 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/kind/cluster"
+	"github.com/meshbench/meshbench/kind/cluster/clustertest"
 	"github.com/meshbench/meshbench/reports"
 )
-
-// requireKind skips the test when Docker or the kind node image is
-// missing, or fails it when MESHBENCH_REQUIRE_KIND=1 (as in CI).
-func requireKind(t *testing.T) {
-	t.Helper()
-	if err := cluster.Available(); err != nil {
-		if os.Getenv("MESHBENCH_REQUIRE_KIND") == "1" {
-			t.Fatalf("kind is required (MESHBENCH_REQUIRE_KIND=1) but not available: %v", err)
-		}
-		t.Skipf("kind is not available: %v (../shared/kind-offline sets it up)", err)
-	}
-}
 
 // TestRunQuickOnKind runs the quick scenario on a 2-node kind cluster that
 // the run creates and deletes: baseline, sidecar and daemonset measured on
 // Kubernetes, with the same results as on the local platform, the
 // cluster's facts in run.json, and a report.
 func TestRunQuickOnKind(t *testing.T) {
-	requireKind(t)
+	clustertest.Require(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()

@@ -21,20 +21,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshbench/meshbench/kind/cluster"
+	"github.com/meshbench/meshbench/kind/cluster/clustertest"
 	"github.com/meshbench/meshbench/kind/image"
 )
-
-// requireKind skips the test when kind clusters cannot be made here, or
-// fails it when MESHBENCH_REQUIRE_KIND=1.
-func requireKind(t *testing.T) {
-	t.Helper()
-	if err := cluster.Available(); err != nil {
-		if os.Getenv("MESHBENCH_REQUIRE_KIND") == "1" {
-			t.Fatalf("kind is required (MESHBENCH_REQUIRE_KIND=1): %v", err)
-		}
-		t.Skipf("no kind: %v", err)
-	}
-}
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.
 type lockedBuffer struct {
@@ -78,7 +67,7 @@ func nodeHasImage(ctx context.Context, node, ref string) bool {
 }
 
 func TestClusterLifecycle(t *testing.T) {
-	requireKind(t)
+	clustertest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	var logs lockedBuffer
