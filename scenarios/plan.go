@@ -141,6 +141,13 @@ type Event struct {
 	Backend BackendSpec
 }
 
+// Record is the event as applied at offset at from the start of the
+// measured part, for a cell's result.
+func (e Event) Record(at time.Duration) reports.EventRecord {
+	return reports.EventRecord{AtMs: at.Milliseconds(), Pod: e.Pod, Latency: e.Backend.Latency,
+		Concurrency: e.Backend.Concurrency, ErrorRate: e.Backend.ErrorRate}
+}
+
 // Platform realizes Plans; the shape follows DESIGN.md (Deploy, Run,
 // Resources, Teardown). The runner calls Deploy, Run and Resources in that
 // order for every cell, and Teardown on every exit path, also after a

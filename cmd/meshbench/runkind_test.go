@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/kind/cluster"
-	"github.com/meshbench/meshbench/kind/cluster/clustertest"
+	"github.com/meshbench/meshbench/kind/kindtest"
 	"github.com/meshbench/meshbench/reports"
 )
 
@@ -22,7 +22,7 @@ import (
 // Kubernetes, with the same results as on the local platform, the
 // cluster's facts in run.json, and a report.
 func TestRunQuickOnKind(t *testing.T) {
-	clustertest.Require(t)
+	kindtest.Require(t)
 	dir := t.TempDir()
 	build := exec.Command("go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshbench/meshbench/kind/cluster"
-	"github.com/meshbench/meshbench/kind/cluster/clustertest"
 	"github.com/meshbench/meshbench/kind/image"
+	"github.com/meshbench/meshbench/kind/kindtest"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.
@@ -43,31 +42,13 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// staticBinary builds a static Go program printing msg into dir.
-func staticBinary(t *testing.T, dir, msg string) string {
-	t.Helper()
-	src := filepath.Join(dir, "main.go")
-	prog := fmt.Sprintf("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(%q) }\n", msg)
-	if err := os.WriteFile(src, []byte(prog), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "hello")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, src)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
-
 // nodeHasImage reports whether the node container's containerd has ref.
 func nodeHasImage(ctx context.Context, node, ref string) bool {
 	return exec.CommandContext(ctx, "docker", "exec", node, "crictl", "inspecti", ref).Run() == nil
 }
 
 func TestClusterLifecycle(t *testing.T) {
-	clustertest.Require(t)
+	kindtest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	var logs lockedBuffer
@@ -143,7 +124,7 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 
 	msg := fmt.Sprintf("hello from %s", name)
-	ref, err := image.Build(ctx, "meshbench/cluster-test", map[string]string{"/hello": staticBinary(t, t.TempDir(), msg)})
+	ref, err := image.Build(ctx, "meshbench/cluster-test", map[string]string{"/hello": kindtest.StaticBinary(t, t.TempDir(), msg)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,26 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// staticBinary builds a tiny Go program with CGO_ENABLED=0 into dir and
-// returns its path. It prints msg.
-func staticBinary(t *testing.T, dir, msg string) string {
-	t.Helper()
-	src := filepath.Join(dir, "main.go")
-	prog := "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(" + `"` + msg + `"` + ") }\n"
-	if err := os.WriteFile(src, []byte(prog), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "hello")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, src)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
+	"github.com/meshbench/meshbench/kind/kindtest"
+)
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -40,7 +23,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestCheckStatic(t *testing.T) {
 	dir := t.TempDir()
-	if err := CheckStatic(staticBinary(t, dir, "static")); err != nil {
+	if err := CheckStatic(kindtest.StaticBinary(t, dir, "static")); err != nil {
 		t.Errorf("static Go binary refused: %v", err)
 	}
 
@@ -128,7 +111,7 @@ func TestBinaries(t *testing.T) {
 
 func TestBuildRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
-	static := staticBinary(t, dir, "static")
+	static := kindtest.StaticBinary(t, dir, "static")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name, repo string
@@ -175,7 +158,7 @@ func TestBuildImage(t *testing.T) {
 	dir := t.TempDir()
 	// A unique message makes a binary, and so a tag, no earlier run built.
 	msg := "image test " + time.Now().Format(time.RFC3339Nano)
-	bin := staticBinary(t, dir, msg)
+	bin := kindtest.StaticBinary(t, dir, msg)
 	repo := "meshbench/image-test"
 	files := map[string]string{"/bin/hello": bin}
 	ref, err := Build(ctx, repo, files)

@@ -145,7 +145,7 @@ func sidecarConfigMap(plan *scenarios.Plan, t *target, a *addressing, pod *scena
 	if err != nil {
 		return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 	}
-	b, err := configYAML(c)
+	b, err := scenarios.ConfigYAML(c)
 	if err != nil {
 		return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 	}
@@ -314,7 +314,7 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 		if err != nil {
 			return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 		}
-		b, err := configYAML(c)
+		b, err := scenarios.ConfigYAML(c)
 		if err != nil {
 			return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 		}
@@ -528,11 +528,6 @@ func dnsSafe(s string) string {
 		b = b[:63]
 	}
 	return strings.Trim(string(b), "-._")
-}
-
-// configYAML encodes a proxy configuration.
-func configYAML(c *config.Config) ([]byte, error) {
-	return yaml.Marshal(c)
 }
 
 // Manifests renders objects as one multi-document YAML stream, in order.

@@ -103,7 +103,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 			stopSampling = p.sample(m.proxies)
 			evCtx, cancel := context.WithCancel(ctx)
 			stopEvents = cancel
-			events = p.applyEvents(evCtx, plan.Events, measured)
+			events = scenarios.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
 		}
 		if err == nil && st.Phase == "done" {
 			break
@@ -267,36 +267,6 @@ func (p *Platform) scrape(ctx context.Context, w *proxyWatch) (proxymetrics.Fami
 		return nil, fmt.Errorf("scraping %s: %w", w.name, err)
 	}
 	return f, nil
-}
-
-// applyEvents applies each event at its time from the start of the
-// measured part, through the backend's admin endpoint behind the pod
-// proxy. The returned function waits for them and returns what was
-// applied.
-func (p *Platform) applyEvents(ctx context.Context, evs []scenarios.Event, start time.Time) func() ([]reports.EventRecord, error) {
-	done := make(chan struct{})
-	var records []reports.EventRecord
-	var err error
-	go func() {
-		defer close(done)
-		for _, ev := range evs {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Until(start.Add(ev.At))):
-			}
-			if e := p.applyEvent(ctx, ev); e != nil {
-				err = e
-				return
-			}
-			records = append(records, reports.EventRecord{AtMs: time.Since(start).Milliseconds(), Pod: ev.Pod,
-				Latency: ev.Backend.Latency, Concurrency: ev.Backend.Concurrency, ErrorRate: ev.Backend.ErrorRate})
-		}
-	}()
-	return func() ([]reports.EventRecord, error) {
-		<-done
-		return records, err
-	}
 }
 
 func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {

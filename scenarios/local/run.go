@@ -2,7 +2,6 @@ package local
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,7 +134,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	}
 	stopSampling := p.sample(m.proxies)
 	evCtx, stopEvents := context.WithCancel(ctx)
-	events := p.applyEvents(evCtx, plan.Events, measured)
+	events := scenarios.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
 
 	var interrupted bool
 	select {
@@ -277,43 +275,6 @@ func procStat(fs procfs.FS, pid int) (procSample, error) {
 	return procSample{cpu: st.CPUTime(), rss: int64(st.ResidentMemory())}, nil
 }
 
-// applyEvents applies each event at measured + its offset, until ctx ends.
-// The returned function waits for the applier to finish and returns the
-// events applied and the first failure.
-func (p *Platform) applyEvents(ctx context.Context, events []scenarios.Event, measured time.Time) func() ([]reports.EventRecord, error) {
-	evs := slices.Clone(events)
-	slices.SortStableFunc(evs, func(a, b scenarios.Event) int { return cmp.Compare(a.At, b.At) })
-	var (
-		records []reports.EventRecord
-		errs    []error
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for _, ev := range evs {
-			t := time.NewTimer(time.Until(measured.Add(ev.At)))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if err := p.applyEvent(ctx, ev); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			at := time.Since(measured)
-			p.log.Debug("event applied", "pod", ev.Pod, "at", at)
-			records = append(records, reports.EventRecord{AtMs: at.Milliseconds(), Pod: ev.Pod,
-				Latency: ev.Backend.Latency, Concurrency: ev.Backend.Concurrency, ErrorRate: ev.Backend.ErrorRate})
-		}
-	}()
-	return func() ([]reports.EventRecord, error) {
-		<-done
-		return records, errors.Join(errs...)
-	}
-}
-
 // applyEvent sets a backend's personality through its admin endpoint.
 func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {
 	var pod *scenarios.Pod
@@ -344,5 +305,6 @@ func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("event at %v on %s: %s: %s", ev.At, ev.Pod, resp.Status, strings.TrimSpace(string(msg)))
 	}
+	p.log.Debug("event applied", "pod", ev.Pod, "at", ev.At)
 	return nil
 }

@@ -252,8 +252,7 @@ func (r *runner) runCell(ctx context.Context, c reports.CellInfo) (res *reports.
 	res.Cell.Status = reports.StatusDone
 	var initial []reports.EventRecord
 	for _, ev := range plan.Initial {
-		initial = append(initial, reports.EventRecord{Pod: ev.Pod, Latency: ev.Backend.Latency,
-			Concurrency: ev.Backend.Concurrency, ErrorRate: ev.Backend.ErrorRate})
+		initial = append(initial, ev.Record(0))
 	}
 	res.Events = append(initial, res.Events...)
 	res.Resources = usage

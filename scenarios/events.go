@@ -1,0 +1,46 @@
+package scenarios
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/meshbench/meshbench/reports"
+)
+
+// ApplyEvents applies each event with apply at measured + its offset, in
+// time order, until ctx ends; a failed event does not stop the later ones.
+// The returned function waits for the applier to finish and returns the
+// events applied and every failure.
+func ApplyEvents(ctx context.Context, events []Event, measured time.Time, apply func(context.Context, Event) error) func() ([]reports.EventRecord, error) {
+	evs := slices.Clone(events)
+	slices.SortStableFunc(evs, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
+	var (
+		records []reports.EventRecord
+		errs    []error
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, ev := range evs {
+			t := time.NewTimer(time.Until(measured.Add(ev.At)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if err := apply(ctx, ev); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			records = append(records, ev.Record(time.Since(measured)))
+		}
+	}()
+	return func() ([]reports.EventRecord, error) {
+		<-done
+		return records, errors.Join(errs...)
+	}
+}
