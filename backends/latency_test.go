@@ -52,6 +52,11 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
+// near fails unless got is within tol of want. The sample tests draw from
+// a seeded source, so their verdict is the same on every run; each
+// tolerance is at least 5 standard errors of its statistic for the
+// sample size, so that a different seed or draw order would fail a
+// correct distribution with probability below 1e-6.
 func near(t *testing.T, what string, got, want, tol float64) {
 	t.Helper()
 	if math.Abs(got-want) > tol {
@@ -116,12 +121,12 @@ func TestLatencyUniform(t *testing.T) {
 	}
 	mean, sd := meanSD(xs)
 	near(t, "uniform mean", mean, 3, 0.05)
-	near(t, "uniform sd", sd, 4/math.Sqrt(12), 0.05)
+	near(t, "uniform sd", sd, 4/math.Sqrt(12), 0.06)
 }
 
 func TestLatencyNormal(t *testing.T) {
 	mean, sd := meanSD(draw(t, "normal:10ms/2ms", samples))
-	near(t, "normal mean", mean, 10, 0.05)
+	near(t, "normal mean", mean, 10, 0.075)
 	near(t, "normal sd", sd, 2, 0.05)
 
 	// Clamped at 0: with mean 1ms and sd 2ms, P(X <= 0) = Phi(-0.5) = 0.3085.
@@ -132,7 +137,7 @@ func TestLatencyNormal(t *testing.T) {
 			zeros++
 		}
 	}
-	near(t, "share clamped to 0", float64(zeros)/samples, 0.3085, 0.015)
+	near(t, "share clamped to 0", float64(zeros)/samples, 0.3085, 0.017)
 }
 
 func TestLatencyLognormal(t *testing.T) {

@@ -20,6 +20,22 @@ import (
 // and not recorded, and the result of what was measured until then is
 // returned marked Incomplete, with a nil error.
 func Run(ctx context.Context, spec Spec) (*Result, error) {
+	return run(ctx, spec, faults{})
+}
+
+// faults make the generator deliberately wrong, so that tests can show
+// their accuracy checks fail against a generator that is wrong. The zero
+// value is the real generator.
+type faults struct {
+	// late sends every request this much after its intended time, as a
+	// generator whose timers fire late does.
+	late time.Duration
+	// fromSend measures response time from the actual send instead of the
+	// intended send time: coordinated omission.
+	fromSend bool
+}
+
+func run(ctx context.Context, spec Spec, f faults) (*Result, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
@@ -35,7 +51,7 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 	start := time.Now()
 	e := &engine{
 		spec: &spec, start: start, measureStart: start.Add(spec.Warmup), workers: w,
-		recs: make([]*recorder, w), secs: &seconds{}, runCtx: runCtx,
+		recs: make([]*recorder, w), secs: &seconds{}, runCtx: runCtx, faults: f,
 	}
 	if spec.Duration > 0 {
 		e.end = e.measureStart.Add(spec.Duration)
@@ -72,6 +88,7 @@ type engine struct {
 	runCtx                   context.Context
 	tickets                  atomic.Int64
 	lastDone                 atomic.Int64 // unix nanos of the last measured completion
+	faults                   faults
 }
 
 func (e *engine) worker(i int, cl client, rng *rand.Rand) {
@@ -97,14 +114,14 @@ func (e *engine) worker(i int, cl client, rng *rand.Rand) {
 		if measured && e.spec.Requests > 0 && e.tickets.Add(-1) < 0 {
 			return
 		}
-		if open && !e.waitUntil(intended, timer) {
+		if open && !e.waitUntil(intended.Add(e.faults.late), timer) {
 			return
 		}
 		if !e.end.IsZero() && !time.Now().Before(e.end) {
 			return // too late to start anything in the measured window
 		}
 		sent := time.Now()
-		if !open {
+		if !open || e.faults.fromSend {
 			intended = sent
 		}
 		o := cl.do(e.runCtx)

@@ -264,14 +264,27 @@ func parseTimeoutForTest(v string) (time.Duration, bool) {
 // would retry four times; the budget (10% of active requests, floor 1)
 // keeps the attempts near the number of requests instead of five times it.
 func TestRetryBudgetCapsAFailureStorm(t *testing.T) {
-	h := &counting{h: func(w http.ResponseWriter, r *http.Request) {
+	const n = 50
+	// The storm is concurrent whatever the machine's speed: no attempt is
+	// answered before the n first attempts have all arrived (or 5 s
+	// passed), so the n requests are active together when they retry.
+	all := make(chan struct{})
+	var closeAll sync.Once
+	var h *counting
+	h = &counting{h: func(w http.ResponseWriter, r *http.Request) {
+		if h.n.Load() >= n {
+			closeAll.Do(func() { close(all) })
+		}
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second):
+		}
 		time.Sleep(20 * time.Millisecond)
 		unavailable(w, r)
 	}}
 	b1, b2 := startBackend(t, h), startBackend(t, h)
 	srv := startProxy(t, retryConfig("retry: {attempts: 5, on: ['503'], backoff: {base: 1ms, max: 2ms}}",
 		"retry_budget: {ratio: 0.1, min_concurrency: 1}", b1.addr, b2.addr))
-	const n = 50
 	var wg sync.WaitGroup
 	c := h1Client()
 	c.Transport.(*http.Transport).MaxIdleConnsPerHost = n
@@ -305,12 +318,16 @@ func TestRetryBudgetCapsAFailureStorm(t *testing.T) {
 
 // TestOutlierEjectionAndReturn: an endpoint that answers 500 is ejected
 // after three in a row, gets nothing while ejected, comes back after the
-// base ejection time, and is ejected again for twice as long.
+// base ejection time, and is ejected again for twice as long. The times
+// are judged from the start of the requests that caused an ejection,
+// which it cannot precede: the ejection of 1 s leaves the 30 requests
+// sent meanwhile thirty times the time they need on a busy machine.
 func TestOutlierEjectionAndReturn(t *testing.T) {
+	const base = time.Second
 	bad := &counting{h: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "broken", 500) }}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	b1, b2, b3 := startBackend(t, bad), startBackend(t, ok), startBackend(t, ok)
-	srv := startProxy(t, retryConfig("", `outlier_detection: {consecutive_5xx: 3, base_ejection_time: 300ms, max_ejection_percent: 50}`, b1.addr, b2.addr, b3.addr))
+	srv := startProxy(t, retryConfig("", fmt.Sprintf(`outlier_detection: {consecutive_5xx: 3, base_ejection_time: %v, max_ejection_percent: 50}`, base), b1.addr, b2.addr, b3.addr))
 	c := h1Client()
 	send := func(k int) {
 		for range k {
@@ -324,19 +341,23 @@ func TestOutlierEjectionAndReturn(t *testing.T) {
 	ejected := func() float64 {
 		return counterValue(t, srv, "upstream_ejected", map[string]string{"endpoint": b1.addr})
 	}
+	begin := time.Now()
 	send(9) // round robin: the bad endpoint's third 500 comes with the 7th request
 	if bad.n.Load() != 3 || ejected() != 1 {
 		t.Fatalf("after 9 requests: %d reached the bad endpoint, ejected=%v; want 3 and 1", bad.n.Load(), ejected())
 	}
-	begin := time.Now()
 	send(30)
+	if el := time.Since(begin); el >= base {
+		t.Fatalf("39 requests took %v, longer than the %v ejection: the machine is too slow for this test", el, base)
+	}
 	if bad.n.Load() != 3 {
 		t.Fatalf("the ejected endpoint got %d requests", bad.n.Load()-3)
 	}
-	eventually(t, 5*time.Second, "the endpoint's return", func() bool { return ejected() == 0 })
-	if back := time.Since(begin); back < 250*time.Millisecond {
-		t.Errorf("returned after %v, before the 300ms base ejection time", back)
+	eventually(t, 5*base, "the endpoint's return", func() bool { return ejected() == 0 })
+	if back := time.Since(begin); back < base {
+		t.Errorf("returned %v after the requests that ejected it began, before the %v base ejection time", back, base)
 	}
+	begin = time.Now()
 	send(9)
 	if bad.n.Load() != 6 || ejected() != 1 {
 		t.Fatalf("after the return: %d requests reached it, ejected=%v; want 6 and 1", bad.n.Load(), ejected())
@@ -344,9 +365,14 @@ func TestOutlierEjectionAndReturn(t *testing.T) {
 	if n := counterValue(t, srv, "upstream_ejections_total", map[string]string{"endpoint": b1.addr}); n != 2 {
 		t.Errorf("ejections %v, want 2", n)
 	}
-	// The second ejection lasts 600ms: still out after 450ms.
-	time.Sleep(450 * time.Millisecond)
-	if ejected() != 1 {
+	// The second ejection lasts 2 s: still out 1.5 s after the requests
+	// that caused it began, if the scrape answers before 2 s.
+	time.Sleep(time.Until(begin.Add(3 * base / 2)))
+	out := ejected()
+	if el := time.Since(begin); el >= 2*base {
+		t.Fatalf("the scrape answered %v after the second ejection began, past its 2 s: the machine is too slow for this test", el)
+	}
+	if out != 1 {
 		t.Error("the second ejection was not longer than the first")
 	}
 }

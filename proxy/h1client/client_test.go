@@ -275,7 +275,12 @@ func TestMaxConnsPerHost(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Two connections open, however long the machine takes to open them;
+	// the other two requests wait for one.
+	for deadline := time.Now().Add(5 * time.Second); s.conns.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // room for a third connection that should not come
 	if n := s.conns.Load(); n != 2 {
 		t.Errorf("%d connections open with a cap of 2", n)
 	}
@@ -298,7 +303,14 @@ func TestRejectsHeaderInjection(t *testing.T) {
 func TestDoDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
+	holding := make(chan struct{})
+	var plain atomic.Int64 // requests for / that reached the server
 	s := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			close(holding)
+		} else {
+			plain.Add(1)
+		}
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -310,23 +322,30 @@ func TestDoDeadline(t *testing.T) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("err = %v, want a deadline error", err)
 	}
-	// The only connection allowed is gone; a second request waits for its
-	// slot, and its deadline bounds the wait too.
-	hold := make(chan struct{})
+	// The only connection allowed is gone; a second request holds the
+	// slot, and a third waits for it: its deadline bounds the wait too,
+	// and it never reaches the server.
 	go func() {
 		resp, err := c.Do(context.Background(), newReq(t, context.Background(), "GET", s.addr, "/hold", nil), time.Time{})
 		if err == nil {
-			close(hold)
 			io.ReadAll(resp.Body)
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-holding:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request holding the slot did not reach the server")
+	}
 	_, err = c.Do(context.Background(), newReq(t, context.Background(), "GET", s.addr, "/", nil), time.Now().Add(100*time.Millisecond))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("waiting for a slot: err = %v, want a deadline error", err)
 	}
-	if el := time.Since(start); el > 3*time.Second {
+	if n := plain.Load(); n != 1 {
+		t.Errorf("%d requests for / reached the server, want 1: the third should have waited for the slot", n)
+	}
+	// A hang bound: two 100 ms deadlines, and 10 s is a hundred of them.
+	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("took %v", el)
 	}
 }

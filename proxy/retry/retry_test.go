@@ -149,14 +149,15 @@ func TestBodyPastTheLimitIsNotReplayed(t *testing.T) {
 // must still see every byte in order.
 func TestBodyKeepsWhatASupersededReaderRead(t *testing.T) {
 	pr, pw := io.Pipe()
-	b := NewBody(pr, 1024)
+	src := &enteringReader{r: pr, entered: make(chan struct{}, 1)}
+	b := NewBody(src, 1024)
 	r1, _ := b.Attempt()
 	got1 := make(chan error, 1)
 	go func() {
 		_, err := r1.Read(make([]byte, 16))
 		got1 <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // let r1 block in the source
+	<-src.entered // r1 is blocked in the source
 	r2, _ := b.Attempt()
 	done := make(chan []byte, 1)
 	go func() {
@@ -172,4 +173,18 @@ func TestBodyKeepsWhatASupersededReaderRead(t *testing.T) {
 	if all := <-done; string(all) != "abcdef" {
 		t.Errorf("new attempt read %q, want abcdef", all)
 	}
+}
+
+// enteringReader tells on entered each time a Read begins.
+type enteringReader struct {
+	r       io.Reader
+	entered chan struct{}
+}
+
+func (e *enteringReader) Read(p []byte) (int, error) {
+	select {
+	case e.entered <- struct{}{}:
+	default:
+	}
+	return e.r.Read(p)
 }

@@ -175,8 +175,8 @@ func TestSidecarPlan(t *testing.T) {
 	}
 
 	// The load's result.
-	if res.Requests < 150 || res.Errors.Total != 0 {
-		t.Fatalf("requests %d errors %+v, want about 200 requests without errors", res.Requests, res.Errors)
+	if res.Requests == 0 || res.Errors.Total != 0 {
+		t.Fatalf("requests %d errors %+v, want requests without errors", res.Requests, res.Errors)
 	}
 	if res.Endpoints["echo-0"] == 0 || res.Endpoints["echo-1"] == 0 {
 		t.Errorf("endpoints %v: want both echo pods", res.Endpoints)
@@ -226,15 +226,21 @@ func TestSidecarPlan(t *testing.T) {
 		}
 		sent += n
 	}
-	// The scrapes bracket the measured part (its start estimated from the
-	// load generator's start and warm-up); the warm-up's 50 requests are
-	// not in the difference.
-	if lo, hi := res.Requests*80/100, res.Requests*120/100+10; sent < lo || sent > hi {
-		t.Errorf("client sidecar sent %d requests in the measured part, load generator completed %d", sent, res.Requests)
+	// The scrapes bracket the measured part, its start estimated from the
+	// load generator's start and warm-up: the first scrape is never
+	// before the warm-up began, so at most the warm-up's requests leak
+	// in; a fifth of the measured part may be missed if the load
+	// generator's clock started before the scrape answered.
+	warm := int64(plan.Load.Rate * plan.Load.Warmup.Seconds())
+	if lo, hi := res.Requests*80/100, res.Requests+warm+10; sent < lo || sent > hi {
+		t.Errorf("client sidecar sent %d requests in the measured part, load generator completed %d (warm-up %d)", sent, res.Requests, warm)
 	}
+	// Units: each request's time in the proxy is part of its time at the
+	// load generator; the proxy's buckets may overstate a quantile up to
+	// 2.5 times (0.1–0.25 ms is the widest ratio).
 	out := client.Latency["outbound"]
-	if out.Count == 0 || out.P50 < 1000 || out.P99 < out.P50 || out.P99 > 100_000 {
-		t.Errorf("client sidecar outbound latency %+v: want percentiles above the backends' 1 ms", out)
+	if out.Count == 0 || out.P50 < 1000 || out.P99 < out.P50 || out.P99 > 3*res.Latency.Max {
+		t.Errorf("client sidecar outbound latency %+v: want percentiles above the backends' 1 ms and within the load generator's (max %d µs)", out, res.Latency.Max)
 	}
 	for _, name := range []string{"sidecar-echo-0", "sidecar-echo-1"} {
 		in := byName[name].Latency["inbound"]
@@ -276,8 +282,13 @@ func TestEventChangesBackend(t *testing.T) {
 	defer cancel()
 	p := newPlatform(t)
 	plan := baselinePlan(94)
+	// The event is at 2 s of the platform's measured part, which starts
+	// before the load generator's by its process start-up: the load's
+	// second 0 ends before the event if start-up takes under a second,
+	// and its second 3 begins after the event if applying it does.
+	plan.Load.Duration = 4 * time.Second
 	slow := scenarios.BackendSpec{Latency: "fixed:30ms"}
-	plan.Events = []scenarios.Event{{At: time.Second, Pod: "echo-0", Backend: slow}, {At: time.Second, Pod: "echo-1", Backend: slow}}
+	plan.Events = []scenarios.Event{{At: 2 * time.Second, Pod: "echo-0", Backend: slow}, {At: 2 * time.Second, Pod: "echo-1", Backend: slow}}
 	if err := p.Deploy(ctx, plan, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -292,14 +303,16 @@ func TestEventChangesBackend(t *testing.T) {
 		t.Fatalf("events %+v: want 2 applied", res.Events)
 	}
 	for _, ev := range res.Events {
-		if ev.AtMs < 1000 || ev.AtMs > 1500 || ev.Latency != "fixed:30ms" {
-			t.Errorf("event %+v: want fixed:30ms applied at about 1000 ms", ev)
+		if ev.AtMs < 2000 || ev.AtMs > 3000 || ev.Latency != "fixed:30ms" {
+			t.Errorf("event %+v: want fixed:30ms applied at 2000 ms (within a second)", ev)
 		}
 	}
-	if len(res.Timeseries) < 3 {
-		t.Fatalf("timeseries %+v: want 3 seconds", res.Timeseries)
+	if len(res.Timeseries) < 4 {
+		t.Fatalf("timeseries %+v: want 4 seconds", res.Timeseries)
 	}
-	before, after := res.Timeseries[0].P99, res.Timeseries[2].P99
+	// Before: no delay, so a p99 of 20 ms would take 1 % of the requests
+	// stalled for twenty times their time; after: 30 ms at least.
+	before, after := res.Timeseries[0].P99, res.Timeseries[3].P99
 	if before >= 20_000 || after < 25_000 {
 		t.Errorf("per-second p99 %d µs before the event and %d µs after it: want it to rise to the new 30 ms", before, after)
 	}
