@@ -204,9 +204,17 @@ func (c *cluster) run(ctx context.Context) {
 // keep their load state, outlier state, counters and pooled connections;
 // requests in flight to endpoints that left finish normally, and their idle
 // connections are closed.
+//
+// A set equal to the current one (the same addresses in the same order,
+// with the same weights) changes nothing: the balancer keeps its state,
+// such as round robin's position. A source delivers its set when it
+// starts, which is usually the set the cluster was built with.
 func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sameEndpointsLocked(eps) {
+		return nil
+	}
 	next := make(map[string]*host, len(eps))
 	for _, e := range eps {
 		w := max(1, e.Weight)
@@ -267,6 +275,29 @@ func (c *cluster) setEndpoints(eps []discovery.Endpoint) error {
 		}
 	}
 	return nil
+}
+
+// sameEndpointsLocked reports whether eps lists the cluster's endpoints
+// in their order, with their weights (a repeated address counts once, as
+// setEndpoints counts it).
+func (c *cluster) sameEndpointsLocked(eps []discovery.Endpoint) bool {
+	if c.state.Load() == nil {
+		return false // nothing published yet
+	}
+	i := 0
+	seen := make(map[string]bool, len(eps))
+	for _, e := range eps {
+		if seen[e.Addr] {
+			continue
+		}
+		seen[e.Addr] = true
+		h := c.hosts[e.Addr]
+		if i >= len(c.order) || c.order[i] != e.Addr || h == nil || h.ep.Weight != max(1, e.Weight) {
+			return false
+		}
+		i++
+	}
+	return i == len(c.order)
 }
 
 // rebuild builds a new picker after an ejection or a return to service.

@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/meshbench/meshbench/proxy/balancer"
+	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/proxy/discovery"
 )
 
 func TestGRPCTimeout(t *testing.T) {
@@ -60,5 +65,44 @@ func TestRequestID(t *testing.T) {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestSameEndpointSetKeepsTheBalancer: an update that repeats the
+// cluster's set (as a discovery source does when it starts) leaves round
+// robin where it was; a different order starts a new cycle.
+func TestSameEndpointSetKeepsTheBalancer(t *testing.T) {
+	addrs := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	c, err := newCluster(&config.Cluster{Name: "c", Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: addrs}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		res, h, err := c.pick(balancer.PickInfo{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.active.Add(-1)
+		return res.Endpoint.Addr
+	}
+	set := func(addrs ...string) {
+		eps := make([]discovery.Endpoint, len(addrs))
+		for i, a := range addrs {
+			eps[i] = discovery.Endpoint{Addr: a, Weight: 1}
+		}
+		if err := c.setEndpoints(eps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := next(); got != addrs[0] {
+		t.Fatalf("first pick %s, want %s", got, addrs[0])
+	}
+	set(addrs...)
+	if got := next(); got != addrs[1] {
+		t.Errorf("after the same set: %s, want round robin to go on with %s", got, addrs[1])
+	}
+	set(addrs[2], addrs[1], addrs[0])
+	if got := next(); got != addrs[2] {
+		t.Errorf("after a new order: %s, want a new cycle from %s", got, addrs[2])
 	}
 }

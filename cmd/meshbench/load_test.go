@@ -32,8 +32,12 @@ func TestLoadVerbTargets(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "r.json")
 	var stdout, stderr bytes.Buffer
+	// Open loop: each connection owns every other send slot, so both
+	// targets get requests unless one connection stalls for the whole
+	// half second. (Closed loop, the first connection may take every
+	// request before the second has dialled.)
 	code := run(t.Context(), []string{"load", "--target", urls[0], "--target", urls[1], "--connections", "2",
-		"--requests", "100", "--out", out, "--quiet"}, &stdout, &stderr)
+		"--rate", "200", "--requests", "100", "--out", out, "--quiet"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
 	}
