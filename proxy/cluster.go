@@ -429,6 +429,21 @@ func (c *cluster) metricsState() metrics.ClusterState {
 	return cs
 }
 
+// Receive windows of upstream HTTP/2 connections. An upstream connection
+// carries the streams of many downstream clients, and a stream's data is
+// taken off the connection window only as its client reads it: a
+// connection window smaller than the streams' windows together lets one
+// client that stops reading (five streams of 1 MiB filled a 4 MiB window)
+// stall every other stream on the connection. The connection window is
+// therefore not a bound of its own (1 GiB, as net/http's default): what
+// one stopped stream can hold is its stream window, and how many streams
+// one client opens is its listener's max_concurrent_streams. See
+// docs/security.md.
+const (
+	h2UpstreamStreamWindow = 1 << 20
+	h2UpstreamConnWindow   = 1 << 30
+)
+
 // newH2CTransport is the cleartext HTTP/2 pool: net/http's Transport, one
 // multiplexed connection per endpoint.
 func newH2CTransport(cc *config.Cluster) *http.Transport {
@@ -444,8 +459,8 @@ func newH2CTransport(cc *config.Cluster) *http.Transport {
 		WriteBufferSize:    16 << 10,
 		ReadBufferSize:     16 << 10,
 		HTTP2: &http.HTTP2Config{
-			MaxReceiveBufferPerStream:     1 << 20,
-			MaxReceiveBufferPerConnection: 4 << 20,
+			MaxReceiveBufferPerStream:     h2UpstreamStreamWindow,
+			MaxReceiveBufferPerConnection: h2UpstreamConnWindow,
 		},
 	}
 	var p http.Protocols

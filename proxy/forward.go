@@ -17,6 +17,7 @@ import (
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/h1client"
 	"github.com/meshbench/meshbench/proxy/metrics"
+	"github.com/meshbench/meshbench/proxy/pathnorm"
 	"github.com/meshbench/meshbench/proxy/retry"
 	"github.com/meshbench/meshbench/proxy/route"
 )
@@ -29,6 +30,8 @@ type handler struct {
 	routes    []*routeState
 	noRoute   *metrics.Route
 	tls       bool
+	// slashes is the listener's action on an escaped slash in a path.
+	slashes pathnorm.SlashAction
 	// authz, when set, is the listener's allow-list (see authorize).
 	authz *authz
 }
@@ -75,6 +78,9 @@ const (
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	isGRPC := route.IsGRPC(r)
+	if !h.normalizePath(w, r, isGRPC, start) {
+		return
+	}
 	i := h.table.Match(r)
 	if h.authz != nil && !h.authorize(w, r, i, isGRPC, start) {
 		return
@@ -95,6 +101,29 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the client cannot take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// normalizePath replaces r's path by its normalised form, which routes,
+// authz and the upstream all see. A path that cannot be normalised is
+// answered 400 (gRPC INVALID_ARGUMENT) and normalizePath returns false.
+func (h *handler) normalizePath(w http.ResponseWriter, r *http.Request, isGRPC bool, start time.Time) bool {
+	if r.Method == http.MethodOptions && r.URL.Path == "*" {
+		return true
+	}
+	raw, dec, err := pathnorm.Normalize(r.URL.EscapedPath(), h.slashes)
+	if err != nil {
+		h.noRoute.Request()
+		h.log.Debug("request path refused", "path", r.URL.EscapedPath(), "err", err)
+		st, gs := writeError(w, r, isGRPC, http.StatusBadRequest, grpcInvalidArgument, "bad request path: "+err.Error())
+		h.noRoute.Response(st, gs, time.Since(start))
+		return false
+	}
+	if dec != r.URL.Path || raw != r.URL.EscapedPath() {
+		u := *r.URL
+		u.Path, u.RawPath = dec, raw
+		r.URL = &u
+	}
+	return true
 }
 
 type outcome struct {

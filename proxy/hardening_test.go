@@ -655,6 +655,7 @@ type h2Conn struct {
 	maxStreams    uint32
 	maxHeaderList uint32
 	statuses      map[uint32]string
+	fields        map[uint32][]hpack.HeaderField // every header block's fields, by stream
 	resets        map[uint32]http2.ErrCode
 	goAway        *http2.GoAwayFrame
 }
@@ -682,7 +683,7 @@ func dialH2TLS(t *testing.T, addr string) *h2Conn {
 func newH2Conn(t *testing.T, c net.Conn) *h2Conn {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	h := &h2Conn{t: t, c: c, fr: http2.NewFramer(c, c), statuses: map[uint32]string{}, resets: map[uint32]http2.ErrCode{}}
+	h := &h2Conn{t: t, c: c, fr: http2.NewFramer(c, c), statuses: map[uint32]string{}, fields: map[uint32][]hpack.HeaderField{}, resets: map[uint32]http2.ErrCode{}}
 	h.enc = hpack.NewEncoder(&h.encBuf)
 	h.dec = hpack.NewDecoder(4096, nil)
 	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
@@ -776,6 +777,7 @@ func (h *h2Conn) readUntil(done func() bool) {
 			if err != nil {
 				h.t.Fatal(err)
 			}
+			h.fields[f.StreamID] = append(h.fields[f.StreamID], fields...)
 			for _, hf := range fields {
 				if hf.Name == ":status" {
 					h.statuses[f.StreamID] = hf.Value
@@ -810,6 +812,17 @@ func (h *h2Conn) status(id uint32) string {
 	h.t.Helper()
 	h.readUntil(func() bool { return h.ended(id) })
 	return h.statuses[id]
+}
+
+// field returns the first value of the named response header (or
+// trailer) of stream id, or "".
+func (h *h2Conn) field(id uint32, name string) string {
+	for _, f := range h.fields[id] {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
 }
 
 // reset waits for stream id to end in RST_STREAM or a response.

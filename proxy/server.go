@@ -20,6 +20,7 @@ import (
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/identity"
 	"github.com/meshbench/meshbench/proxy/metrics"
+	"github.com/meshbench/meshbench/proxy/pathnorm"
 	"github.com/meshbench/meshbench/proxy/route"
 )
 
@@ -109,6 +110,9 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 		noRoute:   s.metrics.Route(lc.Direction, "", ""),
 		tls:       lc.TLS != nil,
 		authz:     s.newAuthz(lc),
+	}
+	if lc.EscapedSlashes == config.SlashesUnescape {
+		h.slashes = pathnorm.Unescape
 	}
 	for i := range lc.Routes {
 		rc := &lc.Routes[i]

@@ -24,6 +24,12 @@ const (
 	ProtoH2 = "h2"
 )
 
+// Actions on an escaped slash in a request path (Listener.EscapedSlashes).
+const (
+	SlashesReject   = "reject"
+	SlashesUnescape = "unescape"
+)
+
 // Upstream protocols of a cluster.
 const (
 	UpstreamHTTP1 = "http1"
@@ -86,6 +92,12 @@ type Listener struct {
 	// Authz, when set, allows only the requests one of its rules allows
 	// and answers the others 403 (gRPC PERMISSION_DENIED).
 	Authz *Authz `yaml:"authz" json:"authz,omitempty"`
+	// EscapedSlashes is what the listener does with a request path that
+	// holds an escaped "/" or "\" (%2F, %5C): reject (400, the default) or
+	// unescape (decode it and treat it as a separator). Every path is
+	// normalised before routing and authz and forwarded normalised; see
+	// docs/security.md.
+	EscapedSlashes string `yaml:"escaped_slashes" json:"escaped_slashes"`
 	// Routes are tried in order; the first match wins.
 	Routes []Route `yaml:"routes" json:"routes"`
 	// Limits bound what one downstream connection may cost the proxy.

@@ -68,6 +68,9 @@ func (c *Config) setDefaults() {
 		if l.Protocol == "" {
 			l.Protocol = ProtoAuto
 		}
+		if l.EscapedSlashes == "" {
+			l.EscapedSlashes = SlashesReject
+		}
 		if l.Limits.ReadHeaderTimeout == 0 {
 			l.Limits.ReadHeaderTimeout = Duration(10e9)
 		}
@@ -240,6 +243,11 @@ func (v *validator) listener(p string, l *Listener, clusters map[string]bool) {
 	}
 	if l.TLS != nil {
 		v.tls(p+".tls", l.TLS)
+	}
+	switch l.EscapedSlashes {
+	case SlashesReject, SlashesUnescape:
+	default:
+		v.fail(p+".escaped_slashes", "%q: must be reject or unescape", l.EscapedSlashes)
 	}
 	lim := l.Limits
 	if lim.ReadHeaderTimeout < 0 {

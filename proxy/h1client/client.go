@@ -76,7 +76,15 @@ type conn struct {
 	addr     string
 	lastUsed time.Time
 	reused   bool
+	// watched is closed when the idle watcher (see watch) has returned;
+	// watchErr is what its read ended with. Nil while the connection is
+	// not idle.
+	watched  chan struct{}
+	watchErr error
 }
+
+// aLongTimeAgo is a deadline in the past: it wakes a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // New returns a client with opts; zero buffer sizes default to 16 KiB.
 func New(opts Options) *Client {
@@ -136,7 +144,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, deadline time.Time) 
 // closed; errBodyAndRetry wraps errors after which a bodiless request may be
 // sent again.
 func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(aLongTimeAgo) })
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		c.discard(cn)
@@ -396,6 +404,12 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 			continue
 		}
 		c.mu.Unlock()
+		if !c.unwatch(cn) {
+			c.discard(cn)
+			c.mu.Lock()
+			h = c.hostOf(addr)
+			continue
+		}
 		cn.reused = true
 		return cn, nil
 	}
@@ -473,9 +487,16 @@ func (c *Client) get(ctx context.Context, addr string, deadline time.Time) (*con
 	return &conn{nc: nc, addr: addr, br: bufio.NewReaderSize(nc, c.opts.ReadBufferSize), bw: bufio.NewWriterSize(nc, c.opts.WriteBufferSize)}, nil
 }
 
-// put returns a healthy connection: to a waiting request first, else to the
-// idle pool, else it is closed.
+// put returns a connection whose exchange ended cleanly: to a waiting
+// request first, else to the idle pool, watched, else it is closed. A
+// connection holding bytes nobody asked for (a response after the
+// response, a body after a HEAD, 204 or 304) is closed: they would be
+// read as the next request's response.
 func (c *Client) put(cn *conn) {
+	if cn.br.Buffered() > 0 {
+		c.discard(cn)
+		return
+	}
 	cn.nc.SetDeadline(time.Time{})
 	cn.lastUsed = time.Now()
 	c.mu.Lock()
@@ -486,12 +507,50 @@ func (c *Client) put(cn *conn) {
 		return
 	}
 	if len(h.idle) < c.opts.MaxIdlePerHost {
+		cn.watched = make(chan struct{})
 		h.idle = append(h.idle, cn)
 		c.mu.Unlock()
+		go c.watch(cn)
 		return
 	}
 	c.mu.Unlock()
 	c.discard(cn)
+}
+
+// watch reads from an idle connection: whatever ends the read while the
+// connection is still idle (bytes, the peer's close, an error) closes it.
+// A request taking the connection ends the read itself (see unwatch).
+func (c *Client) watch(cn *conn) {
+	_, err := cn.br.Peek(1)
+	cn.watchErr = err
+	c.mu.Lock()
+	h := c.hosts[cn.addr]
+	idle := false
+	if h != nil {
+		for i, ic := range h.idle {
+			if ic == cn {
+				h.idle = append(h.idle[:i], h.idle[i+1:]...)
+				idle = true
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	close(cn.watched)
+	if idle {
+		c.discard(cn)
+	}
+}
+
+// unwatch stops the watcher of a connection just taken from the idle pool
+// and reports whether the connection is fit to carry a request: the
+// watcher's read must have been ended by unwatch, with nothing read.
+func (c *Client) unwatch(cn *conn) bool {
+	cn.nc.SetReadDeadline(aLongTimeAgo)
+	<-cn.watched
+	cn.watched = nil
+	cn.nc.SetReadDeadline(time.Time{})
+	return cn.br.Buffered() == 0 && errors.Is(cn.watchErr, os.ErrDeadlineExceeded)
 }
 
 // discard closes cn and frees its slot.

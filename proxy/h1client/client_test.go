@@ -172,8 +172,9 @@ func TestSkipsInterimAndHandlesHEAD(t *testing.T) {
 }
 
 // TestRetriesStaleIdleConnection: the server closes a kept-alive connection
-// right after its response, as servers with short keep-alive timeouts do; a
-// bodiless request on that connection is retried on a fresh one.
+// right after its response, as servers with short keep-alive timeouts do;
+// the idle watcher sees the close, so the next request goes out on a fresh
+// connection.
 func TestRetriesStaleIdleConnection(t *testing.T) {
 	s := startRaw(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
@@ -183,10 +184,14 @@ func TestRetriesStaleIdleConnection(t *testing.T) {
 		// close without saying so
 	})
 	c := client()
-	for i := range 3 {
-		resp, err := c.RoundTrip(newReq(t, context.Background(), "GET", s.addr, "/", nil))
+	for i, m := range []string{"GET", "POST", "GET"} {
+		var body io.Reader
+		if m == "POST" {
+			body = strings.NewReader("x")
+		}
+		resp, err := c.RoundTrip(newReq(t, context.Background(), m, s.addr, "/", body))
 		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
+			t.Fatalf("request %d (%s): %v", i, m, err)
 		}
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -195,11 +200,51 @@ func TestRetriesStaleIdleConnection(t *testing.T) {
 	if n := s.conns.Load(); n != 3 {
 		t.Errorf("%d connections, want 3", n)
 	}
-	// A request with a body is not replayed.
-	resp, err := c.RoundTrip(newReq(t, context.Background(), "POST", s.addr, "/", strings.NewReader("x")))
-	if err == nil {
-		resp.Body.Close()
-		t.Error("a request with a body was replayed on a new connection")
+}
+
+// TestReplaysOnlyBodilessRequests: a connection that fails after a request
+// was sent on it, before any response byte, is retried on a new connection
+// only for a request without a body.
+func TestReplaysOnlyBodilessRequests(t *testing.T) {
+	var requests atomic.Int64
+	s := startRaw(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		requests.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		// The second request on the connection is read and dropped.
+		if r, err := http.ReadRequest(br); err == nil {
+			io.Copy(io.Discard, r.Body)
+			requests.Add(1)
+		}
+	})
+	c := client()
+	do := func(m string, body io.Reader) error {
+		resp, err := c.RoundTrip(newReq(t, context.Background(), m, s.addr, "/", body))
+		if err == nil {
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := do("GET", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := do("POST", strings.NewReader("x")); err == nil {
+		t.Fatal("a request with a body was replayed on a new connection")
+	}
+	if n, c := requests.Load(), s.conns.Load(); n != 2 || c != 1 {
+		t.Fatalf("%d requests on %d connections, want 2 on 1", n, c)
+	}
+	if err := do("GET", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := do("GET", nil); err != nil {
+		t.Fatalf("a bodiless request was not replayed: %v", err)
+	}
+	if n, c := requests.Load(), s.conns.Load(); n != 5 || c != 3 {
+		t.Fatalf("%d requests on %d connections, want 5 on 3", n, c)
 	}
 }
 

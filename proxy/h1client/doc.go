@@ -15,8 +15,14 @@
 // library's.
 //
 // A connection returns to its pool only after its response body was read to
-// the end, the request body (if any) was written whole, and neither side
-// asked to close. A request without a body that fails on a reused
+// the end, the request body (if any) was written whole, neither side asked
+// to close, and no byte beyond the response was buffered. An idle
+// connection is watched: a byte that arrives unasked (a second response, a
+// body after a HEAD, 204 or 304) or the peer's close closes it, so bytes
+// meant for one exchange are never read as another's response. A request
+// taking an idle connection stops its watcher first (two deadline changes
+// and a goroutine wake-up, as net/http's Transport pays in its read loop).
+// A request without a body that fails on a reused
 // connection before any response byte arrived is retried once on a new
 // connection: the server may have closed the idle connection as the request
 // was sent.

@@ -1,0 +1,396 @@
+package proxy_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// pathBackend stands for an upstream that resolves a path leniently, as
+// file servers do: it decodes every escape, "%2F" included, and cleans the
+// result. It answers "SECRET" for anything that resolves under /admin/ (or
+// to the pkg.Admin gRPC service) and records the request line's path.
+type pathBackend struct {
+	*backend
+	mu   sync.Mutex
+	seen []string
+}
+
+func startPathBackend(t *testing.T) *pathBackend {
+	pb := &pathBackend{}
+	pb.backend = startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pb.mu.Lock()
+		pb.seen = append(pb.seen, r.RequestURI)
+		pb.mu.Unlock()
+		p, err := url.PathUnescape(r.URL.EscapedPath())
+		if err != nil {
+			p = r.URL.Path
+		}
+		p = path.Clean(strings.ReplaceAll(p, `\`, "/"))
+		secret := strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/pkg.Admin/")
+		if r.Header.Get("Content-Type") == "application/grpc" {
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Grpc-Status", "0")
+			if secret {
+				w.Header().Set("Grpc-Message", "SECRET")
+			}
+			return
+		}
+		if secret {
+			fmt.Fprint(w, "SECRET")
+			return
+		}
+		fmt.Fprint(w, "public:"+p)
+	}))
+	return pb
+}
+
+// reached returns the paths the backend was sent.
+func (pb *pathBackend) reached() []string {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	return append([]string(nil), pb.seen...)
+}
+
+// authzPathConfig is an inbound listener that allows GET under /public/
+// and gRPC calls to pkg.Public only, in front of endpoint.
+func authzPathConfig(slashes, endpoint string) string {
+	return `listeners:
+- name: out
+  address: 127.0.0.1:0
+  direction: inbound
+  escaped_slashes: ` + slashes + `
+  authz: {allow: [{path_prefix: /public/, methods: [GET]}, {path_prefix: /pkg.Public/, methods: [POST]}]}
+  routes:
+  - match: {}
+    cluster: c
+clusters:
+- name: c
+  endpoints: [` + endpoint + `]
+`
+}
+
+// traversals are the requests that named /admin/secret.txt through an
+// allowed prefix, and what the proxy must answer each with under
+// escaped_slashes reject.
+var traversals = []struct{ path, status string }{
+	{"/public/../admin/secret.txt", "403"},
+	{"/public/%2e%2e/admin/secret.txt", "403"},
+	{"/public/%2E%2E/admin/secret.txt", "403"},
+	{"/public/.%2e/admin/secret.txt", "403"},
+	{"/public//../admin/secret.txt", "403"},
+	{"/public/./../admin/secret.txt", "403"},
+	{"/public/..%2fadmin/secret.txt", "400"},
+	{"/public/..%2Fadmin/secret.txt", "400"},
+	{"/public/..%5cadmin/secret.txt", "400"},
+	{`/public/..\admin/secret.txt`, "400"},
+}
+
+// TestPathTraversalIsNormalisedBeforeAuthz sends each traversal raw, as
+// curl --path-as-is does, over HTTP/1.1 and h2c, and as a gRPC method over
+// h2c: none may reach the backend, and an allowed path is forwarded in its
+// normalised form.
+func TestPathTraversalIsNormalisedBeforeAuthz(t *testing.T) {
+	pb := startPathBackend(t)
+	srv := startProxy(t, authzPathConfig("reject", pb.addr))
+	addr := srv.Addr("out").String()
+
+	t.Run("http1", func(t *testing.T) {
+		for _, tc := range traversals {
+			resp, body, _ := rawExchange(t, addr, "GET "+tc.path+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
+			if got := fmt.Sprint(resp.StatusCode); got != tc.status || strings.Contains(body, "SECRET") {
+				t.Errorf("GET %s: %s %q, want %s", tc.path, got, body, tc.status)
+			}
+		}
+	})
+	t.Run("h2c", func(t *testing.T) {
+		h := dialH2C(t, addr)
+		for i, tc := range traversals {
+			id := uint32(2*i + 1)
+			h.request(id, "GET", tc.path, true)
+			if got := h.status(id); got != tc.status {
+				t.Errorf("GET %s: %s, want %s", tc.path, got, tc.status)
+			}
+		}
+	})
+	t.Run("grpc", func(t *testing.T) {
+		h := dialH2C(t, addr)
+		for i, tc := range traversals {
+			id := uint32(2*i + 1)
+			p := strings.Replace(strings.Replace(tc.path, "/public/", "/pkg.Public/", 1), "admin/secret.txt", "pkg.Admin/Get", 1)
+			h.request(id, "POST", p, true, "content-type", "application/grpc", "te", "trailers")
+			want := "7" // PERMISSION_DENIED
+			if tc.status == "400" {
+				want = "3" // INVALID_ARGUMENT
+			}
+			h.status(id)
+			if got := h.field(id, "grpc-status"); got != want || h.field(id, "grpc-message") == "SECRET" {
+				t.Errorf("POST %s: grpc-status %q (%q), want %s", p, got, h.field(id, "grpc-message"), want)
+			}
+		}
+	})
+	for _, p := range pb.reached() {
+		t.Errorf("the backend was sent %s", p)
+	}
+
+	// What authz allows is forwarded as the policy saw it.
+	resp, body, _ := rawExchange(t, addr, "GET /public/x/%2e%2e//a%2etxt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
+	if resp.StatusCode != 200 || body != "public:/public/a.txt" {
+		t.Fatalf("GET /public/x/%%2e%%2e//a%%2etxt: %d %q", resp.StatusCode, body)
+	}
+	if got := pb.reached(); len(got) != 1 || got[0] != "/public/a.txt" {
+		t.Fatalf("the backend was sent %q, want the normalised /public/a.txt", got)
+	}
+}
+
+// TestEscapedSlashesUnescaped: with escaped_slashes unescape, "%2F" is a
+// separator (and so are "%5C" and "\"), so "..%2F" is a dot segment and
+// authz refuses the result.
+func TestEscapedSlashesUnescaped(t *testing.T) {
+	pb := startPathBackend(t)
+	srv := startProxy(t, authzPathConfig("unescape", pb.addr))
+	addr := srv.Addr("out").String()
+	for _, p := range []string{"/public/..%2fadmin/secret.txt", "/public/..%5Cadmin/secret.txt", `/public/..\admin/secret.txt`} {
+		resp, body, _ := rawExchange(t, addr, "GET "+p+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
+		want := 403
+		if resp.StatusCode != want || strings.Contains(body, "SECRET") {
+			t.Errorf("GET %s: %d %q, want %d", p, resp.StatusCode, body, want)
+		}
+	}
+	resp, body, _ := rawExchange(t, addr, "GET /public/a%2fb HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
+	if resp.StatusCode != 200 || body != "public:/public/a/b" {
+		t.Fatalf("GET /public/a%%2fb: %d %q", resp.StatusCode, body)
+	}
+}
+
+// rawH1Backend is an HTTP/1.1 upstream written on a raw socket, so that it
+// can misbehave: answer maps a request to the bytes written back (the
+// response and whatever follows it) and a pause before a second write
+// (after, written once pause has passed; nil for none). Each connection's
+// close by the proxy is reported on closed.
+type rawH1Backend struct {
+	addr   string
+	conns  atomic.Int64
+	closed chan int64 // the number of a connection the proxy closed
+	wrote  chan int64 // the number of a connection whose late bytes went out
+}
+
+func startRawH1Backend(t *testing.T, answer func(r *http.Request) (now string, pause time.Duration, after string)) *rawH1Backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &rawH1Backend{addr: ln.Addr().String(), closed: make(chan int64, 16), wrote: make(chan int64, 16)}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := b.conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					r, err := http.ReadRequest(br)
+					if err != nil {
+						if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+							b.closed <- n
+						}
+						return
+					}
+					_, _ = io.Copy(io.Discard, r.Body)
+					now, pause, after := answer(r)
+					if _, err := io.WriteString(c, now); err != nil {
+						return
+					}
+					if after != "" {
+						time.Sleep(pause)
+						if _, err := io.WriteString(c, after); err != nil {
+							return
+						}
+						b.wrote <- n
+					}
+				}
+			}()
+		}
+	}()
+	return b
+}
+
+func okResponse(body string) string {
+	return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}
+
+// TestUpstreamBytesBeyondAResponseAreNotReused: bytes an upstream sends
+// beyond a response (a second response, a body after HEAD, 204 or 304, at
+// once or while the connection is idle) must never become another
+// client's response; the connection that carried them is closed.
+func TestUpstreamBytesBeyondAResponseAreNotReused(t *testing.T) {
+	const poison = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED"
+	cases := []struct {
+		name, method, path string
+		now                string
+		pause              time.Duration
+		after              string
+		status             int
+	}{
+		{name: "extra response at once", method: "GET", path: "/a", now: okResponse("a") + poison, status: 200},
+		{name: "extra response while idle", method: "GET", path: "/a", now: okResponse("a"), pause: 50 * time.Millisecond, after: poison, status: 200},
+		{name: "HEAD with a body", method: "HEAD", path: "/h", now: okResponse("hello"), status: 200},
+		{name: "204 with a body", method: "GET", path: "/n", now: "HTTP/1.1 204 No Content\r\n\r\n" + poison, status: 204},
+		{name: "304 with a body", method: "GET", path: "/m", now: "HTTP/1.1 304 Not Modified\r\n\r\n" + poison, status: 304},
+		{name: "HEAD, body while idle", method: "HEAD", path: "/h", now: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", pause: 50 * time.Millisecond, after: "hello", status: 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			be := startRawH1Backend(t, func(r *http.Request) (string, time.Duration, string) {
+				if r.URL.Path == tc.path {
+					return tc.now, tc.pause, tc.after
+				}
+				return okResponse("fresh:" + r.URL.Path), 0, ""
+			})
+			srv := startProxy(t, simpleConfig("http1", "", "http1", be.addr))
+			first := h1Client()
+			req, _ := http.NewRequest(tc.method, proxyURL(srv, tc.path), nil)
+			resp, err := first.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+			}
+			if tc.after != "" {
+				waitFor(t, be.wrote, "the backend's late bytes")
+			}
+			for i := range 3 {
+				resp, err := h1Client().Get(proxyURL(srv, fmt.Sprintf("/next%d", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body := readAll(t, resp); resp.StatusCode != 200 || body != fmt.Sprintf("fresh:/next%d", i) {
+					t.Fatalf("the next client got %d %q", resp.StatusCode, body)
+				}
+			}
+			// The connection that carried the extra bytes is closed by the
+			// proxy before any other request could read them: at once when
+			// they came with the response, by the idle watcher otherwise.
+			if got := waitFor(t, be.closed, "the proxy to close the poisoned connection"); got != 1 {
+				t.Fatalf("connection %d closed, want 1", got)
+			}
+			if n := be.conns.Load(); n != 2 {
+				t.Fatalf("the backend saw %d connections, want 2 (the poisoned one, then one reused by the next clients)", n)
+			}
+		})
+	}
+}
+
+// TestStoppedReaderDoesNotStallTheSharedUpstream: a client that opens five
+// streams to a 10 MB response and never reads (no WINDOW_UPDATE) must not
+// stall the other clients whose requests share the upstream h2c
+// connection.
+func TestStoppedReaderDoesNotStallTheSharedUpstream(t *testing.T) {
+	const big = 10 << 20
+	var bigWritten atomic.Int64
+	chunk := make([]byte, 32<<10)
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			_, _ = io.WriteString(w, "ok")
+			return
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(big))
+		for sent := 0; sent < big; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			bigWritten.Add(int64(len(chunk)))
+		}
+	}))
+	srv := startProxy(t, simpleConfig("h2c", "", "h2c", be.addr))
+	addr := srv.Addr("out").String()
+
+	legit := func(d time.Duration) (lat []time.Duration, failed int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		end := time.Now().Add(d)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := h2cClient()
+				c.Timeout = 3 * time.Second
+				defer c.CloseIdleConnections()
+				for time.Now().Before(end) {
+					start := time.Now()
+					resp, err := c.Get("http://" + addr + "/small")
+					ok := err == nil && resp.StatusCode == 200
+					if err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+					mu.Lock()
+					if ok {
+						lat = append(lat, time.Since(start))
+					} else {
+						failed++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		slices.Sort(lat)
+		return lat, failed
+	}
+	p99 := func(lat []time.Duration) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[len(lat)*99/100]
+	}
+	// Warm the shared upstream connection, and measure the service time
+	// without the attack.
+	base, failed := legit(500 * time.Millisecond)
+	if failed > 0 || len(base) == 0 {
+		t.Fatalf("without the stopped reader: %d ok, %d failed", len(base), failed)
+	}
+
+	h := dialH2C(t, addr)
+	h.c.SetDeadline(time.Time{})
+	for i := range 5 {
+		h.request(uint32(2*i+1), "GET", "/big", true)
+	}
+	// The upstream keeps sending until the proxy's receive windows for
+	// the five streams are full.
+	var last int64 = -1
+	eventually(t, 10*time.Second, "the upstream to stop sending the big responses", func() bool {
+		time.Sleep(200 * time.Millisecond)
+		n := bigWritten.Load()
+		stable := n == last
+		last = n
+		return stable
+	})
+	lat, failed := legit(2 * time.Second)
+	t.Logf("the stopped reader holds %d MiB sent by the upstream; legitimate requests: %d ok, %d failed, p99 %v (without it %v over %d)",
+		last>>20, len(lat), failed, p99(lat), p99(base), len(base))
+	if failed > 0 || len(lat) == 0 {
+		t.Fatalf("beside the stopped reader %d legitimate requests failed (%d ok)", failed, len(lat))
+	}
+	if p := p99(lat); p > time.Second {
+		t.Fatalf("beside the stopped reader legitimate p99 is %v, want under a second", p)
+	}
+}
