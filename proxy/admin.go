@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// adminHandler serves /metrics and /ready, and with admin_debug /config
+// (header values redacted) and /debug/pprof/.
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
@@ -19,8 +21,11 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if !s.cfg.AdminDebug {
+		return mux
+	}
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
-		b, err := s.cfg.JSON()
+		b, err := s.cfg.Redacted().JSON()
 		if err != nil {
 			http.Error(w, "encoding config: "+err.Error(), http.StatusInternalServerError)
 			return

@@ -63,7 +63,7 @@ func TestMetricsExposition(t *testing.T) {
 
 func TestAdminEndpoints(t *testing.T) {
 	be := startBackend(t, echoHandler())
-	srv := startProxy(t, simpleConfig("auto", "", "same", be.addr))
+	srv := startProxy(t, "admin_debug: true\n"+simpleConfig("auto", "", "same", be.addr))
 	if code, body := adminGet(t, srv.AdminAddr(), "/ready"); code != 200 || body != "ready\n" {
 		t.Errorf("/ready: %d %q", code, body)
 	}
@@ -80,6 +80,30 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	if code, body := adminGet(t, srv.AdminAddr(), "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("/debug/pprof/: %d", code)
+	}
+}
+
+// TestAdminDebugEndpointsNeedEnabling: without admin_debug the admin
+// server answers /metrics and /ready and nothing else; with it, /config
+// shows no header value a route adds.
+func TestAdminDebugEndpointsNeedEnabling(t *testing.T) {
+	be := startBackend(t, echoHandler())
+	withHeader := strings.Replace(simpleConfig("auto", "", "same", be.addr), "timeout: 10s", "timeout: 10s\n    request_headers: {add: {authorization: Bearer s3cr3t}}", 1)
+	srv := startProxy(t, withHeader)
+	for _, p := range []string{"/metrics", "/ready"} {
+		if code, _ := adminGet(t, srv.AdminAddr(), p); code != 200 {
+			t.Errorf("%s: %d, want 200", p, code)
+		}
+	}
+	for _, p := range []string{"/config", "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap"} {
+		if code, _ := adminGet(t, srv.AdminAddr(), p); code != 404 {
+			t.Errorf("%s without admin_debug: %d, want 404", p, code)
+		}
+	}
+	dbg := startProxy(t, "admin_debug: true\n"+withHeader)
+	code, body := adminGet(t, dbg.AdminAddr(), "/config")
+	if code != 200 || strings.Contains(body, "s3cr3t") || !strings.Contains(body, `"authorization": "[redacted]"`) {
+		t.Errorf("/config with admin_debug: %d\n%s", code, body)
 	}
 }
 

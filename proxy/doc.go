@@ -5,9 +5,13 @@
 // with the cluster's balancer and forwards the request, streaming bodies in
 // both directions and passing trailers through.
 //
-// The admin server serves Prometheus metrics (/metrics), readiness
-// (/ready), the running configuration as JSON (/config) and the Go
-// profiler (/debug/pprof/). Shutdown drains: listeners stop accepting,
+// Every request path is normalised (see package pathnorm) before routing
+// and authorization, and forwarded normalised.
+//
+// The admin server serves Prometheus metrics (/metrics) and readiness
+// (/ready), and with admin_debug the running configuration as JSON, header
+// values redacted (/config), and the Go profiler (/debug/pprof/). Shutdown
+// drains: listeners stop accepting,
 // in-flight requests run to completion within a grace period, and what is
 // left is closed.
 package proxy

@@ -133,6 +133,7 @@ EOF
 
 cat >"$TMP/meshproxy.yaml" <<EOF
 admin: 127.0.0.1:$ADMIN_PORT
+admin_debug: $([ "${PROFILE:-0}" = 1 ] && echo true || echo false)
 drain_timeout: 2s
 listeners:
 - name: outbound

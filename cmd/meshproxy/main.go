@@ -3,7 +3,9 @@
 //	meshproxy --config proxy.yaml [--validate] [--log-level info]
 //
 // With --validate it checks the file and exits 0, or prints every problem
-// (file, line, field) and exits 2. Otherwise it serves until SIGTERM or
+// (file, line, field) and exits 2; either way it prints a warning for what
+// a valid configuration does that is seldom meant (an admin server beyond
+// loopback). Otherwise it serves until SIGTERM or
 // SIGINT, then drains: it stops accepting, lets requests in flight finish
 // within the configuration's drain_timeout, and exits 0.
 package main
@@ -59,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *cfgFile, w)
 	}
 	if *validate {
 		fmt.Fprintf(stdout, "%s: ok (%d listeners, %d clusters)\n", *cfgFile, len(cfg.Listeners), len(cfg.Clusters))

@@ -61,6 +61,19 @@ func TestValidate(t *testing.T) {
 	if want := bad + `:7: clusters[1].endpoints[0]: "10.0.0:80": invalid IP address "10.0.0"`; !strings.Contains(stderr.String(), want) {
 		t.Errorf("bad config message %q does not contain %q", stderr.String(), want)
 	}
+	stdout.Reset()
+	stderr.Reset()
+	open := writeConfig(t, "admin: 0.0.0.0:9901\nlisteners:\n- address: 127.0.0.1:4140\n  routes: [{cluster: c}]\nclusters:\n- {name: c, endpoints: [127.0.0.1:8080]}\n")
+	if code := run(t.Context(), []string{"--config", open, "--validate"}, &stdout, &stderr); code != 0 {
+		t.Errorf("admin beyond loopback: exit %d, want 0 (a warning, not an error): %s", code, stderr.String())
+	}
+	if want := open + `: warning: admin: "0.0.0.0:9901" is not a loopback address`; !strings.Contains(stderr.String(), want) {
+		t.Errorf("admin beyond loopback: stderr %q does not contain %q", stderr.String(), want)
+	}
+	stderr.Reset()
+	if run(t.Context(), []string{"--config", good, "--validate"}, io.Discard, &stderr); stderr.Len() != 0 {
+		t.Errorf("good config: stderr %q", stderr.String())
+	}
 	for _, args := range [][]string{{}, {"--nope"}, {"--config", good, "extra"}, {"--config", good, "--log-level", "loud"}} {
 		if code := run(t.Context(), args, io.Discard, io.Discard); code != 2 {
 			t.Errorf("args %q: exit %d, want 2", args, code)

@@ -1,9 +1,11 @@
 package yamlstrict
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -92,8 +94,17 @@ func Decode(file string, data []byte, out any) (Positions, error) {
 		return nil, fmt.Errorf("yamlstrict: Decode needs a non-nil pointer, got %T", out)
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		return nil, Errors{syntaxError(file, err)}
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, Errors{syntaxError(file, err)}
+	default:
+		return nil, Errors{{File: file, Line: next.Line, Msg: "a second YAML document: the file must hold one document (remove the \"---\" and what follows, or merge the documents)"}}
 	}
 	d := &decoder{file: file, pos: Positions{}}
 	if len(doc.Content) == 0 {

@@ -2,6 +2,9 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
 	"time"
 )
 
@@ -58,9 +61,16 @@ const (
 
 // Config is a whole proxy configuration.
 type Config struct {
-	// Admin is the address of the admin server (/metrics, /ready, /config,
-	// /debug/pprof). Empty disables it.
+	// Admin is the address of the admin server (/metrics and /ready, and
+	// with AdminDebug /config and /debug/pprof/). Empty disables it. Keep
+	// it on loopback unless something outside the host must scrape or
+	// probe it: Warnings flags any other address.
 	Admin string `yaml:"admin" json:"admin,omitempty"`
+	// AdminDebug adds /config (the running configuration, header values
+	// redacted) and /debug/pprof/ to the admin server. Default false:
+	// they tell whoever reaches the admin port how the proxy is built and
+	// let them load it with profiling.
+	AdminDebug bool `yaml:"admin_debug" json:"admin_debug,omitempty"`
 	// DrainTimeout bounds how long in-flight requests may run after SIGTERM
 	// before the proxy closes what is left and exits. Default 10s.
 	DrainTimeout Duration   `yaml:"drain_timeout" json:"drain_timeout"`
@@ -385,3 +395,55 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // JSON returns the configuration as indented JSON, as served on /config.
 func (c *Config) JSON() ([]byte, error) { return json.MarshalIndent(c, "", "  ") }
+
+// Redacted is the value a header edit shows in Redacted's copy.
+const Redacted = "[redacted]"
+
+// Redacted returns a copy of c whose request header values (a route may
+// add a credential, such as an Authorization header) read Redacted.
+func (c *Config) Redacted() *Config {
+	out := *c
+	out.Listeners = make([]Listener, len(c.Listeners))
+	for i, l := range c.Listeners {
+		l.Routes = make([]Route, len(l.Routes))
+		for j, r := range c.Listeners[i].Routes {
+			if len(r.RequestHeaders.Add) > 0 {
+				add := make(map[string]string, len(r.RequestHeaders.Add))
+				for k := range r.RequestHeaders.Add {
+					add[k] = Redacted
+				}
+				r.RequestHeaders.Add = add
+			}
+			l.Routes[j] = r
+		}
+		out.Listeners[i] = l
+	}
+	return &out
+}
+
+// Warnings lists what a valid configuration does that is seldom meant:
+// an admin server reachable from beyond the host.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.Admin != "" && !loopback(c.Admin) {
+		what := "/metrics and /ready"
+		if c.AdminDebug {
+			what = "/metrics, /ready, /config and /debug/pprof/"
+		}
+		w = append(w, fmt.Sprintf("admin: %q is not a loopback address: %s are served to anyone who can reach it", c.Admin, what))
+	}
+	return w
+}
+
+// loopback reports whether a host:port listens on loopback only.
+func loopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

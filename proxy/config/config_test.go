@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,6 +230,24 @@ func TestErrors(t *testing.T) {
 			[]string{"listeners[0].limits.read_timeout: unknown field"}},
 		{"field twice", strings.Replace(good, "  protocol: auto\n", "  protocol: auto\n  protocol: http1\n", 1),
 			[]string{"listeners[0].protocol: field given twice"}},
+		{"second document", good + "---\nadmin: 0.0.0.0:9901\n",
+			[]string{"proxy.yaml:16: a second YAML document: the file must hold one document"}},
+		{"wildcard overlaps a listener", strings.Replace(good, "clusters:", "- name: all\n  address: 0.0.0.0:4140\n  routes: [{cluster: echo}]\nclusters:", 1),
+			[]string{`proxy.yaml:12: listeners[1].address: "0.0.0.0:4140" overlaps "127.0.0.1:4140" of listener outbound: a wildcard and a specific address on one port`}},
+		{"wildcard admin overlaps a listener", strings.Replace(good, "admin: 127.0.0.1:9901", "admin: '[::]:4140'", 1),
+			[]string{`listeners[0].address: "127.0.0.1:4140" overlaps "[::]:4140" of admin`}},
+		{"zero route timeout", strings.Replace(good, "timeout: 2s", "timeout: 0s", 1),
+			[]string{"proxy.yaml:10: listeners[0].routes[0].timeout: 0 would mean the default (15s): leave the field out for the default"}},
+		{"zero limits", strings.Replace(good, "  routes:", "  limits: {max_connections: 0, read_header_timeout: 0}\n  routes:", 1),
+			[]string{"proxy.yaml:7: listeners[0].limits.read_header_timeout: 0 would mean the default (10s)",
+				"proxy.yaml:7: listeners[0].limits.max_connections: 0 would mean the default (10000)"}},
+		{"zero drain and pool", strings.Replace(strings.Replace(good, "admin:", "drain_timeout: 0s\nadmin:", 1), "  endpoints:", "  pool: {max_idle_per_endpoint: 0}\n  endpoints:", 1),
+			[]string{"proxy.yaml:1: drain_timeout: 0 would mean the default (10s)",
+				"clusters[0].pool.max_idle_per_endpoint: 0 would mean the default (256)"}},
+		{"zero outlier setting", strings.Replace(good, "  endpoints:", "  outlier_detection: {consecutive_5xx: 0}\n  endpoints:", 1),
+			[]string{"clusters[0].outlier_detection.consecutive_5xx: 0 would mean the default (5)"}},
+		{"bad escaped_slashes", strings.Replace(good, "  protocol: auto\n", "  protocol: auto\n  escaped_slashes: keep\n", 1),
+			[]string{`listeners[0].escaped_slashes: "keep": must be reject or unescape`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,6 +261,67 @@ func TestErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAcceptedNearMisses: what the stricter checks must still let through.
+func TestAcceptedNearMisses(t *testing.T) {
+	for name, y := range map[string]string{
+		"wildcards on other ports":     strings.Replace(strings.Replace(good, "admin: 127.0.0.1:9901", "admin: 0.0.0.0:9901", 1), "127.0.0.1:4140", "0.0.0.0:4140", 1),
+		"two specific addresses":       strings.Replace(good, "clusters:", "- name: b\n  address: 127.0.0.2:4140\n  routes: [{cluster: echo}]\nclusters:", 1),
+		"port 0 beside a wildcard":     strings.Replace(strings.Replace(good, "127.0.0.1:4140", "0.0.0.0:0", 1), "clusters:", "- name: b\n  address: 127.0.0.1:0\n  routes: [{cluster: echo}]\nclusters:", 1),
+		"zero without a default":       strings.Replace(good, "timeout: 2s", "timeout: 2s\n    retry: {per_try_timeout: 0s}", 1),
+		"a document marker at the top": "---\n" + good,
+	} {
+		if _, err := config.Parse("proxy.yaml", []byte(y)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestWarnings: an admin address beyond loopback is flagged, with what it
+// serves.
+func TestWarnings(t *testing.T) {
+	for _, tc := range []struct {
+		admin string
+		debug bool
+		want  string
+	}{
+		{"127.0.0.1:9901", false, ""},
+		{"'[::1]:9901'", true, ""},
+		{"localhost:9901", false, ""},
+		{"0.0.0.0:9901", false, `admin: "0.0.0.0:9901" is not a loopback address: /metrics and /ready are served to anyone who can reach it`},
+		{"10.1.2.3:9901", true, "/metrics, /ready, /config and /debug/pprof/ are served"},
+	} {
+		y := strings.Replace(good, "admin: 127.0.0.1:9901", fmt.Sprintf("admin: %s\nadmin_debug: %v", tc.admin, tc.debug), 1)
+		c, err := config.Parse("proxy.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := strings.Join(c.Warnings(), "\n")
+		if tc.want == "" && w != "" || !strings.Contains(w, tc.want) {
+			t.Errorf("admin %s: warnings %q, want %q", tc.admin, w, tc.want)
+		}
+	}
+}
+
+// TestRedacted: header values added by routes do not show, and the
+// original is untouched.
+func TestRedacted(t *testing.T) {
+	y := strings.Replace(good, "timeout: 2s", "timeout: 2s\n    request_headers: {add: {authorization: Bearer s3cr3t}}", 1)
+	c, err := config.Parse("proxy.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := c.Redacted().JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(js), "s3cr3t") || !strings.Contains(string(js), `"authorization": "[redacted]"`) {
+		t.Errorf("redacted config:\n%s", js)
+	}
+	if got := c.Listeners[0].Routes[0].RequestHeaders.Add["authorization"]; got != "Bearer s3cr3t" {
+		t.Errorf("the original config changed: %q", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -42,9 +43,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	zeros := explicitZeros(reflect.ValueOf(&c).Elem(), "", pos)
 	c.setDefaults()
 	c.setIdentityDefaults()
 	v := validator{file: name, pos: pos}
+	v.zeroDefaults(&c, zeros)
 	v.config(&c)
 	v.identity(&c)
 	if len(v.errs) > 0 {
@@ -165,6 +168,69 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// explicitZeros returns the paths of the numeric fields (durations among
+// them) that the document sets to zero.
+func explicitZeros(v reflect.Value, path string, pos yamlstrict.Positions) map[string]bool {
+	out := map[string]bool{}
+	numericLeaves(v, path, func(p string, f reflect.Value) {
+		if _, set := pos[p]; set && f.IsZero() {
+			out[p] = true
+		}
+	})
+	return out
+}
+
+// zeroDefaults fails every field the document set to zero that defaulting
+// then changed: a zero that would silently mean the default.
+func (v *validator) zeroDefaults(c *Config, zeros map[string]bool) {
+	numericLeaves(reflect.ValueOf(c).Elem(), "", func(p string, f reflect.Value) {
+		if zeros[p] && !f.IsZero() {
+			def := fmt.Sprint(f.Interface())
+			if d, ok := f.Interface().(Duration); ok {
+				def = d.D().String()
+			}
+			v.fail(p, "0 would mean the default (%s): leave the field out for the default", def)
+		}
+	})
+}
+
+// numericLeaves calls fn with the YAML path of every integer and float field
+// reachable from v through structs, pointers and lists (the paths
+// yamlstrict.Positions records).
+func numericLeaves(v reflect.Value, path string, fn func(string, reflect.Value)) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			numericLeaves(v.Elem(), path, fn)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			numericLeaves(v.Field(i), p, fn)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			numericLeaves(v.Index(i), fmt.Sprintf("%s[%d]", path, i), fn)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		fn(path, v)
+	}
+}
+
 type validator struct {
 	file string
 	pos  yamlstrict.Positions
@@ -215,6 +281,8 @@ func (v *validator) config(c *Config) {
 			v.fail(p+".address", "%q: %s", l.Address, msg)
 		} else if other, dup := addrs[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
 			v.fail(p+".address", "%q: already used by %s", l.Address, other)
+		} else if a, other := overlapping(addrs, l.Address); other != "" {
+			v.fail(p+".address", "%q overlaps %q of %s: a wildcard and a specific address on one port (the kernel gives a connection to one of them)", l.Address, a, other)
 		} else {
 			addrs[l.Address] = "listener " + l.Name
 		}
@@ -653,6 +721,31 @@ func checkHostPort(s string) string {
 		}
 	}
 	return ""
+}
+
+// overlapping returns an address of addrs (and its owner) on the same port
+// as addr where one of the two is a wildcard (0.0.0.0, [::]), or "", "".
+// Port 0 asks the kernel for a free port and never overlaps.
+func overlapping(addrs map[string]string, addr string) (string, string) {
+	host, port, _ := net.SplitHostPort(addr)
+	if port == "0" {
+		return "", ""
+	}
+	for _, a := range slices.Sorted(maps.Keys(addrs)) {
+		h, p, err := net.SplitHostPort(a)
+		if err != nil || p != port {
+			continue
+		}
+		if wildcard(h) || wildcard(host) {
+			return a, addrs[a]
+		}
+	}
+	return "", ""
+}
+
+func wildcard(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.
