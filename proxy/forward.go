@@ -77,6 +77,10 @@ const (
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if h.tls && r.TLS == nil {
+		// TLS was terminated below net/http (see tlsListener).
+		r.TLS = tlsStateFrom(r.Context())
+	}
 	isGRPC := route.IsGRPC(r)
 	if !h.normalizePath(w, r, isGRPC, start) {
 		return

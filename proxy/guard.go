@@ -14,8 +14,8 @@ import (
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
-// The framing guard sits between a cleartext listener and net/http's
-// HTTP/1.1 server. It reads every request head whole before the server sees
+// The framing guard sits between a listener (cleartext, or TLS terminated
+// by a tlsListener) and net/http's HTTP/1.1 server. It reads every request head whole before the server sees
 // a byte of it and refuses, with 400, what net/http would accept but a
 // proxy must not forward: request framing that two parsers could read
 // differently (Content-Length with Transfer-Encoding, Transfer-Encoding in
@@ -49,13 +49,14 @@ func limitListener(ln net.Listener, n int) net.Listener {
 	return netutil.LimitListener(ln, n)
 }
 
-// guard wraps a listener that serves HTTP/1.1 in cleartext in a framing
-// guard; a TLS listener's connections are parsed by net/http alone.
-func guard(ln net.Listener, lc *config.Listener, tls bool) net.Listener {
-	if tls || lc.Protocol == config.ProtoH2C {
+// guard wraps a listener that serves HTTP/1.1, in cleartext or behind a
+// tlsListener, in a framing guard; an h2c-only listener has no HTTP/1.1 to
+// guard.
+func guard(ln net.Listener, lc *config.Listener) net.Listener {
+	if lc.Protocol == config.ProtoH2C {
 		return ln
 	}
-	return newGuardListener(ln, lc.Limits.MaxHeaderBytes, lc.Protocol == config.ProtoAuto)
+	return newGuardListener(ln, lc.Limits.MaxHeaderBytes, lc.Protocol != config.ProtoHTTP1)
 }
 
 // guardListener wraps the connections of a cleartext HTTP/1.1 listener in
@@ -88,7 +89,53 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, l: l, first: true}, nil
+	st := tlsState(c)
+	if st != nil && st.NegotiatedProtocol == "h2" {
+		// ALPN chose HTTP/2: the connection must open with its preface,
+		// and is never read as HTTP/1.1.
+		return &prefaceConn{Conn: c}, nil
+	}
+	// Over TLS, HTTP/2 is chosen by ALPN only, never by a preface sent on
+	// an HTTP/1.1 connection.
+	return &guardConn{Conn: c, l: l, first: true, h2c: l.h2c && st == nil}, nil
+}
+
+// errBadPreface ends a connection that negotiated h2 and did not open with
+// the HTTP/2 client preface (RFC 9113 §3.4: it is closed).
+var errBadPreface = errors.New("h2 connection without the client preface")
+
+// http2ClientPreface opens every HTTP/2 connection (RFC 9113 §3.4).
+const http2ClientPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// prefaceConn checks that a connection opens with the HTTP/2 client
+// preface, then passes its bytes through.
+type prefaceConn struct {
+	net.Conn
+	checked bool
+	pending []byte
+}
+
+// NetConn returns the connection read from.
+func (c *prefaceConn) NetConn() net.Conn { return c.Conn }
+
+func (c *prefaceConn) Read(p []byte) (int, error) {
+	if !c.checked {
+		buf := make([]byte, len(http2ClientPreface))
+		if _, err := io.ReadFull(c.Conn, buf); err != nil {
+			return 0, err
+		}
+		if string(buf) != http2ClientPreface {
+			c.Conn.Close()
+			return 0, errBadPreface
+		}
+		c.checked, c.pending = true, buf
+	}
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 type guardMode int
@@ -113,6 +160,7 @@ type guardConn struct {
 	net.Conn
 	l       *guardListener
 	first   bool // no head seen yet
+	h2c     bool // the first head may be the HTTP/2 preface
 	mode    guardMode
 	left    int64   // gBody, gChunkData: bytes left
 	in      []byte  // read from the connection, not yet checked
@@ -122,6 +170,10 @@ type guardConn struct {
 	err     error   // returned once out is drained in gDead
 	heads   int     // request heads let through
 }
+
+// NetConn returns the connection the guard reads from (a *tls.Conn on a
+// TLS listener).
+func (c *guardConn) NetConn() net.Conn { return c.Conn }
 
 // Read returns checked bytes.
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -354,7 +406,7 @@ func (c *guardConn) checkHead(head []byte) (next guardMode, left int64, reason s
 	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 {
 		return 0, 0, "malformed-request-line"
 	}
-	if c.first && c.l.h2c && string(line) == "PRI * HTTP/2.0" && len(rest) == 2 {
+	if c.first && c.h2c && string(line) == "PRI * HTTP/2.0" && len(rest) == 2 {
 		return gPass, 0, ""
 	}
 	var host, cl, te []byte

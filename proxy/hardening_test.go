@@ -95,7 +95,13 @@ func checkServes(t *testing.T, srv *proxy.Server) {
 // it (waiting up to 5s to find out).
 func rawExchange(t *testing.T, addr, raw string, waitClose bool) (resp *http.Response, body string, closed bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return rawExchangeOn(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, raw, waitClose)
+}
+
+// rawExchangeOn is rawExchange on a connection from dial.
+func rawExchangeOn(t *testing.T, dial func() (net.Conn, error), raw string, waitClose bool) (resp *http.Response, body string, closed bool) {
+	t.Helper()
+	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,11 +231,24 @@ func TestHardeningOversizedHeaders(t *testing.T) {
 	checkServes(t, srv)
 }
 
+// TestHardeningMalformedRequests: the framing rules hold on cleartext and
+// on TLS listeners alike.
 func TestHardeningMalformedRequests(t *testing.T) {
 	checkNoLeak(t)
+	t.Run("cleartext", func(t *testing.T) { testMalformedRequests(t, "") })
+	t.Run("tls", func(t *testing.T) { testMalformedRequests(t, selfSigned(t)) })
+}
+
+func testMalformedRequests(t *testing.T, tlsDir string) {
 	be := startCountingBackend(t)
-	srv := startProxy(t, simpleConfig("auto", "", "same", be.addr))
+	srv := startProxy(t, simpleConfig("auto", tlsDir, "same", be.addr))
 	addr := srv.Addr("out").String()
+	dial := func() (net.Conn, error) { return net.Dial("tcp", addr) }
+	if tlsDir != "" {
+		dial = func() (net.Conn, error) {
+			return tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		}
+	}
 	cases := []struct {
 		name, raw string
 		status    int
@@ -273,7 +292,7 @@ func TestHardeningMalformedRequests(t *testing.T) {
 			if resp, _, _ := rawExchange(t, pln.Addr().String(), tc.raw, false); tc.guard != (resp.StatusCode == 200) {
 				t.Errorf("net/http alone answers %d: the guard column is wrong", resp.StatusCode)
 			}
-			resp, body, closed := rawExchange(t, addr, tc.raw, true)
+			resp, body, closed := rawExchangeOn(t, dial, tc.raw, true)
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d %q, want %d", resp.StatusCode, body, tc.status)
 			}
@@ -292,7 +311,7 @@ func TestHardeningMalformedRequests(t *testing.T) {
 		// request of its own.
 		raw := "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
 			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
-		c, err := net.Dial("tcp", addr)
+		c, err := dial()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +336,7 @@ func TestHardeningMalformedRequests(t *testing.T) {
 		}
 	})
 	t.Run("absolute form with the same host", func(t *testing.T) {
-		resp, body, _ := rawExchange(t, addr, "GET http://Echo/x HTTP/1.1\r\nHost: echo\r\n\r\n", false)
+		resp, body, _ := rawExchangeOn(t, dial, "GET http://Echo/x HTTP/1.1\r\nHost: echo\r\n\r\n", false)
 		if resp.StatusCode != 200 || body != "ok" {
 			t.Errorf("got %d %q, want 200 ok", resp.StatusCode, body)
 		}
@@ -326,7 +345,7 @@ func TestHardeningMalformedRequests(t *testing.T) {
 		raw := "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nX-T: 1\r\n\r\n" +
 			"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
 			"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-		c, err := net.Dial("tcp", addr)
+		c, err := dial()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +367,19 @@ func TestHardeningMalformedRequests(t *testing.T) {
 			t.Errorf("responses %v, backend requests %d, want 3 served", got, be.requests.Load()-before)
 		}
 	})
-	checkServes(t, srv)
+	if tlsDir == "" {
+		checkServes(t, srv)
+		return
+	}
+	for _, h2 := range []bool{false, true} {
+		resp, err := tlsClient(t, tlsDir, h2).Get("https://" + addr + "/normal")
+		if err != nil {
+			t.Fatalf("a normal request (h2 %v) failed: %v", h2, err)
+		}
+		if body := readAll(t, resp); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("a normal request (h2 %v) got %d %q", h2, resp.StatusCode, body)
+		}
+	}
 }
 
 // cancelBackend reports each request's arrival on started and its end on

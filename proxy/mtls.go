@@ -64,18 +64,20 @@ func (s *Server) runSources(ctx context.Context) {
 // against) come from a reloading Source, so a rotated certificate is used
 // by the next handshake while established connections carry on.
 // Handshakes are counted: successes when the connection is verified,
-// failures when a connection closes before its handshake completed.
-func (s *Server) listenerTLS(lc *config.Listener, srv *http.Server) error {
+// failures when a handshake fails or times out (see tlsListener). ALPN
+// offers h2 unless the listener serves HTTP/1.1 only.
+func (s *Server) listenerTLS(lc *config.Listener) (*tls.Config, metrics.Handshakes, error) {
 	t := lc.TLS
 	src, err := s.source(identity.SourceConfig{CertFile: t.CertFile, KeyFile: t.KeyFile,
 		CAFile: t.ClientCAFile, Interval: t.ReloadInterval.D()})
 	if err != nil {
-		return fmt.Errorf("listener %s: loading TLS certificate: %w", lc.Name, err)
+		return nil, metrics.Handshakes{}, fmt.Errorf("listener %s: loading TLS certificate: %w", lc.Name, err)
 	}
 	hs := s.idm.ListenerHandshakes(lc.Name)
 	cfg := &tls.Config{
 		GetCertificate: src.GetCertificate,
 		MinVersion:     tls.VersionTLS12,
+		NextProtos:     []string{"h2", "http/1.1"},
 		VerifyConnection: func(tls.ConnectionState) error {
 			hs.Success.Inc()
 			return nil
@@ -95,19 +97,10 @@ func (s *Server) listenerTLS(lc *config.Listener, srv *http.Server) error {
 		}
 		cfg.VerifyPeerCertificate = src.VerifyClient()
 	}
-	srv.TLSConfig = cfg
-	prev := srv.ConnState
-	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		if prev != nil {
-			prev(c, st)
-		}
-		if st == http.StateClosed {
-			if tc, ok := c.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
-				hs.Failure.Inc()
-			}
-		}
+	if lc.Protocol == config.ProtoHTTP1 {
+		cfg.NextProtos = []string{"http/1.1"}
 	}
-	return nil
+	return cfg, hs, nil
 }
 
 // authz is a listener's authorization: its policy and decision counters.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,9 @@ type listener struct {
 	ln    net.Listener
 	tls   bool
 	table *route.Table
+	// tlsCfg and hs terminate and count TLS on a listener with tls.
+	tlsCfg *tls.Config
+	hs     metrics.Handshakes
 }
 
 // New builds a proxy from a validated configuration. Nothing listens until
@@ -136,26 +140,29 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 		},
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	// TLS is terminated by the listener (see tlsListener), so net/http
+	// serves every connection as cleartext: HTTP/2 over TLS reaches it as
+	// h2 with prior knowledge once ALPN chose h2.
 	var p http.Protocols
-	switch {
-	case lc.Protocol == config.ProtoHTTP1:
+	switch lc.Protocol {
+	case config.ProtoHTTP1:
 		p.SetHTTP1(true)
-	case lc.Protocol == config.ProtoH2C:
+	case config.ProtoH2C:
 		p.SetUnencryptedHTTP2(true)
-	case lc.TLS != nil: // auto or h2 over TLS: ALPN chooses
-		p.SetHTTP1(true)
-		p.SetHTTP2(true)
-	default: // auto, cleartext: HTTP/1.1 and h2c prior knowledge on one port
+	default: // auto, or h2 over TLS: HTTP/1.1 and HTTP/2 on one port
 		p.SetHTTP1(true)
 		p.SetUnencryptedHTTP2(true)
 	}
 	srv.Protocols = &p
+	l := &listener{cfg: lc, srv: srv, tls: lc.TLS != nil, table: table}
 	if lc.TLS != nil {
-		if err := s.listenerTLS(lc, srv); err != nil {
+		var err error
+		if l.tlsCfg, l.hs, err = s.listenerTLS(lc); err != nil {
 			return nil, err
 		}
+		srv.ConnContext = withTLSState
 	}
-	return &listener{cfg: lc, srv: srv, tls: lc.TLS != nil, table: table}, nil
+	return l, nil
 }
 
 // Start binds every listener and the admin address and starts serving. It
@@ -180,7 +187,10 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		bound = append(bound, ln)
 		l.ln = &countingListener{Listener: limitListener(ln, l.cfg.Limits.MaxConnections), m: s.metrics.Listener(l.cfg.Direction, l.cfg.Name)}
-		l.ln = guard(l.ln, l.cfg, l.tls)
+		if l.tls {
+			l.ln = newTLSListener(l.ln, l.tlsCfg, l.cfg.Limits.ReadHeaderTimeout.D(), l.hs)
+		}
+		l.ln = guard(l.ln, l.cfg)
 	}
 	if s.admin != nil {
 		ln, err := lc.Listen(ctx, "tcp", s.cfg.Admin)
@@ -204,11 +214,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.runSources(dctx)
 	for _, l := range s.listeners {
 		l := l
-		if l.tls {
-			s.serve(l.cfg.Name, func() error { return l.srv.ServeTLS(l.ln, "", "") })
-		} else {
-			s.serve(l.cfg.Name, func() error { return l.srv.Serve(l.ln) })
-		}
+		s.serve(l.cfg.Name, func() error { return l.srv.Serve(l.ln) })
 		s.log.Info("listening", "listener", l.cfg.Name, "address", l.ln.Addr().String(),
 			"direction", l.cfg.Direction, "protocol", l.cfg.Protocol, "tls", l.tls)
 	}
