@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
@@ -82,6 +85,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.TLS = tlsStateFrom(r.Context())
 	}
 	isGRPC := route.IsGRPC(r)
+	if r.ProtoMajor == 2 && !h.validPseudoHeaders(w, r, isGRPC, start) {
+		return
+	}
 	if !h.normalizePath(w, r, isGRPC, start) {
 		return
 	}
@@ -105,6 +111,39 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the client cannot take a truncated body for a whole one.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// validPseudoHeaders refuses, with 400, an HTTP/2 request whose :method,
+// :authority or :path could not be written on an HTTP/1.1 request line or
+// Host field as they are (a space, a control character, a method that is
+// not a token): net/http's HTTP/2 server passes them through.
+func (h *handler) validPseudoHeaders(w http.ResponseWriter, r *http.Request, isGRPC bool, start time.Time) bool {
+	msg := ""
+	switch {
+	case !httpguts.ValidHeaderFieldName(r.Method):
+		msg = "bad :method"
+	case r.Host != "" && !httpguts.ValidHostHeader(r.Host) || strings.ContainsAny(r.Host, " \t"):
+		msg = "bad :authority"
+	case !validRequestTarget(r.RequestURI):
+		msg = "bad :path"
+	default:
+		return true
+	}
+	h.noRoute.Request()
+	h.log.Debug("request refused", "reason", msg)
+	st, gs := writeError(w, r, isGRPC, http.StatusBadRequest, grpcInvalidArgument, msg)
+	h.noRoute.Response(st, gs, time.Since(start))
+	return false
+}
+
+// validRequestTarget reports whether s is printable ASCII with no space.
+func validRequestTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // normalizePath replaces r's path by its normalised form, which routes,
@@ -173,7 +212,15 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 			info.Key = clientIP(r.RemoteAddr)
 		}
 	}
-	hasBody := r.Body != http.NoBody
+	// An HTTP/2 request whose HEADERS ended the stream has a body that
+	// reads nothing at once (ContentLength 0): it goes upstream bodiless,
+	// not as an empty chunked body.
+	hasBody := r.Body != http.NoBody && r.ContentLength != 0
+	var down *downstreamBody
+	if hasBody {
+		down = &downstreamBody{rc: r.Body}
+		r.Body = down
+	}
 	if hasBody && r.ProtoMajor == 1 {
 		// Let the upstream's response stream back while the request body
 		// is still arriving.
@@ -233,7 +280,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 		}
 		a.discard()
 		if !sleepCtx(r.Context(), wait) {
-			o.status = statusClientClosed
+			o.status, o.abort = statusClientClosed, true
 			if isGRPC {
 				o.grpcStatus = grpcCanceled
 			}
@@ -393,7 +440,7 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, isGRPC bool, a
 		a.cluster.finish(a.pick, a.host, err, st, a.start, clientGone)
 		switch {
 		case clientGone:
-			o.status = statusClientClosed
+			o.status, o.abort = statusClientClosed, true
 			if isGRPC {
 				o.grpcStatus = grpcCanceled
 			}
@@ -427,10 +474,19 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, isGRPC bool, a
 func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx context.Context, isGRPC bool, err error) outcome {
 	o := outcome{grpcStatus: -1}
 	var oe *net.OpError
+	down, _ := r.Body.(*downstreamBody)
 	switch {
+	case down != nil && down.failed() && r.ProtoMajor == 1:
+		// The request's own body broke off (a malformed chunk, a client
+		// that closed its side mid-body; net/http then cancels the
+		// request's context): the upstream never got a whole request.
+		// The client, if it still reads, learns why; the connection
+		// closes after.
+		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusBadRequest, grpcInvalidArgument, "malformed or incomplete request body")
 	case r.Context().Err() != nil:
-		// The client is gone; there is nobody to answer.
-		o.status = statusClientClosed
+		// The client is gone; there is nobody to answer, and nothing may
+		// be written in the proxy's name (net/http would send 200).
+		o.status, o.abort = statusClientClosed, true
 		if isGRPC {
 			o.grpcStatus = grpcCanceled
 		}
@@ -447,6 +503,35 @@ func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx co
 }
 
 var errDownstreamWrite = errors.New("writing to downstream")
+
+// downstreamBody is a request's body as the client sends it; it remembers
+// whether reading it failed (anything but a clean end).
+type downstreamBody struct {
+	rc  io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *downstreamBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *downstreamBody) Close() error { return b.rc.Close() }
+
+// failed reports whether a read of the body failed.
+func (b *downstreamBody) failed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err != nil
+}
 
 // timedOut reports whether the request's deadline ended the exchange: the
 // context's (HTTP/2 upstream) or the connection's (HTTP/1.1 upstream).

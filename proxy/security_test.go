@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // pathBackend stands for an upstream that resolves a path leniently, as
@@ -392,5 +395,142 @@ func TestStoppedReaderDoesNotStallTheSharedUpstream(t *testing.T) {
 	}
 	if p := p99(lat); p > time.Second {
 		t.Fatalf("beside the stopped reader legitimate p99 is %v, want under a second", p)
+	}
+}
+
+// TestBrokenRequestBodyEndsTheExchange: a request body that breaks off (a
+// malformed chunk size, a client that half-closes or vanishes mid-body)
+// ends the exchange at once, upstream and downstream: the client that is
+// still there gets a 400 (never a 200 written in the proxy's name, nor a
+// 504 at the route timeout), and the upstream request is cut off.
+func TestBrokenRequestBodyEndsTheExchange(t *testing.T) {
+	for _, upstream := range []string{"http1", "h2c"} {
+		t.Run(upstream, func(t *testing.T) {
+			ended := make(chan error, 4)
+			be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := io.Copy(io.Discard, r.Body)
+				if err == nil {
+					// A whole body: answer, and see whether the client is
+					// still there to get it.
+					_, _ = io.WriteString(w, "ok")
+				}
+				ended <- err
+			}))
+			// The route timeout (10s) is twice the clients' read deadline
+			// (5s): an exchange left to time out fails the test.
+			srv := startProxy(t, simpleConfig("http1", "", upstream, be.addr))
+			addr := srv.Addr("out").String()
+			send := func(raw string, closeWrite, vanish bool) (*http.Response, string, error) {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.WriteString(c, raw); err != nil {
+					t.Fatal(err)
+				}
+				if vanish {
+					// Let the proxy start the upstream request first.
+					time.Sleep(100 * time.Millisecond)
+					c.Close()
+					return nil, "", nil
+				}
+				if closeWrite {
+					c.(*net.TCPConn).CloseWrite()
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					return nil, "", err
+				}
+				b, _ := io.ReadAll(resp.Body)
+				return resp, string(b), nil
+			}
+			for _, tc := range []struct {
+				name             string
+				raw              string
+				closeWrite, gone bool
+			}{
+				{"malformed chunk size", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n\r\n", false, false},
+				{"half-close mid-body", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello", true, false},
+				{"half-close mid-chunk", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", true, false},
+				{"vanished mid-body", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello", false, true},
+			} {
+				resp, body, err := send(tc.raw, tc.closeWrite, tc.gone)
+				switch {
+				case tc.gone:
+				case err != nil:
+					t.Errorf("%s: no answer within 5s: %v", tc.name, err)
+				case resp.StatusCode != http.StatusBadRequest:
+					t.Errorf("%s: %d %q, want 400", tc.name, resp.StatusCode, body)
+				}
+				select {
+				case err := <-ended:
+					if err == nil {
+						t.Errorf("%s: the upstream got a whole request", tc.name)
+					}
+				case <-time.After(5 * time.Second):
+					t.Errorf("%s: the upstream request was still open 5s later", tc.name)
+				}
+			}
+		})
+	}
+}
+
+// TestH2PseudoHeadersAreValidatedBeforeHTTP1: an HTTP/2 request whose
+// :method, :path or :authority would break an HTTP/1.1 request line or
+// Host field is refused, never forwarded; a bodiless HTTP/2 request goes
+// upstream without a body (no chunked framing).
+func TestH2PseudoHeadersAreValidatedBeforeHTTP1(t *testing.T) {
+	type seen struct {
+		method, uri, host string
+		te                []string
+		cl                int64
+	}
+	got := make(chan seen, 16)
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Method, r.RequestURI, r.Host, r.TransferEncoding, r.ContentLength}
+	}))
+	srv := startProxy(t, simpleConfig("h2c", "", "http1", be.addr))
+	h := dialH2C(t, srv.Addr("out").String())
+	id := uint32(1)
+	send := func(method, path, authority string) string {
+		defer func() { id += 2 }()
+		h.encBuf.Reset()
+		for _, f := range [][2]string{{":method", method}, {":scheme", "http"}, {":authority", authority}, {":path", path}} {
+			h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.encBuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		return h.status(id)
+	}
+	for _, tc := range []struct{ method, path, authority string }{
+		{"GET", "/a b HTTP/1.1\r\nX-Injected: 1", "a"},
+		{"GET", "/a b", "a"},
+		{"GET", "/a\x7f", "a"},
+		{"G T", "/", "a"},
+		{"GET /x HTTP/1.1\r\nX:", "/", "a"},
+		{"GET", "/", "a b"},
+		{"GET", "/", "a\tb"},
+	} {
+		// Refused means a 400, or the stream reset by net/http's own
+		// checks (it refuses CR, LF and DEL in any field).
+		st := send(tc.method, tc.path, tc.authority)
+		if _, reset := h.resets[id-2]; st != "400" && !(st == "" && reset) {
+			t.Errorf(":method %q :path %q :authority %q: status %q, want 400 or a reset", tc.method, tc.path, tc.authority, st)
+		}
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("a malformed request reached the backend: %+v", s)
+	default:
+	}
+	if st := send("GET", "/ok", "echo"); st != "200" {
+		t.Fatalf("a good request: %q", st)
+	}
+	s := <-got
+	if s.method != "GET" || s.uri != "/ok" || s.host != "echo" || len(s.te) != 0 || s.cl != 0 {
+		t.Fatalf("the backend saw %+v, want GET /ok, Host echo, no body framing", s)
 	}
 }

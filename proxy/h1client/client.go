@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Options configure a Client.
@@ -102,6 +104,11 @@ func New(opts Options) *Client {
 
 var errBodyAndRetry = errors.New("h1client: connection failed before a response")
 
+// ErrRequestBody wraps the error of reading a request's body (a malformed
+// chunk, a client that went away mid-body): the exchange is ended at once,
+// its connection closed.
+var ErrRequestBody = errors.New("reading the request body")
+
 // RoundTrip sends req on a pooled connection to req.URL.Host and returns
 // the response once its header has arrived. The response body streams from
 // the connection; closing it early closes the connection. The request's
@@ -160,7 +167,16 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request) (*ht
 	var bodyDone chan error
 	if hasBody {
 		bodyDone = make(chan error, 1)
-		go func() { bodyDone <- writeBody(cn.bw, req.Body, req.ContentLength) }()
+		go func() {
+			err := writeBody(cn.bw, req.Body, req.ContentLength)
+			if errors.Is(err, ErrRequestBody) {
+				// The request cannot be completed: end the exchange now
+				// rather than wait for a response the upstream owes only
+				// to a whole request.
+				cn.nc.SetDeadline(aLongTimeAgo)
+			}
+			bodyDone <- err
+		}()
 	} else if err := cn.bw.Flush(); err != nil {
 		if cn.reused {
 			return fail(fmt.Errorf("%w: %w", errBodyAndRetry, err))
@@ -169,6 +185,15 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req *http.Request) (*ht
 	}
 	resp, err := readResponse(cn.br, req)
 	if err != nil {
+		if bodyDone != nil {
+			select {
+			case berr := <-bodyDone:
+				if errors.Is(berr, ErrRequestBody) {
+					return fail(berr)
+				}
+			default:
+			}
+		}
 		if cn.reused && !hasBody && cn.br.Buffered() == 0 && isConnLoss(err) {
 			return fail(fmt.Errorf("%w: %w", errBodyAndRetry, err))
 		}
@@ -206,15 +231,22 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 var excluded = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Connection": true}
 
 func writeHeader(bw *bufio.Writer, req *http.Request, hasBody bool) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	uri := req.URL.RequestURI()
+	switch {
+	case !httpguts.ValidHeaderFieldName(req.Method):
+		return fmt.Errorf("method %q is not a token", req.Method)
+	case strings.ContainsAny(uri, " \t\r\n") || !httpguts.ValidHostHeader(host) || strings.ContainsAny(host, " \t"):
+		return fmt.Errorf("request target %q or host %q does not fit a request line", uri, host)
+	}
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(uri)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	if req.Host != "" {
-		bw.WriteString(req.Host)
-	} else {
-		bw.WriteString(req.URL.Host)
-	}
+	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	for k, vv := range req.Header {
 		if excluded[k] || k == "User-Agent" && len(vv) == 1 && vv[0] == "" {
@@ -274,11 +306,11 @@ func writeBody(bw *bufio.Writer, body io.ReadCloser, length int64) error {
 			break
 		}
 		if rerr != nil {
-			return fmt.Errorf("reading request body: %w", rerr)
+			return fmt.Errorf("%w: %w", ErrRequestBody, rerr)
 		}
 	}
 	if !chunked && sent != length {
-		return fmt.Errorf("request body was %d bytes, Content-Length said %d", sent, length)
+		return fmt.Errorf("%w: it was %d bytes, Content-Length said %d", ErrRequestBody, sent, length)
 	}
 	if chunked {
 		bw.WriteString("0\r\n\r\n")
