@@ -45,6 +45,9 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// NetConn returns the connection counted.
+func (c *countingConn) NetConn() net.Conn { return c.Conn }
+
 func (c *countingConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.m.Open.Add(-1)

@@ -317,6 +317,12 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 	if h1 == nil && !a.tryDeadline.IsZero() {
 		a.ctx, a.cancel = context.WithDeadline(a.ctx, a.tryDeadline)
 	}
+	if err := r.Context().Err(); err != nil {
+		// The client already cancelled (an HTTP/2 stream reset as soon as
+		// it was opened, say): nothing is dialled or sent for it.
+		a.err = err
+		return
+	}
 	pick, host, err := c.pick(info, a.dst)
 	if err != nil {
 		a.err, a.noEndpoint = err, true

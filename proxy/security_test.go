@@ -534,3 +534,171 @@ func TestH2PseudoHeadersAreValidatedBeforeHTTP1(t *testing.T) {
 		t.Fatalf("the backend saw %+v, want GET /ok, Host echo, no body framing", s)
 	}
 }
+
+// h2Abuse runs attack on a raw h2c connection to addr, frame after frame,
+// until the server answers with a GOAWAY (or closes), up to 5s or 50,000
+// calls. It returns how long the GOAWAY took, its code (0 if none came)
+// and the number of calls made.
+func h2Abuse(t *testing.T, addr string, attack func(h *h2Conn, i int) error) (took time.Duration, code http2.ErrCode, calls int) {
+	t.Helper()
+	h := dialH2C(t, addr)
+	h.c.SetDeadline(time.Now().Add(10 * time.Second))
+	type goAway struct {
+		at   time.Time
+		code http2.ErrCode
+		ok   bool
+	}
+	ended := make(chan goAway, 1)
+	go func() {
+		for {
+			f, err := h.fr.ReadFrame()
+			if err != nil {
+				ended <- goAway{at: time.Now()}
+				return
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				ended <- goAway{at: time.Now(), code: g.ErrCode, ok: true}
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	for calls = 0; calls < 50000 && time.Now().Before(deadline); calls++ {
+		select {
+		case g := <-ended:
+			if !g.ok {
+				return 0, 0, calls
+			}
+			return g.at.Sub(start), g.code, calls
+		default:
+		}
+		if err := attack(h, calls); err != nil {
+			break
+		}
+	}
+	select {
+	case g := <-ended:
+		if g.ok {
+			return g.at.Sub(start), g.code, calls
+		}
+	case <-time.After(2 * time.Second):
+	}
+	return 0, 0, calls
+}
+
+// TestH2AbuseIsAnsweredWithGoAway: rapid reset, an HPACK bomb, a SETTINGS
+// flood and a PING flood each get GOAWAY ENHANCE_YOUR_CALM within a
+// second, while legitimate h2c clients beside the attacker keep their
+// service; few of the reset streams reach the upstream.
+func TestH2AbuseIsAnsweredWithGoAway(t *testing.T) {
+	var attacks atomic.Int64
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/attack" {
+			attacks.Add(1)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv := startProxy(t, simpleConfig("auto", "", "h2c", be.addr))
+	addr := srv.Addr("out").String()
+
+	bomb := strings.Repeat("b", 4000)
+	cases := []struct {
+		name, reason string
+		attack       func(h *h2Conn, i int) error
+	}{
+		{"rapid reset", "rapid_reset", func(h *h2Conn, i int) error {
+			id := uint32(2*i + 1)
+			h.encBuf.Reset()
+			for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/attack"}} {
+				h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: h.encBuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+				return err
+			}
+			return h.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		}},
+		{"hpack bomb", "header_list_too_long", func(h *h2Conn, i int) error {
+			// After the first block the 4000-byte field is in the dynamic
+			// table: each block is a few dozen bytes that decode to 80 KB.
+			h.encBuf.Reset()
+			for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/attack"}} {
+				h.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			for range 20 {
+				h.enc.WriteField(hpack.HeaderField{Name: "x-bomb", Value: bomb})
+			}
+			return h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: h.encBuf.Bytes(), EndStream: true, EndHeaders: true})
+		}},
+		{"settings flood", "settings_flood", func(h *h2Conn, i int) error { return h.fr.WriteSettings() }},
+		{"ping flood", "ping_flood", func(h *h2Conn, i int) error { return h.fr.WritePing(false, [8]byte{byte(i)}) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := attacks.Load()
+			// Legitimate clients, each on its own connection, beside the
+			// attacker.
+			var lat []time.Duration
+			var failed int
+			var mu sync.Mutex
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := h2cClient()
+					c.Timeout = 3 * time.Second
+					defer c.CloseIdleConnections()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						s := time.Now()
+						resp, err := c.Get("http://" + addr + "/normal")
+						ok := err == nil && resp.StatusCode == 200
+						if err == nil {
+							_, _ = io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+						mu.Lock()
+						if ok {
+							lat = append(lat, time.Since(s))
+						} else {
+							failed++
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			took, code, calls := h2Abuse(t, addr, tc.attack)
+			time.Sleep(200 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			slices.Sort(lat)
+			var p99 time.Duration
+			if len(lat) > 0 {
+				p99 = lat[len(lat)*99/100]
+			}
+			forwarded := attacks.Load() - before
+			t.Logf("%s: GOAWAY %v after %v and %d frames; %d attack streams forwarded; legitimate: %d ok, %d failed, p99 %v",
+				tc.name, code, took, calls, forwarded, len(lat), failed, p99)
+			if code != http2.ErrCodeEnhanceYourCalm {
+				t.Errorf("no GOAWAY ENHANCE_YOUR_CALM after %d frames (got %v)", calls, code)
+			} else if took > time.Second {
+				t.Errorf("GOAWAY came after %v, want within a second", took)
+			}
+			if got := counterValue(t, srv, "http2_abuse_goaway_total", map[string]string{"reason": tc.reason}); got < 1 {
+				t.Errorf("http2_abuse_goaway_total{reason=%q} = %v", tc.reason, got)
+			}
+			if tc.reason == "rapid_reset" && forwarded*20 > int64(calls) {
+				t.Errorf("%d of %d reset streams were forwarded, want at most 5%%", forwarded, calls)
+			}
+			if failed > 0 || len(lat) == 0 || p99 > time.Second {
+				t.Errorf("legitimate clients beside the attack: %d ok, %d failed, p99 %v", len(lat), failed, p99)
+			}
+		})
+	}
+}

@@ -186,11 +186,15 @@ func (s *Server) Start(ctx context.Context) error {
 			return fail(fmt.Errorf("listener %s: binding %s: %w", l.cfg.Name, l.cfg.Address, err))
 		}
 		bound = append(bound, ln)
-		l.ln = &countingListener{Listener: limitListener(ln, l.cfg.Limits.MaxConnections), m: s.metrics.Listener(l.cfg.Direction, l.cfg.Name)}
+		lm := s.metrics.Listener(l.cfg.Direction, l.cfg.Name)
+		l.ln = &countingListener{Listener: limitListener(ln, l.cfg.Limits.MaxConnections), m: lm}
 		if l.tls {
 			l.ln = newTLSListener(l.ln, l.tlsCfg, l.cfg.Limits.ReadHeaderTimeout.D(), l.hs)
 		}
 		l.ln = guard(l.ln, l.cfg)
+		if l.cfg.Protocol != config.ProtoHTTP1 {
+			l.ln = &h2WatchListener{Listener: l.ln, maxHeaderList: l.cfg.Limits.MaxHeaderBytes, m: lm}
+		}
 	}
 	if s.admin != nil {
 		ln, err := lc.Listen(ctx, "tcp", s.cfg.Admin)

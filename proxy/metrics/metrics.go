@@ -32,6 +32,7 @@ type Metrics struct {
 	tcpOpened *prometheus.CounterVec
 	tcpRead   *prometheus.CounterVec
 	tcpWrite  *prometheus.CounterVec
+	h2Calm    *prometheus.CounterVec
 }
 
 // New creates and registers every series.
@@ -61,8 +62,11 @@ func New() *Metrics {
 		tcpWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcp_write_bytes_total", Help: "Bytes written to downstream connections.",
 		}, []string{"direction", "listener"}),
+		h2Calm: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http2_abuse_goaway_total", Help: "Downstream HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM, by the abuse seen.",
+		}, []string{"direction", "listener", "reason"}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpOpened, m.tcpRead, m.tcpWrite,
+	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpOpened, m.tcpRead, m.tcpWrite, m.h2Calm,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,6 +74,10 @@ func New() *Metrics {
 // Listener is the resolved connection series of one listener.
 type Listener struct {
 	Open, Opened, Read, Write interface{ Add(float64) }
+	// Calmed counts HTTP/2 connections closed for abuse; its argument is
+	// the reason (rapid_reset, settings_flood, ping_flood,
+	// header_list_too_long).
+	Calmed func(reason string)
 }
 
 // Listener returns the connection series of a listener.
@@ -79,6 +87,7 @@ func (m *Metrics) Listener(direction, name string) *Listener {
 		Opened: m.tcpOpened.WithLabelValues(direction, name),
 		Read:   m.tcpRead.WithLabelValues(direction, name),
 		Write:  m.tcpWrite.WithLabelValues(direction, name),
+		Calmed: func(reason string) { m.h2Calm.WithLabelValues(direction, name, reason).Inc() },
 	}
 }
 
