@@ -33,6 +33,9 @@ type handler struct {
 	routes    []*routeState
 	noRoute   *metrics.Route
 	tls       bool
+	// bodyIdle, when positive, ends a request whose body sends nothing
+	// for that long.
+	bodyIdle time.Duration
 	// slashes is the listener's action on an escaped slash in a path.
 	slashes pathnorm.SlashAction
 	// authz, when set, is the listener's allow-list (see authorize).
@@ -219,6 +222,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rs *routeState
 	var down *downstreamBody
 	if hasBody {
 		down = &downstreamBody{rc: r.Body}
+		if h.bodyIdle > 0 {
+			down.idle, down.rc2 = h.bodyIdle, http.NewResponseController(w)
+		}
 		r.Body = down
 	}
 	if hasBody && r.ProtoMajor == 1 {
@@ -482,6 +488,8 @@ func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx co
 	var oe *net.OpError
 	down, _ := r.Body.(*downstreamBody)
 	switch {
+	case down != nil && down.timedOut():
+		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusRequestTimeout, grpcDeadlineExceeded, "request body timeout")
 	case down != nil && down.failed() && r.ProtoMajor == 1:
 		// The request's own body broke off (a malformed chunk, a client
 		// that closed its side mid-body; net/http then cancels the
@@ -516,10 +524,22 @@ type downstreamBody struct {
 	rc  io.ReadCloser
 	mu  sync.Mutex
 	err error
+	// idle, when set, bounds each read through rc2 (the listener's
+	// body_idle_timeout).
+	idle time.Duration
+	rc2  *http.ResponseController
 }
 
 func (b *downstreamBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		_ = b.rc2.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	n, err := b.rc.Read(p)
+	if err != nil && b.idle > 0 {
+		// The body is over: the deadline must not outlive it (on
+		// HTTP/1.1 it would end the connection's next read).
+		_ = b.rc2.SetReadDeadline(time.Time{})
+	}
 	if err != nil && err != io.EOF {
 		b.mu.Lock()
 		if b.err == nil {
@@ -537,6 +557,14 @@ func (b *downstreamBody) failed() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err != nil
+}
+
+// timedOut reports whether the body failed by sending nothing for the
+// idle timeout.
+func (b *downstreamBody) timedOut() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.idle > 0 && errors.Is(b.err, os.ErrDeadlineExceeded)
 }
 
 // timedOut reports whether the request's deadline ended the exchange: the

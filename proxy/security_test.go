@@ -702,3 +702,130 @@ func TestH2AbuseIsAnsweredWithGoAway(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowRequestBodiesAreBounded: a request body that stalls ends at the
+// listener's body_idle_timeout (408, the upstream request cut off), and
+// the requests a stalling client holds open never take more upstream
+// connections than the cluster's cap.
+func TestSlowRequestBodiesAreBounded(t *testing.T) {
+	// peak is the most upstream requests open at once before the first
+	// body timeout (300ms) could fire: after that, a connection the proxy
+	// closed may still be open at the backend while its replacement
+	// already is.
+	var open, peak atomic.Int64
+	var start time.Time
+	ended := make(chan error, 64)
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := open.Add(1)
+		defer open.Add(-1)
+		for p := peak.Load(); time.Since(start) < 250*time.Millisecond && n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		_, err := io.Copy(io.Discard, r.Body)
+		ended <- err
+	}))
+	cfg := strings.Replace(simpleConfig("http1", "", "http1", be.addr), "  routes:\n", "  limits: {body_idle_timeout: 300ms}\n  routes:\n", 1) +
+		"  pool: {max_conns_per_endpoint: 4}\n"
+	srv := startProxy(t, cfg)
+	addr := srv.Addr("out").String()
+
+	const clients = 12
+	var wg sync.WaitGroup
+	statuses := make(chan int, clients)
+	start = time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(8 * time.Second))
+			// Headers and one byte of a 1000-byte body, then nothing.
+			io.WriteString(c, "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(statuses)
+	got := map[int]int{}
+	for st := range statuses {
+		got[st]++
+	}
+	t.Logf("%d stalled bodies: statuses %v in %v; upstream requests open at once at most %d", clients, got, took, peak.Load())
+	if got[http.StatusRequestTimeout] != clients {
+		t.Errorf("statuses %v, want %d × 408", got, clients)
+	}
+	if p := peak.Load(); p > 4 || p == 0 {
+		t.Errorf("%d upstream requests were open at once, want 1 to 4 (max_conns_per_endpoint)", p)
+	}
+	// Three rounds of four at 300ms each, well inside the 10s route
+	// timeout that would otherwise end them.
+	if took > 5*time.Second {
+		t.Errorf("the stalled bodies took %v to end", took)
+	}
+	for range clients {
+		select {
+		case err := <-ended:
+			if err == nil {
+				t.Error("an upstream request got a whole body")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an upstream request was not cut off")
+		}
+	}
+}
+
+// TestConnectionsPerSourceAreBounded: beyond max_connections_per_source,
+// a source's connection is closed at once, while another source is still
+// served.
+func TestConnectionsPerSourceAreBounded(t *testing.T) {
+	be := startCountingBackend(t)
+	srv := startProxy(t, strings.Replace(simpleConfig("http1", "", "same", be.addr), "  routes:\n", "  limits: {max_connections_per_source: 3}\n  routes:\n", 1))
+	addr := srv.Addr("out").String()
+	dialFrom := func(src string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	serves := func(c net.Conn) bool {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			return false
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		return err == nil && resp.StatusCode == 200
+	}
+	var held []net.Conn
+	for range 3 {
+		c := dialFrom("127.0.0.1")
+		if !serves(c) {
+			t.Fatal("a connection within the limit was not served")
+		}
+		held = append(held, c)
+	}
+	if serves(dialFrom("127.0.0.1")) {
+		t.Fatal("a fourth connection from one source was served")
+	}
+	if !serves(dialFrom("127.0.0.2")) {
+		t.Fatal("another source was refused")
+	}
+	eventually(t, 5*time.Second, "the refusal to be counted", func() bool {
+		return counterValue(t, srv, "tcp_refused_total", nil) == 1
+	})
+	// A slot freed is a slot taken again.
+	held[0].Close()
+	eventually(t, 5*time.Second, "a freed slot to serve again", func() bool { return serves(dialFrom("127.0.0.1")) })
+}

@@ -114,6 +114,7 @@ func (s *Server) newListener(lc *config.Listener) (*listener, error) {
 		noRoute:   s.metrics.Route(lc.Direction, "", ""),
 		tls:       lc.TLS != nil,
 		authz:     s.newAuthz(lc),
+		bodyIdle:  lc.Limits.BodyIdleTimeout.D(),
 	}
 	if lc.EscapedSlashes == config.SlashesUnescape {
 		h.slashes = pathnorm.Unescape
@@ -187,7 +188,8 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		bound = append(bound, ln)
 		lm := s.metrics.Listener(l.cfg.Direction, l.cfg.Name)
-		l.ln = &countingListener{Listener: limitListener(ln, l.cfg.Limits.MaxConnections), m: lm}
+		limited := newSourceLimitListener(limitListener(ln, l.cfg.Limits.MaxConnections), l.cfg.Limits.MaxConnectionsPerSource, lm.Refused.Inc)
+		l.ln = &countingListener{Listener: limited, m: lm}
 		if l.tls {
 			l.ln = newTLSListener(l.ln, l.tlsCfg, l.cfg.Limits.ReadHeaderTimeout.D(), l.hs)
 		}

@@ -55,6 +55,9 @@ const (
 	DefaultMaxIdlePerHost  = 256
 	DefaultIdleConnTimeout = 90 * time.Second
 	DefaultMaxConnections  = 10000
+	// DefaultMaxConnsPerEndpoint is Envoy's default circuit breaker on
+	// connections to one upstream.
+	DefaultMaxConnsPerEndpoint = 1024
 	// MaxHeaderBytesLimit is the largest max_header_bytes accepted.
 	MaxHeaderBytesLimit = 16 << 20
 )
@@ -145,6 +148,14 @@ type Limits struct {
 	// listener; connections beyond it wait in the accept queue until one
 	// closes. Default 10000.
 	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// MaxConnectionsPerSource bounds the connections open at once from one
+	// client address; a connection beyond it is closed as soon as it is
+	// accepted. Default none: a sidecar's listener sees every connection
+	// come from its own workload's address.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source" json:"max_connections_per_source,omitempty"`
+	// BodyIdleTimeout ends a request whose body sends nothing for this
+	// long (408). Default none: the route's timeout bounds the request.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout" json:"body_idle_timeout,omitempty"`
 }
 
 // Route sends matching requests to a cluster.
@@ -364,7 +375,9 @@ type Balancer struct {
 // address dialed, so with Via per gateway for the endpoints behind one.
 type Pool struct {
 	// MaxConnsPerEndpoint caps connections (idle and active) to one
-	// endpoint; requests wait for a free one. 0 means no cap.
+	// endpoint (or gateway); requests beyond it wait for a free connection
+	// within their timeout. Default DefaultMaxConnsPerEndpoint; -1 removes
+	// the cap.
 	MaxConnsPerEndpoint int `yaml:"max_conns_per_endpoint" json:"max_conns_per_endpoint"`
 	// MaxIdlePerEndpoint is how many idle HTTP/1.1 connections are kept
 	// per endpoint. Default 256.

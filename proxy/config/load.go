@@ -127,6 +127,9 @@ func (c *Config) setDefaults() {
 		if cl.ConnectTimeout == 0 {
 			cl.ConnectTimeout = Duration(DefaultConnectTimeout)
 		}
+		if cl.Pool.MaxConnsPerEndpoint == 0 {
+			cl.Pool.MaxConnsPerEndpoint = DefaultMaxConnsPerEndpoint
+		}
 		if cl.Pool.MaxIdlePerEndpoint == 0 {
 			cl.Pool.MaxIdlePerEndpoint = DefaultMaxIdlePerHost
 		}
@@ -333,6 +336,12 @@ func (v *validator) listener(p string, l *Listener, clusters map[string]bool) {
 	if lim.MaxConnections < 0 {
 		v.fail(p+".limits.max_connections", "must be positive")
 	}
+	if lim.MaxConnectionsPerSource < 0 {
+		v.fail(p+".limits.max_connections_per_source", "must be positive")
+	}
+	if lim.BodyIdleTimeout < 0 {
+		v.fail(p+".limits.body_idle_timeout", "must be positive")
+	}
 	if len(l.Routes) == 0 {
 		v.fail(p+".routes", "at least one route is required")
 	}
@@ -475,8 +484,8 @@ func (v *validator) cluster(p string, c *Cluster) {
 	if c.ConnectTimeout < 0 {
 		v.fail(p+".connect_timeout", "must be positive")
 	}
-	if c.Pool.MaxConnsPerEndpoint < 0 {
-		v.fail(p+".pool.max_conns_per_endpoint", "must not be negative")
+	if c.Pool.MaxConnsPerEndpoint < -1 {
+		v.fail(p+".pool.max_conns_per_endpoint", "%d: must be positive, or -1 for no cap", c.Pool.MaxConnsPerEndpoint)
 	}
 	if c.Pool.MaxIdlePerEndpoint < 0 {
 		v.fail(p+".pool.max_idle_per_endpoint", "must not be negative")

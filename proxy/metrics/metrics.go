@@ -33,6 +33,7 @@ type Metrics struct {
 	tcpRead   *prometheus.CounterVec
 	tcpWrite  *prometheus.CounterVec
 	h2Calm    *prometheus.CounterVec
+	refused   *prometheus.CounterVec
 }
 
 // New creates and registers every series.
@@ -62,11 +63,14 @@ func New() *Metrics {
 		tcpWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcp_write_bytes_total", Help: "Bytes written to downstream connections.",
 		}, []string{"direction", "listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcp_refused_total", Help: "Downstream connections closed at accept because their source had max_connections_per_source open.",
+		}, []string{"direction", "listener"}),
 		h2Calm: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http2_abuse_goaway_total", Help: "Downstream HTTP/2 connections closed with GOAWAY ENHANCE_YOUR_CALM, by the abuse seen.",
 		}, []string{"direction", "listener", "reason"}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpOpened, m.tcpRead, m.tcpWrite, m.h2Calm,
+	m.Registry.MustRegister(m.requests, m.responses, m.latency, m.tcpOpen, m.tcpOpened, m.tcpRead, m.tcpWrite, m.h2Calm, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,16 +82,19 @@ type Listener struct {
 	// the reason (rapid_reset, settings_flood, ping_flood,
 	// header_list_too_long).
 	Calmed func(reason string)
+	// Refused counts connections refused by the per-source limit.
+	Refused interface{ Inc() }
 }
 
 // Listener returns the connection series of a listener.
 func (m *Metrics) Listener(direction, name string) *Listener {
 	return &Listener{
-		Open:   m.tcpOpen.WithLabelValues(direction, name),
-		Opened: m.tcpOpened.WithLabelValues(direction, name),
-		Read:   m.tcpRead.WithLabelValues(direction, name),
-		Write:  m.tcpWrite.WithLabelValues(direction, name),
-		Calmed: func(reason string) { m.h2Calm.WithLabelValues(direction, name, reason).Inc() },
+		Open:    m.tcpOpen.WithLabelValues(direction, name),
+		Opened:  m.tcpOpened.WithLabelValues(direction, name),
+		Read:    m.tcpRead.WithLabelValues(direction, name),
+		Write:   m.tcpWrite.WithLabelValues(direction, name),
+		Calmed:  func(reason string) { m.h2Calm.WithLabelValues(direction, name, reason).Inc() },
+		Refused: m.refused.WithLabelValues(direction, name),
 	}
 }
 
