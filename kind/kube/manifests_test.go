@@ -215,8 +215,8 @@ func TestSidecarManifests(t *testing.T) {
 		cm := o.configMaps[proxyConfigName(p.Name)]
 		c := proxyConfig(t, cm.Data["config.yaml"], false)
 		in := c.Listeners[0]
-		if in.Address != "0.0.0.0:4143" || c.Clusters[0].Endpoints[0] != "127.0.0.1:8080" || c.Admin != "0.0.0.0:9901" {
-			t.Errorf("%s sidecar: listener %s, app %v, admin %s", p.Name, in.Address, c.Clusters[0].Endpoints, c.Admin)
+		if in.Address != "0.0.0.0:4143" || c.Clusters[0].Endpoints[0] != "127.0.0.1:8080" || c.Admin != "0.0.0.0:9901" || c.AdminDebug {
+			t.Errorf("%s sidecar: listener %s, app %v, admin %s (debug %v)", p.Name, in.Address, c.Clusters[0].Endpoints, c.Admin, c.AdminDebug)
 		}
 	}
 	// The client's sidecar runs beside the load generator and follows

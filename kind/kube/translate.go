@@ -124,6 +124,10 @@ func (a *addressing) translate(plan *scenarios.Plan, c *config.Config, self, ns 
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 	}
+	// The admin server listens on the pod's address for the kubelet's
+	// probe and the harness's scrape: /ready and /metrics only, never
+	// /config or the profiler.
+	out.AdminDebug = false
 	out.Listeners = slices.Clone(c.Listeners)
 	for i := range out.Listeners {
 		l := &out.Listeners[i]
