@@ -302,6 +302,61 @@ func TestUpstreamBytesBeyondAResponseAreNotReused(t *testing.T) {
 	}
 }
 
+// legitLoad starts clients h2c clients, each on its own connection, asking
+// addr for path until stop is closed. The function it returns waits for
+// them and gives the sorted latencies of the requests that succeeded and
+// the number that failed (an error, a status other than 200, or no answer
+// within 3s).
+func legitLoad(addr, path string, clients int, stop <-chan struct{}) func() ([]time.Duration, int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var lat []time.Duration
+	failed := 0
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := h2cClient()
+			c.Timeout = 3 * time.Second
+			defer c.CloseIdleConnections()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				resp, err := c.Get("http://" + addr + path)
+				ok := err == nil && resp.StatusCode == 200
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				mu.Lock()
+				if ok {
+					lat = append(lat, time.Since(start))
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() ([]time.Duration, int) {
+		wg.Wait()
+		slices.Sort(lat)
+		return lat, failed
+	}
+}
+
+// p99 is the 99th percentile of sorted latencies, or 0 for none.
+func p99(lat []time.Duration) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	return lat[len(lat)*99/100]
+}
+
 // TestStoppedReaderDoesNotStallTheSharedUpstream: a client that opens five
 // streams to a 10 MB response and never reads (no WINDOW_UPDATE) must not
 // stall the other clients whose requests share the upstream h2c
@@ -326,44 +381,10 @@ func TestStoppedReaderDoesNotStallTheSharedUpstream(t *testing.T) {
 	srv := startProxy(t, simpleConfig("h2c", "", "h2c", be.addr))
 	addr := srv.Addr("out").String()
 
-	legit := func(d time.Duration) (lat []time.Duration, failed int) {
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		end := time.Now().Add(d)
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c := h2cClient()
-				c.Timeout = 3 * time.Second
-				defer c.CloseIdleConnections()
-				for time.Now().Before(end) {
-					start := time.Now()
-					resp, err := c.Get("http://" + addr + "/small")
-					ok := err == nil && resp.StatusCode == 200
-					if err == nil {
-						_, _ = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
-					mu.Lock()
-					if ok {
-						lat = append(lat, time.Since(start))
-					} else {
-						failed++
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		slices.Sort(lat)
-		return lat, failed
-	}
-	p99 := func(lat []time.Duration) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[len(lat)*99/100]
+	legit := func(d time.Duration) ([]time.Duration, int) {
+		stop := make(chan struct{})
+		time.AfterFunc(d, func() { close(stop) })
+		return legitLoad(addr, "/small", 4, stop)()
 	}
 	// Warm the shared upstream connection, and measure the service time
 	// without the attack.
@@ -638,53 +659,16 @@ func TestH2AbuseIsAnsweredWithGoAway(t *testing.T) {
 			before := attacks.Load()
 			// Legitimate clients, each on its own connection, beside the
 			// attacker.
-			var lat []time.Duration
-			var failed int
-			var mu sync.Mutex
 			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for range 2 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					c := h2cClient()
-					c.Timeout = 3 * time.Second
-					defer c.CloseIdleConnections()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						s := time.Now()
-						resp, err := c.Get("http://" + addr + "/normal")
-						ok := err == nil && resp.StatusCode == 200
-						if err == nil {
-							_, _ = io.Copy(io.Discard, resp.Body)
-							resp.Body.Close()
-						}
-						mu.Lock()
-						if ok {
-							lat = append(lat, time.Since(s))
-						} else {
-							failed++
-						}
-						mu.Unlock()
-					}
-				}()
-			}
+			wait := legitLoad(addr, "/normal", 2, stop)
 			took, code, calls := h2Abuse(t, addr, tc.attack)
 			time.Sleep(200 * time.Millisecond)
 			close(stop)
-			wg.Wait()
-			slices.Sort(lat)
-			var p99 time.Duration
-			if len(lat) > 0 {
-				p99 = lat[len(lat)*99/100]
-			}
+			lat, failed := wait()
+			tail := p99(lat)
 			forwarded := attacks.Load() - before
 			t.Logf("%s: GOAWAY %v after %v and %d frames; %d attack streams forwarded; legitimate: %d ok, %d failed, p99 %v",
-				tc.name, code, took, calls, forwarded, len(lat), failed, p99)
+				tc.name, code, took, calls, forwarded, len(lat), failed, tail)
 			if code != http2.ErrCodeEnhanceYourCalm {
 				t.Errorf("no GOAWAY ENHANCE_YOUR_CALM after %d frames (got %v)", calls, code)
 			} else if took > time.Second {
@@ -696,8 +680,8 @@ func TestH2AbuseIsAnsweredWithGoAway(t *testing.T) {
 			if tc.reason == "rapid_reset" && forwarded*20 > int64(calls) {
 				t.Errorf("%d of %d reset streams were forwarded, want at most 5%%", forwarded, calls)
 			}
-			if failed > 0 || len(lat) == 0 || p99 > time.Second {
-				t.Errorf("legitimate clients beside the attack: %d ok, %d failed, p99 %v", len(lat), failed, p99)
+			if failed > 0 || len(lat) == 0 || tail > time.Second {
+				t.Errorf("legitimate clients beside the attack: %d ok, %d failed, p99 %v", len(lat), failed, tail)
 			}
 		})
 	}
