@@ -36,6 +36,7 @@ fuzz:
 	$(FUZZ) '^FuzzRouteMatch$$' ./proxy/route
 	$(FUZZ) '^FuzzHeaders$$' ./proxy
 	$(FUZZ) '^FuzzFramingGuard$$' ./proxy
+	$(FUZZ) '^FuzzNormalize$$' ./proxy/pathnorm
 
 # The default scenario (scenarios/default.yaml) on the local platform: every
 # cell deployed as processes on loopback addresses, measured, torn down;
