@@ -487,6 +487,9 @@ func (h *handler) upstreamFailure(w http.ResponseWriter, r *http.Request, ctx co
 	o := outcome{grpcStatus: -1}
 	var oe *net.OpError
 	down, _ := r.Body.(*downstreamBody)
+	if down != nil && r.Context().Err() != nil {
+		down.settle(100 * time.Millisecond)
+	}
 	switch {
 	case down != nil && down.timedOut():
 		o.status, o.grpcStatus = writeError(w, r, isGRPC, http.StatusRequestTimeout, grpcDeadlineExceeded, "request body timeout")
@@ -524,6 +527,8 @@ type downstreamBody struct {
 	rc  io.ReadCloser
 	mu  sync.Mutex
 	err error
+	// reading is held for the length of each Read (see settle).
+	reading sync.Mutex
 	// idle, when set, bounds each read through rc2 (the listener's
 	// body_idle_timeout).
 	idle time.Duration
@@ -531,6 +536,8 @@ type downstreamBody struct {
 }
 
 func (b *downstreamBody) Read(p []byte) (int, error) {
+	b.reading.Lock()
+	defer b.reading.Unlock()
 	if b.idle > 0 {
 		_ = b.rc2.SetReadDeadline(time.Now().Add(b.idle))
 	}
@@ -551,6 +558,29 @@ func (b *downstreamBody) Read(p []byte) (int, error) {
 }
 
 func (b *downstreamBody) Close() error { return b.rc.Close() }
+
+// settle waits, up to d, for a Read in progress to return. net/http cancels
+// a request's context from inside the read that fails, before the read
+// returns its error: one who sees the context end has to let that read
+// finish to learn why.
+func (b *downstreamBody) settle(d time.Duration) {
+	if b.reading.TryLock() {
+		b.reading.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		b.reading.Lock()
+		b.reading.Unlock()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
 
 // failed reports whether a read of the body failed.
 func (b *downstreamBody) failed() bool {

@@ -731,6 +731,7 @@ func TestSlowRequestBodiesAreBounded(t *testing.T) {
 			io.WriteString(c, "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nx")
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
+				t.Logf("no response: %v", err)
 				statuses <- 0
 				return
 			}
@@ -746,7 +747,10 @@ func TestSlowRequestBodiesAreBounded(t *testing.T) {
 	}
 	t.Logf("%d stalled bodies: statuses %v in %v; upstream requests open at once at most %d", clients, got, took, peak.Load())
 	if got[http.StatusRequestTimeout] != clients {
-		t.Errorf("statuses %v, want %d × 408", got, clients)
+		t.Errorf("statuses %v, want %d × 408; the proxy recorded 408 %v, 499 %v, 400 %v", got, clients,
+			counterValue(t, srv, "response_total", map[string]string{"status_code": "408"}),
+			counterValue(t, srv, "response_total", map[string]string{"status_code": "499"}),
+			counterValue(t, srv, "response_total", map[string]string{"status_code": "400"}))
 	}
 	if p := peak.Load(); p > 4 || p == 0 {
 		t.Errorf("%d upstream requests were open at once, want 1 to 4 (max_conns_per_endpoint)", p)
