@@ -19,6 +19,7 @@ import (
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/discovery"
+	kubesrc "github.com/meshbench/meshbench/proxy/discovery/kube"
 	"github.com/meshbench/meshbench/proxy/h1client"
 	"github.com/meshbench/meshbench/proxy/metrics"
 	"github.com/meshbench/meshbench/proxy/outlier"
@@ -169,7 +170,7 @@ func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface)
 			return nil, fmt.Errorf("cluster %s: no Kubernetes client", cc.Name)
 		}
 		k := cc.Kubernetes
-		c.source = discovery.Kubernetes(discovery.KubernetesConfig{Client: kube, Namespace: k.Namespace,
+		c.source = kubesrc.EndpointSlices(kubesrc.Config{Client: kube, Namespace: k.Namespace,
 			Service: k.Service, PortName: k.Port, Log: c.log})
 	default:
 		eps := make([]discovery.Endpoint, len(cc.Endpoints))

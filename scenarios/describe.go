@@ -120,7 +120,7 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
 			owner = "of pod " + px.Pod + " on " + px.Node
 		}
 		fmt.Fprintf(b, "  proxy %s (%s %s, admin %s):\n", px.Name, px.Kind, owner, px.Admin)
-		y, err := ConfigYAML(px.Config)
+		y, err := px.Config.YAML()
 		if err != nil {
 			return fmt.Errorf("proxy %s: %w", px.Name, err)
 		}

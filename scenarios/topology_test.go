@@ -26,7 +26,7 @@ matrix:
 // platform writes, with the proxy's own validation.
 func validConfig(t *testing.T, px scenarios.Proxy) *config.Config {
 	t.Helper()
-	y, err := scenarios.ConfigYAML(px.Config)
+	y, err := px.Config.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -430,7 +430,7 @@ func (v *validator) proxyConfig(pc ProxyConfig) {
 		Clusters: []config.Cluster{{Name: "probe", Endpoints: []string{"127.0.0.1:2"},
 			OutlierDetection: pc.OutlierDetection}},
 	}
-	data, err := ConfigYAML(probe)
+	data, err := probe.YAML()
 	if err != nil {
 		v.fail("proxy_config", "encoding: %v", err)
 		return

@@ -145,7 +145,7 @@ func sidecarConfigMap(plan *scenarios.Plan, t *target, a *addressing, pod *scena
 	if err != nil {
 		return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 	}
-	b, err := scenarios.ConfigYAML(c)
+	b, err := c.YAML()
 	if err != nil {
 		return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 	}
@@ -314,7 +314,7 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 		if err != nil {
 			return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 		}
-		b, err := scenarios.ConfigYAML(c)
+		b, err := c.YAML()
 		if err != nil {
 			return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 		}

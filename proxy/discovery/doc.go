@@ -1,7 +1,7 @@
 // Package discovery provides the sources of a cluster's endpoint set for the
-// reference proxy: a fixed list (Static), a YAML file that is watched for
-// changes (File), and the EndpointSlices of a Kubernetes Service
-// (Kubernetes).
+// reference proxy: a fixed list (Static) and a YAML file that is watched
+// for changes (File); the EndpointSlices of a Kubernetes Service are
+// package kube's (proxy/discovery/kube).
 //
 // Every source implements Source. Its Run method delivers the complete
 // current set, sorted by address and without duplicates, first as soon as it

@@ -24,6 +24,9 @@ type FileConfig struct {
 	// Log receives warnings about unreadable or invalid content and a line
 	// for every applied change. Default slog.Default().
 	Log *slog.Logger
+	// Polled, when set, is called after every poll (a test's way to know
+	// the source has seen what was written).
+	Polled func()
 }
 
 // File watches a YAML file and re-reads it when its content changes.
@@ -41,8 +44,6 @@ func File(cfg FileConfig) Source {
 
 type fileSource struct {
 	cfg FileConfig
-	// polled, when set (by tests), is called after every poll.
-	polled func()
 }
 
 // Run delivers the file's set at start and after every change until ctx
@@ -101,8 +102,8 @@ func (s *fileSource) Run(ctx context.Context, update func([]Endpoint)) error {
 			log.Info("endpoints file changed", "path", path, "endpoints", len(eps))
 			update(slices.Clone(eps))
 		}
-		if s.polled != nil {
-			s.polled()
+		if s.cfg.Polled != nil {
+			s.cfg.Polled()
 		}
 	}
 }

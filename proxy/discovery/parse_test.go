@@ -1,6 +1,9 @@
-package discovery
+package discovery_test
 
 import (
+	"github.com/meshbench/meshbench/proxy/discovery"
+	"github.com/meshbench/meshbench/proxy/discovery/discoverytest"
+
 	"errors"
 	"os"
 	"slices"
@@ -13,22 +16,22 @@ import (
 func TestParseFile(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc string
-		want      []Endpoint
+		want      []discovery.Endpoint
 	}{
 		{"list", "endpoints:\n  - 127.0.0.1:8082\n  - 127.0.0.1:8081\n",
-			eps("127.0.0.1:8081", "127.0.0.1:8082")},
+			discoverytest.Eps("127.0.0.1:8081", "127.0.0.1:8082")},
 		{"flow list", "endpoints: [127.0.0.1:8081, \"[::1]:8081\"]\n",
-			eps("127.0.0.1:8081", "[::1]:8081")},
-		{"empty list", "endpoints: []\n", []Endpoint{}},
+			discoverytest.Eps("127.0.0.1:8081", "[::1]:8081")},
+		{"empty list", "endpoints: []\n", []discovery.Endpoint{}},
 		{"weights", "endpoints: [a:1, b:1, c:1]\nweights:\n  b:1: 5\n  a:1: 1\n",
-			[]Endpoint{{"a:1", 1}, {"b:1", 5}, {"c:1", 1}}},
-		{"empty weights", "endpoints: [a:1]\nweights: {}\n", eps("a:1")},
+			[]discovery.Endpoint{{"a:1", 1}, {"b:1", 5}, {"c:1", 1}}},
+		{"empty weights", "endpoints: [a:1]\nweights: {}\n", discoverytest.Eps("a:1")},
 		{"canonical spelling", "endpoints: [\"[FD00::0:1]:080\", Host.Example:90]\nweights: {\"[fd00::1]:80\": 2}\n",
-			[]Endpoint{{"[fd00::1]:80", 2}, {"host.example:90", 1}}},
-		{"comments", "# endpoints of echo\nendpoints:\n  - 10.0.0.1:80 # first\n", eps("10.0.0.1:80")},
+			[]discovery.Endpoint{{"[fd00::1]:80", 2}, {"host.example:90", 1}}},
+		{"comments", "# endpoints of echo\nendpoints:\n  - 10.0.0.1:80 # first\n", discoverytest.Eps("10.0.0.1:80")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseFile("e.yaml", []byte(tc.doc))
+			got, err := discovery.ParseFile("e.yaml", []byte(tc.doc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +75,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"syntax", "endpoints: [a:1\n", []string{"e.yaml:1: YAML syntax: did not find expected ',' or ']'"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseFile("e.yaml", []byte(tc.doc))
+			got, err := discovery.ParseFile("e.yaml", []byte(tc.doc))
 			if err == nil {
 				t.Fatalf("no error, got %v", got)
 			}
@@ -92,11 +95,11 @@ func TestParseFileTestdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseFile("testdata/endpoints.yaml", data)
+	got, err := discovery.ParseFile("testdata/endpoints.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Endpoint{{"127.0.0.1:8081", 3}, {"127.0.0.1:8082", 1}, {"[::1]:8083", 1}, {"localhost:8084", 1}}
+	want := []discovery.Endpoint{{"127.0.0.1:8081", 3}, {"127.0.0.1:8082", 1}, {"[::1]:8083", 1}, {"localhost:8084", 1}}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -105,7 +108,7 @@ func TestParseFileTestdata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ParseFile("testdata/invalid.yaml", data)
+	_, err = discovery.ParseFile("testdata/invalid.yaml", data)
 	want2 := `testdata/invalid.yaml:3: endpoints[1]: "127.0.0.1": not host:port (IPv6 addresses go in brackets: [::1]:8080)
 testdata/invalid.yaml:4: endpoints[2]: "127.0.0.1:8081": listed before as endpoints[0]
 testdata/invalid.yaml:6: weights.127.0.0.1:9999: "127.0.0.1:9999" is not one of the endpoints

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/meshbench/meshbench/proxy/config"
-	"github.com/meshbench/meshbench/scenarios"
 )
 
 // writeProxyConfig writes a proxy's configuration to path and has meshproxy
@@ -17,7 +16,7 @@ import (
 // certificate paths resolve there), so that a configuration the proxy would
 // refuse fails Deploy with the proxy's own message.
 func writeProxyConfig(ctx context.Context, meshproxy, wd, path string, c *config.Config) error {
-	b, err := scenarios.ConfigYAML(c)
+	b, err := c.YAML()
 	if err != nil {
 		return err
 	}

@@ -345,7 +345,7 @@ func TestRunCancel(t *testing.T) {
 func TestConfigYAMLRoundTrip(t *testing.T) {
 	c := sidecarPlan(96).Proxies[0].Config
 	c.Listeners[0].Routes[0].RequestHeaders.Add = map[string]string{"x-n": "0", "x-yes": "yes"}
-	b, err := scenarios.ConfigYAML(c)
+	b, err := c.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package discovery
+package kube
 
 import (
 	"cmp"
@@ -20,10 +20,12 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/meshbench/meshbench/proxy/discovery"
 )
 
-// KubernetesConfig configures Kubernetes.
-type KubernetesConfig struct {
+// Config configures EndpointSlices.
+type Config struct {
 	Client    kubernetes.Interface // k8s.io/client-go/kubernetes
 	Namespace string               // the Service's namespace; required
 	Service   string               // the Service's name; required
@@ -34,7 +36,7 @@ type KubernetesConfig struct {
 	Log      *slog.Logger  // default slog.Default()
 }
 
-// Kubernetes returns a Source that follows the EndpointSlices of a Service
+// EndpointSlices returns a Source that follows the EndpointSlices of a Service
 // through a client-go informer restricted to the Service's namespace and to
 // slices labelled kubernetes.io/service-name=<Service>.
 //
@@ -44,15 +46,15 @@ type KubernetesConfig struct {
 // that the slices can be listed (RBAC: list and watch endpointslices in the
 // namespace) and fails if not; it delivers the first set once the
 // informer's cache has synced.
-func Kubernetes(cfg KubernetesConfig) Source {
+func EndpointSlices(cfg Config) discovery.Source {
 	return &kubeSource{cfg: cfg}
 }
 
-type kubeSource struct{ cfg KubernetesConfig }
+type kubeSource struct{ cfg Config }
 
 // Run delivers the Service's set once known and after every change until
 // ctx ends.
-func (s *kubeSource) Run(ctx context.Context, update func([]Endpoint)) error {
+func (s *kubeSource) Run(ctx context.Context, update func([]discovery.Endpoint)) error {
 	c := s.cfg
 	log := c.Log
 	if log == nil {
@@ -119,7 +121,7 @@ func (s *kubeSource) Run(ctx context.Context, update func([]Endpoint)) error {
 		return nil // ctx ended before the first set was known
 	}
 
-	var cur []Endpoint
+	var cur []discovery.Endpoint
 	var lastWarning string
 	first := true
 	for {
@@ -162,8 +164,8 @@ func errString(err error) string {
 // empty, the slice's only TCP port), weight 1, sorted, each address once.
 // Slices without that port contribute nothing. It returns the set together
 // with a warning that describes what it had to ignore (nil when nothing).
-func fromSlices(list []*discoveryv1.EndpointSlice, portName string) ([]Endpoint, error) {
-	eps := []Endpoint{}
+func fromSlices(list []*discoveryv1.EndpointSlice, portName string) ([]discovery.Endpoint, error) {
+	eps := []discovery.Endpoint{}
 	var warnings []error
 	missingPort := false
 	for _, sl := range list {
@@ -193,13 +195,13 @@ func fromSlices(list []*discoveryv1.EndpointSlice, portName string) ([]Endpoint,
 				warnings = append(warnings, fmt.Errorf("EndpointSlice %s: %q is not an %s address", name, e.Addresses[0], sl.AddressType))
 				continue
 			}
-			eps = append(eps, Endpoint{Addr: netip.AddrPortFrom(ip, port).String(), Weight: 1})
+			eps = append(eps, discovery.Endpoint{Addr: netip.AddrPortFrom(ip, port).String(), Weight: 1})
 		}
 	}
 	if len(eps) == 0 && missingPort && portName != "" {
 		warnings = append(warnings, fmt.Errorf("no EndpointSlice has a TCP port named %q", portName))
 	}
-	slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Addr, b.Addr) })
+	slices.SortFunc(eps, func(a, b discovery.Endpoint) int { return cmp.Compare(a.Addr, b.Addr) })
 	return slices.Compact(eps), errors.Join(warnings...)
 }
 

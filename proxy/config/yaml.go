@@ -1,4 +1,4 @@
-package scenarios
+package config
 
 import (
 	"bytes"
@@ -8,17 +8,15 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
-
-	"github.com/meshbench/meshbench/proxy/config"
 )
 
-// ConfigYAML renders a proxy configuration as YAML a proxy reads back to
+// YAML renders the configuration as YAML a proxy reads back to
 // the same configuration: the fields in the order of the configuration
 // types, without the fields left at their zero value (which the proxy
 // fills with its defaults). A section given by a pointer (retry,
 // outlier_detection, via, ...) is kept even when empty, since its
 // presence is what turns it on.
-func ConfigYAML(c *config.Config) ([]byte, error) {
+func (c *Config) YAML() ([]byte, error) {
 	js, err := c.JSON()
 	if err != nil {
 		return nil, fmt.Errorf("encoding proxy config: %w", err)
@@ -28,7 +26,7 @@ func ConfigYAML(c *config.Config) ([]byte, error) {
 		return nil, fmt.Errorf("converting proxy config to YAML: %w", err)
 	}
 	if len(doc.Content) == 1 {
-		prune(doc.Content[0], reflect.TypeFor[config.Config]())
+		prune(doc.Content[0], reflect.TypeFor[Config]())
 	}
 	plain(&doc)
 	var buf bytes.Buffer

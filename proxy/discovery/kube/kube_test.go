@@ -1,4 +1,4 @@
-package discovery
+package kube
 
 import (
 	"context"
@@ -16,6 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/meshbench/meshbench/proxy/discovery"
+	"github.com/meshbench/meshbench/proxy/discovery/discoverytest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -58,14 +61,14 @@ func TestFromSlices(t *testing.T) {
 		name     string
 		slices   []*discoveryv1.EndpointSlice
 		portName string
-		want     []Endpoint
+		want     []discovery.Endpoint
 		warning  string // a part of the warning; "" for none
 	}{
 		{name: "no slices"},
 		{name: "nil slice", slices: []*discoveryv1.EndpointSlice{nil}},
 		{name: "one slice", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4, httpPort(), ep("10.0.0.2"), ep("10.0.0.1"))},
-			want:   eps("10.0.0.1:8080", "10.0.0.2:8080")},
+			want:   discoverytest.Eps("10.0.0.1:8080", "10.0.0.2:8080")},
 		{name: "conditions", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4, httpPort(),
 				withConditions(ep("10.0.0.1"), ptr(true), nil),
@@ -76,24 +79,24 @@ func TestFromSlices(t *testing.T) {
 				withConditions(ep("10.0.0.6"), ptr(true), ptr(false)), // explicitly not terminating
 				withConditions(ep("10.0.0.7"), nil, ptr(true)),        // terminating, readiness unknown
 			)},
-			want: eps("10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.6:8080")},
+			want: discoverytest.Eps("10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.6:8080")},
 		{name: "named port among several", portName: "grpc",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4,
 				[]discoveryv1.EndpointPort{port("http", 8080), port("grpc", 9090)}, ep("10.0.0.1"))},
-			want: eps("10.0.0.1:9090")},
+			want: discoverytest.Eps("10.0.0.1:9090")},
 		{name: "only port, unnamed",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4,
 				[]discoveryv1.EndpointPort{{Port: ptr(int32(80))}}, ep("10.0.0.1"))},
-			want: eps("10.0.0.1:80")},
+			want: discoverytest.Eps("10.0.0.1:80")},
 		{name: "only port, named, no name asked",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4, httpPort(), ep("10.0.0.1"))},
-			want:   eps("10.0.0.1:8080")},
+			want:   discoverytest.Eps("10.0.0.1:8080")},
 		{name: "only TCP port beside UDP",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "dns-1", "dns", v4, []discoveryv1.EndpointPort{
 				{Name: ptr("dns"), Port: ptr(int32(53)), Protocol: ptr(corev1.ProtocolUDP)},
 				{Name: ptr("dns-tcp"), Port: ptr(int32(53)), Protocol: ptr(corev1.ProtocolTCP)},
 			}, ep("10.0.0.1"))},
-			want: eps("10.0.0.1:53")},
+			want: discoverytest.Eps("10.0.0.1:53")},
 		{name: "UDP port of the name is not used", portName: "dns",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "dns-1", "dns", v4, []discoveryv1.EndpointPort{
 				{Name: ptr("dns"), Port: ptr(int32(53)), Protocol: ptr(corev1.ProtocolUDP)},
@@ -109,7 +112,7 @@ func TestFromSlices(t *testing.T) {
 				slice("ns", "web-2", "web", v4, []discoveryv1.EndpointPort{port("admin", 9000)}, ep("10.0.0.2")),
 				slice("ns", "web-3", "web", v4, nil, ep("10.0.0.3")),
 			},
-			want: eps("10.0.0.1:8080")},
+			want: discoverytest.Eps("10.0.0.1:8080")},
 		{name: "no slice has the port", portName: "htp",
 			slices:  []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4, httpPort(), ep("10.0.0.1"))},
 			warning: `no EndpointSlice has a TCP port named "htp"`},
@@ -121,48 +124,48 @@ func TestFromSlices(t *testing.T) {
 			warning: `EndpointSlice ns/web-1: port "http" has no valid number`},
 		{name: "IPv6", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v6, httpPort(), ep("FD00:0:0::1"), ep("fd00::2"))},
-			want:   eps("[fd00::1]:8080", "[fd00::2]:8080")},
+			want:   discoverytest.Eps("[fd00::1]:8080", "[fd00::2]:8080")},
 		{name: "dual stack, sorted", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{
 				slice("ns", "web-v6", "web", v6, httpPort(), ep("fd00::1")),
 				slice("ns", "web-v4", "web", v4, httpPort(), ep("10.0.0.9"), ep("10.0.0.10")),
 			},
-			want: eps("10.0.0.10:8080", "10.0.0.9:8080", "[fd00::1]:8080")},
+			want: discoverytest.Eps("10.0.0.10:8080", "10.0.0.9:8080", "[fd00::1]:8080")},
 		{name: "FQDN slices are ignored", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{
 				slice("ns", "web-1", "web", fqdn, httpPort(), ep("backend.example")),
 				slice("ns", "web-2", "web", v4, httpPort(), ep("10.0.0.1")),
 			},
-			want:    eps("10.0.0.1:8080"),
+			want:    discoverytest.Eps("10.0.0.1:8080"),
 			warning: `EndpointSlice ns/web-1: address type "FQDN" is not supported`},
 		{name: "bad addresses", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{
 				slice("ns", "web-1", "web", v4, httpPort(), ep("fd00::1"), ep("10.0.0"), ep("10.0.0.1")),
 				slice("ns", "web-2", "web", v6, httpPort(), ep("10.0.0.2"), ep("fe80::1%eth0")),
 			},
-			want:    eps("10.0.0.1:8080"),
+			want:    discoverytest.Eps("10.0.0.1:8080"),
 			warning: `EndpointSlice ns/web-1: "fd00::1" is not an IPv4 address`},
 		{name: "first address only", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{slice("ns", "web-1", "web", v4, httpPort(), ep("10.0.0.1", "10.0.0.9"), ep())},
-			want:   eps("10.0.0.1:8080")},
+			want:   discoverytest.Eps("10.0.0.1:8080")},
 		{name: "address in several slices counts once", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{
 				slice("ns", "web-1", "web", v4, httpPort(), ep("10.0.0.1"), ep("10.0.0.2")),
 				slice("ns", "web-2", "web", v4, httpPort(), ep("10.0.0.2"), withConditions(ep("10.0.0.1"), ptr(false), nil)),
 			},
-			want: eps("10.0.0.1:8080", "10.0.0.2:8080")},
+			want: discoverytest.Eps("10.0.0.1:8080", "10.0.0.2:8080")},
 		{name: "port differs per slice", portName: "http",
 			slices: []*discoveryv1.EndpointSlice{
 				slice("ns", "web-1", "web", v4, httpPort(), ep("10.0.0.1")),
 				slice("ns", "web-2", "web", v4, []discoveryv1.EndpointPort{port("http", 8081)}, ep("10.0.0.1")),
 			},
-			want: eps("10.0.0.1:8080", "10.0.0.1:8081")},
+			want: discoverytest.Eps("10.0.0.1:8080", "10.0.0.1:8081")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, warning := fromSlices(tc.slices, tc.portName)
 			want := tc.want
 			if want == nil {
-				want = []Endpoint{}
+				want = []discovery.Endpoint{}
 			}
 			if got == nil || !slices.Equal(got, want) {
 				t.Errorf("got %v, want %v", got, want)
@@ -192,14 +195,14 @@ func TestFromSlicesReportsEveryProblem(t *testing.T) {
 func TestKubernetesConfigErrors(t *testing.T) {
 	client := fake.NewClientset()
 	for _, tc := range []struct {
-		cfg  KubernetesConfig
+		cfg  Config
 		want string
 	}{
-		{KubernetesConfig{Namespace: "ns", Service: "web"}, "watching EndpointSlices of service ns/web: no Kubernetes client"},
-		{KubernetesConfig{Client: client, Namespace: "ns"}, `watching EndpointSlices of service "ns/": namespace and service are required`},
-		{KubernetesConfig{Client: client, Service: "web"}, `watching EndpointSlices of service "/web": namespace and service are required`},
+		{Config{Namespace: "ns", Service: "web"}, "watching EndpointSlices of service ns/web: no Kubernetes client"},
+		{Config{Client: client, Namespace: "ns"}, `watching EndpointSlices of service "ns/": namespace and service are required`},
+		{Config{Client: client, Service: "web"}, `watching EndpointSlices of service "/web": namespace and service are required`},
 	} {
-		err := Kubernetes(tc.cfg).Run(context.Background(), func([]Endpoint) { t.Error("update called") })
+		err := EndpointSlices(tc.cfg).Run(context.Background(), func([]discovery.Endpoint) { t.Error("update called") })
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("Run(%+v) = %v, want %s", tc.cfg, err, tc.want)
 		}
@@ -211,8 +214,8 @@ func TestKubernetesForbidden(t *testing.T) {
 	client.PrependReactor("list", "endpointslices", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}, "", nil)
 	})
-	err := Kubernetes(KubernetesConfig{Client: client, Namespace: "ns", Service: "web"}).
-		Run(context.Background(), func([]Endpoint) { t.Error("update called") })
+	err := EndpointSlices(Config{Client: client, Namespace: "ns", Service: "web"}).
+		Run(context.Background(), func([]discovery.Endpoint) { t.Error("update called") })
 	if !apierrors.IsForbidden(err) || !strings.HasPrefix(err.Error(), "listing EndpointSlices of service ns/web: ") {
 		t.Errorf("Run = %v, want a wrapped Forbidden error", err)
 	}
@@ -236,13 +239,13 @@ func TestKubernetesInformer(t *testing.T) {
 	ctx := context.Background()
 	client, watching := watchedClient(slice("shop", "web-a", "web", v4, httpPort(), ep("10.0.0.1"), ep("10.0.0.2")))
 	api := client.DiscoveryV1()
-	logs := &logBuffer{}
-	r := newRecorder(t)
-	start(t, Kubernetes(KubernetesConfig{
+	logs := &discoverytest.LogBuffer{}
+	r := discoverytest.NewRecorder(t)
+	discoverytest.Start(t, EndpointSlices(Config{
 		Client: client, Namespace: "shop", Service: "web", PortName: "http",
 		Log: slog.New(slog.NewTextHandler(logs, nil)),
 	}), r)
-	r.next(eps("10.0.0.1:8080", "10.0.0.2:8080")...)
+	r.Next(discoverytest.Eps("10.0.0.1:8080", "10.0.0.2:8080")...)
 	<-watching
 
 	create := func(s *discoveryv1.EndpointSlice) {
@@ -272,29 +275,29 @@ func TestKubernetesInformer(t *testing.T) {
 	unlabelled.Labels = nil
 	create(unlabelled)
 	create(slice("shop", "web-b", "web", v4, httpPort(), ep("10.0.0.3")))
-	r.next(eps("10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080")...)
+	r.Next(discoverytest.Eps("10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080")...)
 
 	// A pod becomes not ready.
 	updateSlice(slice("shop", "web-a", "web", v4, httpPort(), ep("10.0.0.1"), withConditions(ep("10.0.0.2"), ptr(false), nil)))
-	r.next(eps("10.0.0.1:8080", "10.0.0.3:8080")...)
+	r.Next(discoverytest.Eps("10.0.0.1:8080", "10.0.0.3:8080")...)
 
 	// A change that leaves the set as it is delivers nothing: the next
 	// update is the one after it.
 	updateSlice(slice("shop", "web-a", "web", v4, httpPort(), ep("10.0.0.1"), withConditions(ep("10.0.0.2"), nil, ptr(true))))
 	// The pod moves to another slice and becomes ready again.
 	updateSlice(slice("shop", "web-b", "web", v4, httpPort(), ep("10.0.0.3"), ep("10.0.0.2")))
-	r.next(eps("10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080")...)
+	r.Next(discoverytest.Eps("10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080")...)
 
 	remove("shop", "web-b")
-	r.next(eps("10.0.0.1:8080")...)
+	r.Next(discoverytest.Eps("10.0.0.1:8080")...)
 	remove("shop", "web-a")
-	r.next()
+	r.Next()
 
 	// A slice the source cannot use is logged.
 	create(slice("shop", "web-c", "web", fqdn, httpPort(), ep("backend.example")))
-	eventually(t, "a warning", func() bool { return strings.Contains(logs.String(), `address type \"FQDN\" is not supported`) })
+	discoverytest.Eventually(t, "a warning", func() bool { return strings.Contains(logs.String(), `address type \"FQDN\" is not supported`) })
 	create(slice("shop", "web-d", "web", v6, httpPort(), ep("fd00::1")))
-	r.next(eps("[fd00::1]:8080")...)
+	r.Next(discoverytest.Eps("[fd00::1]:8080")...)
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
 		t.Errorf("%d warnings, want the FQDN one once:\n%s", n, logs)
 	}
@@ -302,22 +305,22 @@ func TestKubernetesInformer(t *testing.T) {
 
 func TestKubernetesEmptyService(t *testing.T) {
 	client, watching := watchedClient()
-	r := newRecorder(t)
-	start(t, Kubernetes(KubernetesConfig{Client: client, Namespace: "shop", Service: "web"}), r)
-	r.next() // known to be empty once synced
+	r := discoverytest.NewRecorder(t)
+	discoverytest.Start(t, EndpointSlices(Config{Client: client, Namespace: "shop", Service: "web"}), r)
+	r.Next() // known to be empty once synced
 	<-watching
 	_, err := client.DiscoveryV1().EndpointSlices("shop").Create(context.Background(),
 		slice("shop", "web-a", "web", v4, []discoveryv1.EndpointPort{{Port: ptr(int32(80))}}, ep("10.0.0.1")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.next(eps("10.0.0.1:80")...)
+	r.Next(discoverytest.Eps("10.0.0.1:80")...)
 }
 
 func TestKubernetesEndsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := Kubernetes(KubernetesConfig{Client: fake.NewClientset(), Namespace: "shop", Service: "web"}).Run(ctx, func([]Endpoint) {})
+	err := EndpointSlices(Config{Client: fake.NewClientset(), Namespace: "shop", Service: "web"}).Run(ctx, func([]discovery.Endpoint) {})
 	if err != nil {
 		t.Errorf("Run = %v with an ended context, want nil", err)
 	}
