@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"maps"
 	"math"
 	"slices"
@@ -93,8 +95,8 @@ func Compare(run *Run) []Comparison {
 		c := Comparison{Variant: v}
 		c.Baseline, c.Match = BaselineFor(run, v)
 		if c.Baseline != nil {
-			c.P50 = AddedLatency(v, c.Baseline, func(r *CellResult) float64 { return float64(r.Latency.P50) })
-			c.P99 = AddedLatency(v, c.Baseline, func(r *CellResult) float64 { return float64(r.Latency.P99) })
+			c.P50 = AddedLatency(v, c.Baseline, func(r *result.CellResult) float64 { return float64(r.Latency.P50) })
+			c.P99 = AddedLatency(v, c.Baseline, func(r *result.CellResult) float64 { return float64(r.Latency.P99) })
 		}
 		out = append(out, c)
 	}
@@ -104,7 +106,7 @@ func Compare(run *Run) []Comparison {
 // AddedLatency pairs the repeats of v and base by repeat number and
 // returns metric(v) − metric(base) and metric(v) / metric(base) over the
 // pairs where both have a result.
-func AddedLatency(v, base *Variant, metric func(*CellResult) float64) Delta {
+func AddedLatency(v, base *Variant, metric func(*result.CellResult) float64) Delta {
 	byRepeat := map[int]*Cell{}
 	for _, c := range base.Done() {
 		byRepeat[c.Info.Repeat] = c
@@ -156,9 +158,9 @@ func MTLSCost(run *Run) []MTLSComparison {
 			continue
 		}
 		c := MTLSComparison{On: on, Off: off,
-			P50:           AddedLatency(on, off, func(r *CellResult) float64 { return float64(r.Latency.P50) }),
-			P99:           AddedLatency(on, off, func(r *CellResult) float64 { return float64(r.Latency.P99) }),
-			CPUPerRequest: AddedLatency(on, off, func(r *CellResult) float64 { return r.Resources.Total.CPUMicrosPerRequest }),
+			P50:           AddedLatency(on, off, func(r *result.CellResult) float64 { return float64(r.Latency.P50) }),
+			P99:           AddedLatency(on, off, func(r *result.CellResult) float64 { return float64(r.Latency.P99) }),
+			CPUPerRequest: AddedLatency(on, off, func(r *result.CellResult) float64 { return r.Resources.Total.CPUMicrosPerRequest }),
 		}
 		var hs []float64
 		for _, cell := range on.Done() {

@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -15,7 +17,7 @@ import (
 // cellTimes returns when the cell's measured part started and ended: the
 // load generator stamps env.time when it finishes, and the window lasted
 // duration_s. ok is false when the result has no time.
-func cellTimes(r *CellResult) (start, end time.Time, ok bool) {
+func cellTimes(r *result.CellResult) (start, end time.Time, ok bool) {
 	s, _ := r.Env["time"].(string)
 	end, err := time.Parse(time.RFC3339, s)
 	if err != nil {

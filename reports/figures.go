@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -341,8 +343,8 @@ func endpointsChart(run *Run) (*plots.Chart, error) {
 
 // midRunEvents returns the events of c that happened after the measured
 // part began.
-func midRunEvents(c *Cell) []EventRecord {
-	var out []EventRecord
+func midRunEvents(c *Cell) []result.Event {
+	var out []result.Event
 	if c.OK() {
 		for _, e := range c.Result.Events {
 			if e.AtMs > 0 {

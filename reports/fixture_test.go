@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -40,7 +42,7 @@ type fixtureVariant struct {
 	weights []float64 // request share of echo-0, echo-1, ...
 	// event, when set, makes pod echo-<slowPod> slow from event.AtMs on;
 	// afterWeights then replace weights (a balancer steering away).
-	event        *EventRecord
+	event        *result.Event
 	slowPod      int
 	afterWeights []float64
 	// status per repeat (1-based) when not done.
@@ -48,7 +50,7 @@ type fixtureVariant struct {
 }
 
 type fixtureRun struct {
-	info     RunInfo
+	info     result.Run
 	rate     float64
 	seconds  int
 	variants []fixtureVariant
@@ -75,9 +77,9 @@ func sidecars(clientCPU, serverCPU float64) []fixtureProxy {
 // whose cells failed or never ran (the run was interrupted).
 func run1Spec() fixtureRun {
 	even := []float64{1, 1, 1}
-	slow := &EventRecord{AtMs: 5000, Pod: "echo-1", Latency: "5ms", Concurrency: 1}
+	slow := &result.Event{AtMs: 5000, Pod: "echo-1", Latency: "5ms", Concurrency: 1}
 	return fixtureRun{
-		info: RunInfo{
+		info: result.Run{
 			Scenario: "compare", Description: "Topologies and balancers side by side (test fixture).",
 			Platform: "local", Started: time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC),
 			Incomplete: true, Reason: "interrupted by SIGINT", Repeats: 2,
@@ -97,7 +99,7 @@ func run1Spec() fixtureRun {
 			{id: "sidecar-peak_ewma-slow", labels: labelsOf("sidecar", "meshproxy", "peak_ewma", "slow", "100"), baseUs: 530,
 				weights: even, proxies: sidecars(47, 15), event: slow, slowPod: 1, afterWeights: []float64{0.495, 0.01, 0.495}},
 			{id: "server-sidecar-round_robin-none", labels: labelsOf("server-sidecar", "meshproxy", "round_robin", "none", "100"), baseUs: 400,
-				weights: even, proxies: sidecars(0, 15)[1:], status: map[int]string{1: StatusFailed, 2: StatusPending}},
+				weights: even, proxies: sidecars(0, 15)[1:], status: map[int]string{1: result.StatusFailed, 2: result.StatusPending}},
 		},
 	}
 }
@@ -106,7 +108,7 @@ func run1Spec() fixtureRun {
 func rateSweepSpec() fixtureRun {
 	even := []float64{1, 1}
 	f := fixtureRun{
-		info: RunInfo{
+		info: result.Run{
 			Scenario: "sweep", Platform: "local", Started: time.Date(2026, 1, 16, 9, 0, 0, 0, time.UTC),
 			Finished: time.Date(2026, 1, 16, 9, 5, 0, 0, time.UTC), Repeats: 2,
 			Dimensions: []string{"topology", "rate"},
@@ -161,13 +163,13 @@ func writeFixture(dir string, f fixtureRun) error {
 	}
 	for i, j := range jobs {
 		id := j.v.id + "-r" + strconv.Itoa(j.repeat)
-		ci := CellInfo{ID: id, Variant: j.v.id, Labels: map[string]string{}, Repeat: j.repeat, Status: StatusDone}
+		ci := result.Cell{ID: id, Variant: j.v.id, Labels: map[string]string{}, Repeat: j.repeat, Status: result.StatusDone}
 		for _, d := range info.Dimensions {
 			ci.Labels[d] = j.v.labels[d]
 		}
 		if st, ok := j.v.status[j.repeat]; ok {
 			ci.Status = st
-			if st == StatusFailed {
+			if st == result.StatusFailed {
 				ci.Error = "deploy: proxy sidecar-echo-0 did not become ready within 10s"
 			}
 			info.Cells = append(info.Cells, ci)
@@ -186,10 +188,10 @@ func writeFixture(dir string, f fixtureRun) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(cdir, ResultFile), append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(cdir, result.ResultFile), append(b, '\n'), 0o644); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(cdir, HdrLogFile), hlog, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(cdir, result.HdrLogFile), hlog, 0o644); err != nil {
 			return err
 		}
 		info.Cells = append(info.Cells, ci)
@@ -201,13 +203,13 @@ func writeFixture(dir string, f fixtureRun) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, RunFile), append(b, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(dir, result.RunFile), append(b, '\n'), 0o644)
 }
 
 // synthesize makes one cell's result from fixed seeds: open-loop arrivals
 // at f.rate for f.seconds, log-normal latencies around the variant's
 // base, a small tail, and the slow pod's delay after the event.
-func synthesize(f fixtureRun, v fixtureVariant, ci CellInfo, end time.Time) (*CellResult, []byte, error) {
+func synthesize(f fixtureRun, v fixtureVariant, ci result.Cell, end time.Time) (*result.CellResult, []byte, error) {
 	rng := rand.New(rand.NewPCG(seedOf(v.id, ci.Repeat), 7))
 	rate, err := strconv.ParseFloat(v.labels["rate"], 64)
 	if err != nil {
@@ -255,7 +257,7 @@ func synthesize(f fixtureRun, v fixtureVariant, ci CellInfo, end time.Time) (*Ce
 			Mean: math.Round(h.Mean()*10) / 10, Count: h.TotalCount()}
 	}
 	dur := float64(f.seconds)
-	res := &CellResult{
+	res := &result.CellResult{
 		Result: loadgen.Result{
 			Labels: v.labels, Target: "http://10.0.0.1:4140/", Protocol: "http1",
 			RequestedRate: rate, AchievedRate: float64(n) / dur, DurationS: dur, Requests: int64(n),
@@ -272,12 +274,12 @@ func synthesize(f fixtureRun, v fixtureVariant, ci CellInfo, end time.Time) (*Ce
 			P50: h.ValueAtQuantile(50), P99: h.ValueAtQuantile(99)})
 	}
 	if v.event != nil {
-		res.Events = []EventRecord{*v.event}
+		res.Events = []result.Event{*v.event}
 	}
 	for _, p := range v.proxies {
 		cpu := p.cpuPerReq * (1 + 0.05*rng.NormFloat64())
 		rss := int64(p.rssMiB * (1 + 0.03*rng.Float64()) * (1 << 20))
-		u := ProxyUsage{Name: p.name, Kind: p.kind, Node: p.node, Usage: Usage{
+		u := result.ProxyUsage{Name: p.name, Kind: p.kind, Node: p.node, Usage: result.Usage{
 			CPUSeconds: math.Round(cpu*float64(n)) / 1e6, CPUMicrosPerRequest: math.Round(cpu*100) / 100,
 			RSSPeakBytes: rss, RSSMeanBytes: rss * 9 / 10,
 		}}
@@ -287,7 +289,7 @@ func synthesize(f fixtureRun, v fixtureVariant, ci CellInfo, end time.Time) (*Ce
 		t.CPUMicrosPerRequest += u.CPUMicrosPerRequest
 		t.RSSPeakBytes += u.RSSPeakBytes
 		t.RSSMeanBytes += u.RSSMeanBytes
-		res.Proxies = append(res.Proxies, ProxyMetrics{Name: p.name,
+		res.Proxies = append(res.Proxies, result.ProxyMetrics{Name: p.name,
 			Latency: map[string]loadgen.Percentiles{"inbound": {P50: int64(base / 2), P99: int64(base)}}})
 	}
 	if len(v.proxies) > 0 {
@@ -349,9 +351,9 @@ func TestFixture(t *testing.T) {
 			return nil
 		}
 		switch filepath.Base(p) {
-		case HdrLogFile:
+		case result.HdrLogFile:
 			return nil
-		case ResultFile:
+		case result.ResultFile:
 			a, b = comparableResult(t, a), comparableResult(t, b)
 		}
 		if !bytes.Equal(a, b) {
@@ -368,7 +370,7 @@ func TestFixture(t *testing.T) {
 // by their percentile distribution.
 func comparableResult(t *testing.T, b []byte) []byte {
 	t.Helper()
-	var r CellResult
+	var r result.CellResult
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}

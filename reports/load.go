@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +26,7 @@ var ErrNotRun = errors.New("not a run directory")
 // their statistics over repeats.
 type Run struct {
 	Dir  string
-	Info RunInfo
+	Info result.Run
 	// Cells are in run.json's order, finished or not.
 	Cells []*Cell
 	// Variants are in the order their first cell ran.
@@ -33,10 +35,10 @@ type Run struct {
 
 // Cell is one cell of the run and, when it finished, its result.
 type Cell struct {
-	Info CellInfo
+	Info result.Cell
 	// Result is nil when the cell has no usable result; Problem says why
 	// (the runner's error, or what failed reading the result).
-	Result *CellResult
+	Result *result.CellResult
 	// Histogram is Result.Histogram decoded.
 	Histogram *hdrhistogram.Histogram
 	Problem   string
@@ -116,16 +118,16 @@ func (r *Run) Variant(id string) *Variant {
 // whose status is done. A cell that did not finish, or whose result cannot
 // be read, stays in Run.Cells with its Problem; it is not an error.
 func Load(dir string) (*Run, error) {
-	b, err := os.ReadFile(filepath.Join(dir, RunFile))
+	b, err := os.ReadFile(filepath.Join(dir, result.RunFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("loading run %s: no %s: %w", dir, RunFile, ErrNotRun)
+		return nil, fmt.Errorf("loading run %s: no %s: %w", dir, result.RunFile, ErrNotRun)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading run %s: %w", dir, err)
 	}
 	run := &Run{Dir: dir}
 	if err := json.Unmarshal(b, &run.Info); err != nil {
-		return nil, fmt.Errorf("loading run %s: parsing %s: %w", dir, RunFile, err)
+		return nil, fmt.Errorf("loading run %s: parsing %s: %w", dir, result.RunFile, err)
 	}
 	seen := map[string]bool{}
 	for _, ci := range run.Info.Cells {
@@ -134,8 +136,8 @@ func Load(dir string) (*Run, error) {
 		case !safeName(ci.ID):
 			c.Problem = fmt.Sprintf("cell id %q is not a plain directory name", ci.ID)
 		case seen[ci.ID]:
-			c.Problem = "listed twice in " + RunFile
-		case ci.Status != StatusDone:
+			c.Problem = "listed twice in " + result.RunFile
+		case ci.Status != result.StatusDone:
 			c.Problem = ci.Error
 			if c.Problem == "" {
 				c.Problem = notRun(ci.Status)
@@ -155,20 +157,20 @@ func Load(dir string) (*Run, error) {
 }
 
 func (c *Cell) load(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, ResultFile))
+	b, err := os.ReadFile(filepath.Join(dir, result.ResultFile))
 	if err != nil {
 		return fmt.Errorf("reading result: %w", err)
 	}
-	var res CellResult
+	var res result.CellResult
 	if err := json.Unmarshal(b, &res); err != nil {
-		return fmt.Errorf("parsing %s: %w", filepath.Join(dir, ResultFile), err)
+		return fmt.Errorf("parsing %s: %w", filepath.Join(dir, result.ResultFile), err)
 	}
 	if res.Histogram == "" {
-		return fmt.Errorf("%s has no histogram", filepath.Join(dir, ResultFile))
+		return fmt.Errorf("%s has no histogram", filepath.Join(dir, result.ResultFile))
 	}
 	h, err := loadgen.DecodeHistogram(res.Histogram)
 	if err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(dir, ResultFile), err)
+		return fmt.Errorf("%s: %w", filepath.Join(dir, result.ResultFile), err)
 	}
 	c.Result, c.Histogram = &res, h
 	return nil
@@ -177,9 +179,9 @@ func (c *Cell) load(dir string) error {
 // notRun explains a status other than done that came without an error.
 func notRun(status string) string {
 	switch status {
-	case StatusPending, "":
+	case result.StatusPending, "":
 		return "not run"
-	case StatusRunning:
+	case result.StatusRunning:
 		return "interrupted while running"
 	}
 	return "status " + status
@@ -236,7 +238,7 @@ func FindRun(dir string) (run string, newest bool, err error) {
 	if !st.IsDir() {
 		return "", false, fmt.Errorf("finding run in %s: not a directory", dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, RunFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, result.RunFile)); err == nil {
 		return dir, false, nil
 	}
 	ents, err := os.ReadDir(dir)
@@ -244,17 +246,17 @@ func FindRun(dir string) (run string, newest bool, err error) {
 		return "", false, fmt.Errorf("finding run in %s: %w", dir, err)
 	}
 	var best string
-	var bestInfo RunInfo
+	var bestInfo result.Run
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
 		}
 		sub := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(filepath.Join(sub, RunFile))
+		b, err := os.ReadFile(filepath.Join(sub, result.RunFile))
 		if err != nil {
 			continue
 		}
-		var ri RunInfo
+		var ri result.Run
 		if json.Unmarshal(b, &ri) != nil {
 			continue
 		}
@@ -265,7 +267,7 @@ func FindRun(dir string) (run string, newest bool, err error) {
 		}
 	}
 	if best == "" {
-		return "", false, fmt.Errorf("%s has no %s, and none of its subdirectories is a run: %w", dir, RunFile, ErrNotRun)
+		return "", false, fmt.Errorf("%s has no %s, and none of its subdirectories is a run: %w", dir, result.RunFile, ErrNotRun)
 	}
 	return best, true, nil
 }

@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -43,7 +45,7 @@ func TestLoad(t *testing.T) {
 	if miss[0].Info.ID != "server-sidecar-round_robin-none-r1" || !strings.Contains(miss[0].Problem, "did not become ready") {
 		t.Errorf("failed cell = %s %q", miss[0].Info.ID, miss[0].Problem)
 	}
-	if miss[1].Info.Status != StatusPending || miss[1].Problem != "not run" {
+	if miss[1].Info.Status != result.StatusPending || miss[1].Problem != "not run" {
 		t.Errorf("pending cell = %s %q", miss[1].Info.Status, miss[1].Problem)
 	}
 	v := run.Variant("sidecar-round_robin-none")
@@ -81,7 +83,7 @@ func TestLoadNotARun(t *testing.T) {
 		t.Errorf("Load(empty dir) = %v, want ErrNotRun", err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, RunFile), []byte("{"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, result.RunFile), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "parsing run.json") {
@@ -97,7 +99,7 @@ func TestLoadBrokenResultIsMissing(t *testing.T) {
 	if err := writeFixture(dir, f); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "sidecar-round_robin-none-r1", ResultFile)
+	p := filepath.Join(dir, "sidecar-round_robin-none-r1", result.ResultFile)
 	if err := os.WriteFile(p, []byte(`{"labels": {}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +448,7 @@ func TestReportRunWithoutResults(t *testing.T) {
 	f := run1Spec()
 	f.info.Repeats = 1
 	for i := range f.variants {
-		f.variants[i].status = map[int]string{1: StatusRunning}
+		f.variants[i].status = map[int]string{1: result.StatusRunning}
 	}
 	if err := writeFixture(dir, f); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"math"
 	"testing"
 
@@ -41,16 +43,16 @@ func variantOf(t *testing.T, id string, labels map[string]string, p50, p99 []flo
 	t.Helper()
 	v := &Variant{ID: id, Labels: labels}
 	for i := range p50 {
-		c := &Cell{Info: CellInfo{ID: id, Variant: id, Repeat: i + 1, Status: StatusDone}}
+		c := &Cell{Info: result.Cell{ID: id, Variant: id, Repeat: i + 1, Status: result.StatusDone}}
 		if math.IsNaN(p50[i]) {
-			c.Info.Status, c.Problem = StatusFailed, "boom"
+			c.Info.Status, c.Problem = result.StatusFailed, "boom"
 		} else {
 			h := hdrhistogram.New(1, 60_000_000, 3)
 			if err := h.RecordValue(int64(p50[i])); err != nil {
 				t.Fatal(err)
 			}
 			c.Histogram = h
-			c.Result = &CellResult{Result: loadgen.Result{Labels: labels,
+			c.Result = &result.CellResult{Result: loadgen.Result{Labels: labels,
 				Latency: loadgen.Percentiles{P50: int64(p50[i]), P99: int64(p99[i])}}}
 		}
 		v.Cells = append(v.Cells, c)
@@ -70,7 +72,7 @@ func TestAddedLatencyPairsRepeats(t *testing.T) {
 	// medians would give 190 − 250.
 	v := variantOf(t, "side", map[string]string{"topology": "sidecar"},
 		[]float64{150, 210, nan, 430}, []float64{1500, 1100, nan, 3000})
-	d := AddedLatency(v, base, func(r *CellResult) float64 { return float64(r.Latency.P50) })
+	d := AddedLatency(v, base, func(r *result.CellResult) float64 { return float64(r.Latency.P50) })
 	if got := d.Pairs; len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 4 {
 		t.Fatalf("pairs = %v, want [1 2 4]", got)
 	}
@@ -83,7 +85,7 @@ func TestAddedLatencyPairsRepeats(t *testing.T) {
 	if want := 1.05; math.Abs(d.Ratio.Min-want) > 1e-9 {
 		t.Errorf("ratio min = %v, want %v (210/200)", d.Ratio.Min, want)
 	}
-	d99 := AddedLatency(v, base, func(r *CellResult) float64 { return float64(r.Latency.P99) })
+	d99 := AddedLatency(v, base, func(r *result.CellResult) float64 { return float64(r.Latency.P99) })
 	if d99.Added.Median != 500 || d99.Added.Min != 100 || d99.Added.Max != 2000 {
 		t.Errorf("p99 added = %+v, want median 500, min 100, max 2000", d99.Added)
 	}
@@ -105,7 +107,7 @@ func TestBaselineFor(t *testing.T) {
 		return m
 	}
 	one := []float64{1}
-	run := &Run{Info: RunInfo{Dimensions: []string{"topology", "protocol", "payload"}}}
+	run := &Run{Info: result.Run{Dimensions: []string{"topology", "protocol", "payload"}}}
 	add := func(id string, labels map[string]string) *Variant {
 		v := variantOf(t, id, labels, one, one)
 		run.Variants = append(run.Variants, v)
@@ -217,7 +219,7 @@ func TestMTLSCostPairsTwins(t *testing.T) {
 	lone := variantOf(t, "lone-on", map[string]string{"topology": "sidecar", "mtls": "on", "protocol": "grpc"}, []float64{1}, []float64{1})
 	for i, c := range sideOn.Cells {
 		c.Result.Resources.Total.CPUMicrosPerRequest = 300
-		c.Result.Proxies = []ProxyMetrics{{Handshakes: int64(10 + i)}, {Handshakes: 6}}
+		c.Result.Proxies = []result.ProxyMetrics{{Handshakes: int64(10 + i)}, {Handshakes: 6}}
 		sideOff.Cells[i].Result.Resources.Total.CPUMicrosPerRequest = 200
 	}
 	run := &Run{Variants: []*Variant{sideOff, sideOn, dsOff, dsOn, lone}}

@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/reports/result"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -76,7 +78,7 @@ func Write(run *Run, out string) (*Output, error) {
 		}
 		o.Exports = append(o.Exports, p)
 		details := ""
-		if abs, err := filepath.Abs(filepath.Join(run.Dir, c.Info.ID, ResultFile)); err == nil {
+		if abs, err := filepath.Abs(filepath.Join(run.Dir, c.Info.ID, result.ResultFile)); err == nil {
 			if absOut, err := filepath.Abs(exportDir); err == nil {
 				if rel, err := filepath.Rel(absOut, abs); err == nil {
 					details = rel

@@ -7,18 +7,18 @@ import (
 	"slices"
 	"time"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // ApplyEvents applies each event with apply at measured + its offset, in
 // time order, until ctx ends; a failed event does not stop the later ones.
 // The returned function waits for the applier to finish and returns the
 // events applied and every failure.
-func ApplyEvents(ctx context.Context, events []Event, measured time.Time, apply func(context.Context, Event) error) func() ([]reports.EventRecord, error) {
+func ApplyEvents(ctx context.Context, events []Event, measured time.Time, apply func(context.Context, Event) error) func() ([]result.Event, error) {
 	evs := slices.Clone(events)
 	slices.SortStableFunc(evs, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
 	var (
-		records []reports.EventRecord
+		records []result.Event
 		errs    []error
 	)
 	done := make(chan struct{})
@@ -39,7 +39,7 @@ func ApplyEvents(ctx context.Context, events []Event, measured time.Time, apply 
 			records = append(records, ev.Record(time.Since(measured)))
 		}
 	}()
-	return func() ([]reports.EventRecord, error) {
+	return func() ([]result.Event, error) {
 		<-done
 		return records, errors.Join(errs...)
 	}

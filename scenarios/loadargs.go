@@ -8,13 +8,13 @@ import (
 	"strings"
 
 	"github.com/meshbench/meshbench/loadgen"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // LoadArgs returns the `meshbench load` command line (after the binary)
 // of a load plan: quiet, writing its result to resultFile and its
 // HdrHistogram interval log to hdrLog, with the cell's labels.
-func LoadArgs(l LoadPlan, cell reports.CellInfo, resultFile, hdrLog string) ([]string, error) {
+func LoadArgs(l LoadPlan, cell result.Cell, resultFile, hdrLog string) ([]string, error) {
 	if len(l.Targets) == 0 {
 		return nil, errors.New("the load plan has no target")
 	}

@@ -9,7 +9,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // Dimensions a matrix can have; they are the keys of a cell's labels.
@@ -77,21 +77,21 @@ func (s *Scenario) Dimensions() []string {
 // variant of repeat 1, then every variant of repeat 2, and so on, so that
 // slow drifts of the machine spread over all variants alike. Every cell is
 // pending.
-func (s *Scenario) Cells(o CellOptions) []reports.CellInfo {
+func (s *Scenario) Cells(o CellOptions) []result.Cell {
 	vs, err := s.variants(o.Quick)
 	if err != nil {
 		return nil
 	}
 	n := s.repeats(o)
-	cells := make([]reports.CellInfo, 0, n*len(vs))
+	cells := make([]result.Cell, 0, n*len(vs))
 	for r := 1; r <= n; r++ {
 		for _, v := range vs {
-			cells = append(cells, reports.CellInfo{
+			cells = append(cells, result.Cell{
 				ID:      v.id + "-r" + strconv.Itoa(r),
 				Variant: v.id,
 				Labels:  maps.Clone(v.labels),
 				Repeat:  r,
-				Status:  reports.StatusPending,
+				Status:  result.StatusPending,
 			})
 		}
 	}

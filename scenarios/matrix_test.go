@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 )
 
@@ -19,7 +19,7 @@ degradations:
 load: {rate: 100, connections: 4, duration: 5s}
 `
 
-func variants(cells []reports.CellInfo) []string {
+func variants(cells []result.Cell) []string {
 	var out []string
 	for _, c := range cells {
 		if c.Repeat == 1 {
@@ -102,7 +102,7 @@ func TestCellsInterleaveRepeats(t *testing.T) {
 	var ids []string
 	for _, c := range cells {
 		ids = append(ids, c.ID)
-		if c.Status != reports.StatusPending || c.ID != fmt.Sprintf("%s-r%d", c.Variant, c.Repeat) || c.Labels["topology"] != c.Variant {
+		if c.Status != result.StatusPending || c.ID != fmt.Sprintf("%s-r%d", c.Variant, c.Repeat) || c.Labels["topology"] != c.Variant {
 			t.Errorf("cell %+v", c)
 		}
 	}
@@ -159,7 +159,7 @@ func TestPlanRejectsForeignLabels(t *testing.T) {
 		{"topology": "sidecar", "balancer": "round_robin"},
 		{"topology": "mesh"},
 	} {
-		if _, err := s.Plan(reports.CellInfo{ID: "x", Labels: labels}, scenarios.PlanOptions{}); err == nil {
+		if _, err := s.Plan(result.Cell{ID: "x", Labels: labels}, scenarios.PlanOptions{}); err == nil {
 			t.Errorf("labels %v accepted", labels)
 		}
 	}

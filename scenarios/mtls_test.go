@@ -13,7 +13,7 @@ import (
 
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/identity"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 )
 
@@ -186,7 +186,7 @@ func TestPlanMTLSRefusedOneSided(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := reports.CellInfo{ID: "client-sidecar-on-r1", Variant: "client-sidecar-on",
+	c := result.Cell{ID: "client-sidecar-on-r1", Variant: "client-sidecar-on",
 		Labels: map[string]string{"topology": "client-sidecar", "mtls": "on"}, Repeat: 1}
 	if _, err := s.Plan(c, scenarios.PlanOptions{}); err == nil || !strings.Contains(err.Error(), "mtls must be off") {
 		t.Errorf("client-sidecar with mtls on: %v", err)

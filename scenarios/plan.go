@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/proxy/config"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // Topologies.
@@ -36,7 +36,7 @@ const DstHeader = "X-Meshbench-Dst"
 // them as they are; a Kubernetes platform maps pods and nodes to its own).
 type Plan struct {
 	Scenario string
-	Cell     reports.CellInfo
+	Cell     result.Cell
 	// Topology is the cell's topology (baseline, sidecar, ...).
 	Topology string
 	// ProxyImpl is the proxy implementation the proxies run ("reference"),
@@ -143,8 +143,8 @@ type Event struct {
 
 // Record is the event as applied at offset at from the start of the
 // measured part, for a cell's result.
-func (e Event) Record(at time.Duration) reports.EventRecord {
-	return reports.EventRecord{AtMs: at.Milliseconds(), Pod: e.Pod, Latency: e.Backend.Latency,
+func (e Event) Record(at time.Duration) result.Event {
+	return result.Event{AtMs: at.Milliseconds(), Pod: e.Pod, Latency: e.Backend.Latency,
 		Concurrency: e.Backend.Concurrency, ErrorRate: e.Backend.ErrorRate}
 }
 
@@ -163,10 +163,10 @@ type Platform interface {
 	// the load generator's result and the events applied (the rest of the
 	// CellResult is the runner's), and writes the HdrHistogram interval log
 	// to dir/latency.hlog.
-	Run(ctx context.Context) (*reports.CellResult, error)
+	Run(ctx context.Context) (*result.CellResult, error)
 	// Resources returns the proxies' CPU and memory over the last Run's
 	// measured part and each proxy's /metrics, scraped after the load.
-	Resources(ctx context.Context) (reports.Resources, []reports.ProxyMetrics, error)
+	Resources(ctx context.Context) (result.Resources, []result.ProxyMetrics, error)
 	// Teardown stops everything Deploy started.
 	Teardown(ctx context.Context) error
 	// Facts describes the platform for the run's record (node count; on

@@ -12,7 +12,7 @@ import (
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // DefaultNetworkBase is the address block of a Network left empty.
@@ -100,7 +100,7 @@ func (s *Scenario) setting(labels map[string]string, dim string) string {
 
 // resolve checks a cell's labels against the scenario and returns its
 // settings.
-func (s *Scenario) resolve(c reports.CellInfo, quick bool) (cellSettings, error) {
+func (s *Scenario) resolve(c result.Cell, quick bool) (cellSettings, error) {
 	v := &validator{file: "cell " + cmp.Or(c.ID, c.Variant)}
 	dims := s.Dimensions()
 	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
@@ -151,7 +151,7 @@ func (s *Scenario) resolve(c reports.CellInfo, quick bool) (cellSettings, error)
 
 // Plan turns a cell into a platform-neutral plan: nodes, pods with their
 // backends, proxies with their configurations, the load and the events.
-func (s *Scenario) Plan(c reports.CellInfo, o PlanOptions) (*Plan, error) {
+func (s *Scenario) Plan(c result.Cell, o PlanOptions) (*Plan, error) {
 	cs, err := s.resolve(c, o.Quick)
 	if err != nil {
 		return nil, fmt.Errorf("planning cell %s: %w", c.ID, err)

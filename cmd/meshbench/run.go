@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/local"
 	"github.com/meshbench/meshbench/scenarios/runner"
@@ -107,7 +107,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // summarize prints how the run ended and returns the exit code.
-func summarize(w io.Writer, info *reports.RunInfo, err error, took time.Duration) int {
+func summarize(w io.Writer, info *result.Run, err error, took time.Duration) int {
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(w, "meshbench run: interrupted; the finished cells are kept and run.json is marked incomplete")
 		return 130
@@ -118,7 +118,7 @@ func summarize(w io.Writer, info *reports.RunInfo, err error, took time.Duration
 	}
 	var failed []string
 	for _, c := range info.Cells {
-		if c.Status != reports.StatusDone {
+		if c.Status != result.StatusDone {
 			failed = append(failed, c.ID)
 		}
 	}

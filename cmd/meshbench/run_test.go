@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 func TestRunVerbUsage(t *testing.T) {
@@ -127,25 +127,25 @@ func leftovers(marks ...string) []string {
 	return out
 }
 
-func readRunInfo(path string) (*reports.RunInfo, error) {
+func readRunInfo(path string) (*result.Run, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var ri reports.RunInfo
+	var ri result.Run
 	if err := json.Unmarshal(b, &ri); err != nil {
 		return nil, err
 	}
 	return &ri, nil
 }
 
-func readCellResult(t *testing.T, path string) *reports.CellResult {
+func readCellResult(t *testing.T, path string) *result.CellResult {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res reports.CellResult
+	var res result.CellResult
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
@@ -178,7 +178,7 @@ func TestRunQuick(t *testing.T) {
 		if !strings.HasPrefix(dir, out) {
 			t.Fatalf("last stdout line %q: want the run directory under %s", dir, out)
 		}
-		ri, err := readRunInfo(filepath.Join(dir, reports.RunFile))
+		ri, err := readRunInfo(filepath.Join(dir, result.RunFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,11 +186,11 @@ func TestRunQuick(t *testing.T) {
 			t.Fatalf("run.json: %+v", ri)
 		}
 		for _, c := range ri.Cells {
-			if c.Status != reports.StatusDone {
+			if c.Status != result.StatusDone {
 				t.Errorf("cell %s: %s %s", c.ID, c.Status, c.Error)
 				continue
 			}
-			res := readCellResult(t, filepath.Join(dir, c.ID, reports.ResultFile))
+			res := readCellResult(t, filepath.Join(dir, c.ID, result.ResultFile))
 			if res.Requests <= 0 || res.Cell.ID != c.ID {
 				t.Errorf("%s: %d requests, cell %q", c.ID, res.Requests, res.Cell.ID)
 			}
@@ -202,7 +202,7 @@ func TestRunQuick(t *testing.T) {
 					t.Errorf("%s: no proxy metrics", c.ID)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(dir, c.ID, reports.HdrLogFile)); err != nil {
+			if _, err := os.Stat(filepath.Join(dir, c.ID, result.HdrLogFile)); err != nil {
 				t.Errorf("%s: %v", c.ID, err)
 			}
 		}
@@ -222,9 +222,9 @@ func TestRunQuick(t *testing.T) {
 		defer cancel()
 		var runFile string
 		for runFile == "" {
-			matches, _ := filepath.Glob(filepath.Join(out, "*", "*", reports.RunFile))
+			matches, _ := filepath.Glob(filepath.Join(out, "*", "*", result.RunFile))
 			if len(matches) == 1 {
-				if ri, err := readRunInfo(matches[0]); err == nil && len(ri.Cells) > 1 && ri.Cells[0].Status == reports.StatusDone {
+				if ri, err := readRunInfo(matches[0]); err == nil && len(ri.Cells) > 1 && ri.Cells[0].Status == result.StatusDone {
 					runFile = matches[0]
 					break
 				}
@@ -253,19 +253,19 @@ func TestRunQuick(t *testing.T) {
 		if !ri.Incomplete || ri.Reason != "interrupted" || !ri.Finished.IsZero() {
 			t.Errorf("run.json incomplete %v reason %q finished %v: want an interrupted run", ri.Incomplete, ri.Reason, ri.Finished)
 		}
-		if ri.Cells[0].Status != reports.StatusDone {
+		if ri.Cells[0].Status != result.StatusDone {
 			t.Errorf("first cell %s", ri.Cells[0].Status)
 		}
 		for _, c := range ri.Cells[1:] {
-			ok := c.Status == reports.StatusPending || (c.Status == reports.StatusFailed && c.Error == "interrupted") || c.Status == reports.StatusDone
+			ok := c.Status == result.StatusPending || (c.Status == result.StatusFailed && c.Error == "interrupted") || c.Status == result.StatusDone
 			if !ok {
 				t.Errorf("cell %s after the interruption: %s %q", c.ID, c.Status, c.Error)
 			}
 		}
-		if ri.Cells[len(ri.Cells)-1].Status != reports.StatusPending {
+		if ri.Cells[len(ri.Cells)-1].Status != result.StatusPending {
 			t.Errorf("the last cell ran although the run was interrupted")
 		}
-		res := readCellResult(t, filepath.Join(filepath.Dir(runFile), ri.Cells[0].ID, reports.ResultFile))
+		res := readCellResult(t, filepath.Join(filepath.Dir(runFile), ri.Cells[0].ID, result.ResultFile))
 		if res.Requests <= 0 || res.Incomplete {
 			t.Errorf("the finished cell's result: %d requests, incomplete %v", res.Requests, res.Incomplete)
 		}

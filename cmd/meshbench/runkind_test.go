@@ -14,7 +14,7 @@ import (
 
 	"github.com/meshbench/meshbench/kind/cluster"
 	"github.com/meshbench/meshbench/kind/kindtest"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // TestRunQuickOnKind runs the quick scenario on a 2-node kind cluster that
@@ -65,7 +65,7 @@ func TestRunQuickOnKind(t *testing.T) {
 		t.Errorf("the run's cluster still exists (%v) after the run", err)
 	}
 	runDir := lastLine(stdout.String())
-	ri, err := readRunInfo(filepath.Join(runDir, reports.RunFile))
+	ri, err := readRunInfo(filepath.Join(runDir, result.RunFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +73,11 @@ func TestRunQuickOnKind(t *testing.T) {
 		t.Fatalf("run.json: platform %q incomplete %v cluster %v", ri.Platform, ri.Incomplete, ri.Cluster)
 	}
 	for _, c := range ri.Cells {
-		if c.Status != reports.StatusDone {
+		if c.Status != result.StatusDone {
 			t.Errorf("cell %s: %s %s", c.ID, c.Status, c.Error)
 			continue
 		}
-		res := readCellResult(t, filepath.Join(runDir, c.ID, reports.ResultFile))
+		res := readCellResult(t, filepath.Join(runDir, c.ID, result.ResultFile))
 		if res.Requests < 100 || res.Errors.Total != 0 {
 			t.Errorf("%s: %d requests, errors %+v", c.ID, res.Requests, res.Errors)
 		}

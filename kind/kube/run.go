@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshbench/meshbench/loadgen"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
@@ -54,7 +54,7 @@ type proxyWatch struct {
 // proxy's /metrics, starts sampling the kubelets' container stats and
 // applies the plan's events; when the load is done it scrapes again, and
 // fetches the result and the histogram log into the cell directory.
-func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
+func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	plan := p.plan
 	if plan == nil {
 		return nil, errors.New("running: nothing deployed")
@@ -78,7 +78,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	}
 
 	var stopSampling func()
-	var events func() ([]reports.EventRecord, error)
+	var events func() ([]result.Event, error)
 	stopEvents := func() {}
 	var measured time.Time
 	defer func() {
@@ -123,7 +123,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	stopSampling()
 	stopSampling = nil
 	stopEvents()
-	var records []reports.EventRecord
+	var records []result.Event
 	var evErr error
 	if events != nil {
 		records, evErr = events()
@@ -148,7 +148,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	}
 	m.requests = res.Requests
 	p.last = m
-	return &reports.CellResult{Result: *res, Events: records}, nil
+	return &result.CellResult{Result: *res, Events: records}, nil
 }
 
 // fetchResult copies the load generator's result and histogram log into
@@ -169,7 +169,7 @@ func (p *Platform) fetchResult(ctx context.Context, pod string) (*loadgen.Result
 	if err != nil {
 		return nil, fmt.Errorf("fetching the histogram log: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(p.dir, reports.HdrLogFile), h, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.dir, result.HdrLogFile), h, 0o644); err != nil {
 		return nil, fmt.Errorf("writing the histogram log: %w", err)
 	}
 	return &r, nil

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
@@ -135,10 +135,10 @@ func (s *summary) find(ns, pod, container string) (statSample, bool) {
 // kubelet refreshes a container's counters every few seconds, each with
 // its own time: CPU is the rate between the first and the last distinct
 // reading, times the measured window.
-func (w *proxyWatch) usage(window time.Duration, requests int64) reports.Usage {
+func (w *proxyWatch) usage(window time.Duration, requests int64) result.Usage {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var u reports.Usage
+	var u result.Usage
 	if len(w.samples) == 0 {
 		return u
 	}
@@ -162,21 +162,21 @@ func (w *proxyWatch) usage(window time.Duration, requests int64) reports.Usage {
 // Resources returns the proxies' CPU and memory over the last Run's
 // measured part, from the kubelets' stats, and each proxy's account of it
 // from its /metrics.
-func (p *Platform) Resources(_ context.Context) (reports.Resources, []reports.ProxyMetrics, error) {
-	var res reports.Resources
+func (p *Platform) Resources(_ context.Context) (result.Resources, []result.ProxyMetrics, error) {
+	var res result.Resources
 	m := p.last
 	if m == nil {
 		return res, nil, fmt.Errorf("resources: no completed run")
 	}
 	res.SampleIntervalMs = int(p.opts.SampleInterval.Milliseconds())
-	var metrics []reports.ProxyMetrics
+	var metrics []result.ProxyMetrics
 	var errs []error
 	for _, w := range m.proxies {
 		u := w.usage(m.window, m.requests)
 		if w.sampleErr != nil && len(w.samples) == 0 {
 			errs = append(errs, fmt.Errorf("%s: %w", w.name, w.sampleErr))
 		}
-		res.Proxies = append(res.Proxies, reports.ProxyUsage{Name: w.name, Kind: w.kind, Node: w.planNode, Usage: u})
+		res.Proxies = append(res.Proxies, result.ProxyUsage{Name: w.name, Kind: w.kind, Node: w.planNode, Usage: u})
 		res.Total.CPUSeconds += u.CPUSeconds
 		res.Total.RSSPeakBytes += u.RSSPeakBytes
 		res.Total.RSSMeanBytes += u.RSSMeanBytes

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
@@ -386,17 +386,17 @@ func (p *Platform) pids() []int {
 
 // Resources returns what the last Run measured: each proxy's CPU and memory
 // over the measured part, and each proxy's /metrics increase over it.
-func (p *Platform) Resources(ctx context.Context) (reports.Resources, []reports.ProxyMetrics, error) {
+func (p *Platform) Resources(ctx context.Context) (result.Resources, []result.ProxyMetrics, error) {
 	m := p.last
 	if m == nil {
-		return reports.Resources{}, nil, errors.New("resources: no run measured")
+		return result.Resources{}, nil, errors.New("resources: no run measured")
 	}
-	res := reports.Resources{SampleIntervalMs: int(p.opts.SampleInterval / time.Millisecond)}
-	var metrics []reports.ProxyMetrics
+	res := result.Resources{SampleIntervalMs: int(p.opts.SampleInterval / time.Millisecond)}
+	var metrics []result.ProxyMetrics
 	var errs []error
 	for _, px := range m.proxies {
 		u := px.usage(m.requests)
-		res.Proxies = append(res.Proxies, reports.ProxyUsage{Name: px.name, Kind: px.kind, Node: px.node, Usage: u})
+		res.Proxies = append(res.Proxies, result.ProxyUsage{Name: px.name, Kind: px.kind, Node: px.node, Usage: u})
 		res.Total.CPUSeconds += u.CPUSeconds
 		res.Total.RSSPeakBytes += u.RSSPeakBytes
 		res.Total.RSSMeanBytes += u.RSSMeanBytes
@@ -413,7 +413,7 @@ func (p *Platform) Resources(ctx context.Context) (reports.Resources, []reports.
 		res.Total.CPUMicrosPerRequest = res.Total.CPUSeconds * 1e6 / float64(m.requests)
 	}
 	if res.Proxies == nil {
-		res.Proxies = []reports.ProxyUsage{}
+		res.Proxies = []result.ProxyUsage{}
 	}
 	return res, metrics, errors.Join(errs...)
 }

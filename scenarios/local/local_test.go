@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/proxy/config"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 )
 
@@ -98,7 +98,7 @@ func sidecarPlan(b int) *scenarios.Plan {
 		}}
 	return &scenarios.Plan{
 		Scenario: "test",
-		Cell: reports.CellInfo{ID: "sidecar-round_robin-http1-r1", Variant: "sidecar-round_robin-http1",
+		Cell: result.Cell{ID: "sidecar-round_robin-http1-r1", Variant: "sidecar-round_robin-http1",
 			Labels: map[string]string{"topology": "sidecar", "balancer": "round_robin", "protocol": "http1"}, Repeat: 1},
 		Nodes: []scenarios.Node{{Name: "node-0", Addr: node(0)}, {Name: "node-1", Addr: node(1)}},
 		Pods: []scenarios.Pod{
@@ -117,7 +117,7 @@ func baselinePlan(b int) *scenarios.Plan {
 	a0, a1 := fmt.Sprintf("127.%d.1.11", b), fmt.Sprintf("127.%d.2.11", b)
 	return &scenarios.Plan{
 		Scenario: "test",
-		Cell:     reports.CellInfo{ID: "baseline-r1", Variant: "baseline", Labels: map[string]string{"topology": "baseline"}, Repeat: 1},
+		Cell:     result.Cell{ID: "baseline-r1", Variant: "baseline", Labels: map[string]string{"topology": "baseline"}, Repeat: 1},
 		Nodes:    []scenarios.Node{{Name: "node-0", Addr: fmt.Sprintf("127.%d.1.1", b)}, {Name: "node-1", Addr: fmt.Sprintf("127.%d.2.1", b)}},
 		Pods: []scenarios.Pod{
 			{Name: "client-0", Service: "client", Node: "node-0", Addr: fmt.Sprintf("127.%d.1.10", b)},
@@ -184,7 +184,7 @@ func TestSidecarPlan(t *testing.T) {
 	if res.Labels["topology"] != "sidecar" || res.Labels["balancer"] != "round_robin" {
 		t.Errorf("labels %v: want the cell's", res.Labels)
 	}
-	for _, f := range []string{reports.HdrLogFile, "proxies/sidecar-client-0.yaml", "logs/echo-1.log", "logs/sidecar-echo-0.log", "logs/load.log"} {
+	for _, f := range []string{result.HdrLogFile, "proxies/sidecar-client-0.yaml", "logs/echo-1.log", "logs/sidecar-echo-0.log", "logs/load.log"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: want a non-empty file (%v)", f, err)
 		}
@@ -210,7 +210,7 @@ func TestSidecarPlan(t *testing.T) {
 	}
 
 	// The proxies' own account of the measured part.
-	byName := map[string]reports.ProxyMetrics{}
+	byName := map[string]result.ProxyMetrics{}
 	for _, m := range metrics {
 		byName[m.Name] = m
 	}

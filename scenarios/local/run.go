@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/meshbench/meshbench/loadgen"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
@@ -59,8 +59,8 @@ type procSample struct {
 
 // usage summarises the samples; CPU is the increase from the first sample
 // to the last.
-func (w *proxyWatch) usage(requests int64) reports.Usage {
-	var u reports.Usage
+func (w *proxyWatch) usage(requests int64) result.Usage {
+	var u result.Usage
 	if len(w.samples) == 0 {
 		return u
 	}
@@ -79,8 +79,8 @@ func (w *proxyWatch) usage(requests int64) reports.Usage {
 
 // loadArgs returns the `meshbench load` command line of a load plan that
 // writes its result and histogram log into dir.
-func loadArgs(l scenarios.LoadPlan, cell reports.CellInfo, dir string) ([]string, error) {
-	return scenarios.LoadArgs(l, cell, filepath.Join(dir, loadResultFile), filepath.Join(dir, reports.HdrLogFile))
+func loadArgs(l scenarios.LoadPlan, cell result.Cell, dir string) ([]string, error) {
+	return scenarios.LoadArgs(l, cell, filepath.Join(dir, loadResultFile), filepath.Join(dir, result.HdrLogFile))
 }
 
 // Run runs the plan's load as a `meshbench load` child and applies the
@@ -88,7 +88,7 @@ func loadArgs(l scenarios.LoadPlan, cell reports.CellInfo, dir string) ([]string
 // memory every SampleInterval and scrapes each proxy's /metrics at its
 // start and its end. When ctx ends, the load generator gets SIGINT, and
 // Run returns ctx.Err() once it has exited.
-func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
+func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	plan := p.plan
 	if plan == nil {
 		return nil, errors.New("running: nothing deployed")
@@ -172,7 +172,7 @@ func (p *Platform) Run(ctx context.Context) (*reports.CellResult, error) {
 	}
 	m.requests = res.Requests
 	p.last = m
-	return &reports.CellResult{Result: *res, Events: records}, nil
+	return &result.CellResult{Result: *res, Events: records}, nil
 }
 
 // interrupt stops an interrupted load generator with SIGINT (it writes

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/meshbench/meshbench/loadgen"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 )
 
 // Series of the reference proxy (proxy/metrics) that the platform reads.
@@ -214,8 +214,8 @@ func (h *histogram) percentilesUs() loadgen.Percentiles {
 
 // Summarize returns a proxy's account of the measured part: the increase of
 // its series between the two scrapes.
-func Summarize(name string, start, end Families) reports.ProxyMetrics {
-	pm := reports.ProxyMetrics{
+func Summarize(name string, start, end Families) result.ProxyMetrics {
+	pm := result.ProxyMetrics{
 		Name:      name,
 		Latency:   map[string]loadgen.Percentiles{},
 		Endpoints: map[string]map[string]int64{},

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 )
 
@@ -50,8 +50,8 @@ type Options struct {
 // source is what the runner needs of a scenario.
 type source interface {
 	Dimensions() []string
-	Cells(scenarios.CellOptions) []reports.CellInfo
-	Plan(reports.CellInfo, scenarios.PlanOptions) (*scenarios.Plan, error)
+	Cells(scenarios.CellOptions) []result.Cell
+	Plan(result.Cell, scenarios.PlanOptions) (*scenarios.Plan, error)
 }
 
 // Run runs every cell of sc on o.Platform and returns the run's directory
@@ -59,7 +59,7 @@ type source interface {
 // failed in RunInfo and do not make Run fail; err is non-nil when the run
 // could not be recorded, or when ctx was canceled (it then wraps
 // ctx.Err(), and RunInfo is incomplete with Reason "interrupted").
-func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (runDir string, info *reports.RunInfo, err error) {
+func Run(ctx context.Context, sc *scenarios.Scenario, o Options) (runDir string, info *result.Run, err error) {
 	if sc == nil {
 		return "", nil, errors.New("running: no scenario")
 	}
@@ -71,14 +71,14 @@ type runner struct {
 	o       Options
 	src     source
 	dir     string
-	info    *reports.RunInfo
+	info    *result.Run
 	log     *slog.Logger
 	started time.Time
 	spent   time.Duration // total time of the cells finished so far
 	ran     int           // cells finished so far
 }
 
-func run(ctx context.Context, name, description string, src source, o Options) (string, *reports.RunInfo, error) {
+func run(ctx context.Context, name, description string, src source, o Options) (string, *result.Run, error) {
 	if o.Platform == nil {
 		return "", nil, errors.New("running: no platform")
 	}
@@ -98,7 +98,7 @@ func run(ctx context.Context, name, description string, src source, o Options) (
 	}
 	repeats := 0
 	for i := range cells {
-		cells[i].Status, cells[i].Error = reports.StatusPending, ""
+		cells[i].Status, cells[i].Error = result.StatusPending, ""
 		repeats = max(repeats, cells[i].Repeat)
 	}
 	r.started = o.Now()
@@ -107,7 +107,7 @@ func run(ctx context.Context, name, description string, src source, o Options) (
 		return "", nil, fmt.Errorf("running %s: %w", name, err)
 	}
 	r.dir = dir
-	r.info = &reports.RunInfo{
+	r.info = &result.Run{
 		Scenario:    name,
 		Description: description,
 		Platform:    o.Platform.Name(),
@@ -172,7 +172,7 @@ func makeRunDir(parent string, t time.Time) (string, error) {
 // save writes run.json with the platform's current facts.
 func (r *runner) save() error {
 	r.info.Cluster = r.o.Platform.Facts()
-	if err := writeJSON(filepath.Join(r.dir, reports.RunFile), r.info); err != nil {
+	if err := writeJSON(filepath.Join(r.dir, result.RunFile), r.info); err != nil {
 		return fmt.Errorf("recording the run: %w", err)
 	}
 	return nil
@@ -181,7 +181,7 @@ func (r *runner) save() error {
 // cell runs cell i and records its outcome in r.info.
 func (r *runner) cell(ctx context.Context, i int) {
 	c := &r.info.Cells[i]
-	c.Status = reports.StatusRunning
+	c.Status = result.StatusRunning
 	if err := r.save(); err != nil {
 		r.log.Warn("recording the run", "err", err)
 	}
@@ -192,14 +192,14 @@ func (r *runner) cell(ctx context.Context, i int) {
 	r.ran++
 	switch {
 	case err == nil:
-		c.Status = reports.StatusDone
+		c.Status = result.StatusDone
 		r.progress(i, fmt.Sprintf("achieved %.1f rps  p99 %.2f ms", res.AchievedRate, float64(res.Latency.P99)/1000))
 	case ctx.Err() != nil:
-		c.Status, c.Error = reports.StatusFailed, ReasonInterrupted
+		c.Status, c.Error = result.StatusFailed, ReasonInterrupted
 		r.log.Info("cell interrupted", "cell", c.ID, "err", err)
 		r.progress(i, ReasonInterrupted+" (torn down; the cells left stay pending)")
 	default:
-		c.Status, c.Error = reports.StatusFailed, err.Error()
+		c.Status, c.Error = result.StatusFailed, err.Error()
 		r.log.Error("cell failed", "cell", c.ID, "err", err)
 		first, _, _ := strings.Cut(err.Error(), "\n")
 		r.progress(i, "FAILED: "+first)
@@ -208,7 +208,7 @@ func (r *runner) cell(ctx context.Context, i int) {
 
 // runCell plans, deploys, loads, measures and tears down one cell, and
 // writes its result.json. Teardown runs on every path, panics included.
-func (r *runner) runCell(ctx context.Context, c reports.CellInfo) (res *reports.CellResult, err error) {
+func (r *runner) runCell(ctx context.Context, c result.Cell) (res *result.CellResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("cell panicked", "cell", c.ID, "panic", p, "stack", string(debug.Stack()))
@@ -249,8 +249,8 @@ func (r *runner) runCell(ctx context.Context, c reports.CellInfo) (res *reports.
 		return nil, fmt.Errorf("measuring resources: %w", err)
 	}
 	res.Cell = c
-	res.Cell.Status = reports.StatusDone
-	var initial []reports.EventRecord
+	res.Cell.Status = result.StatusDone
+	var initial []result.Event
 	for _, ev := range plan.Initial {
 		initial = append(initial, ev.Record(0))
 	}
@@ -258,9 +258,9 @@ func (r *runner) runCell(ctx context.Context, c reports.CellInfo) (res *reports.
 	res.Resources = usage
 	res.Proxies = metrics
 	if res.Proxies == nil {
-		res.Proxies = []reports.ProxyMetrics{}
+		res.Proxies = []result.ProxyMetrics{}
 	}
-	if err := writeJSON(filepath.Join(dir, reports.ResultFile), res); err != nil {
+	if err := writeJSON(filepath.Join(dir, result.ResultFile), res); err != nil {
 		return nil, fmt.Errorf("recording the result: %w", err)
 	}
 	return res, nil

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/loadgen"
-	"github.com/meshbench/meshbench/reports"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 )
 
@@ -26,22 +26,22 @@ type fakeSource struct {
 
 func (s *fakeSource) Dimensions() []string { return []string{"topology"} }
 
-func (s *fakeSource) Cells(o scenarios.CellOptions) []reports.CellInfo {
+func (s *fakeSource) Cells(o scenarios.CellOptions) []result.Cell {
 	n := 2
 	if o.Repeats > 0 {
 		n = o.Repeats
 	}
-	var cells []reports.CellInfo
+	var cells []result.Cell
 	for r := 1; r <= n; r++ {
 		for _, v := range []string{"a", "b", "c"} {
-			cells = append(cells, reports.CellInfo{ID: fmt.Sprintf("%s-r%d", v, r), Variant: v,
-				Labels: map[string]string{"topology": v}, Repeat: r, Status: reports.StatusPending})
+			cells = append(cells, result.Cell{ID: fmt.Sprintf("%s-r%d", v, r), Variant: v,
+				Labels: map[string]string{"topology": v}, Repeat: r, Status: result.StatusPending})
 		}
 	}
 	return cells
 }
 
-func (s *fakeSource) Plan(c reports.CellInfo, o scenarios.PlanOptions) (*scenarios.Plan, error) {
+func (s *fakeSource) Plan(c result.Cell, o scenarios.PlanOptions) (*scenarios.Plan, error) {
 	s.opts = append(s.opts, o)
 	if err := s.planErr[c.ID]; err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ type fakePlatform struct {
 	// running is closed when a blocked Run starts waiting.
 	running chan struct{}
 	// onDeploy is called at every Deploy, with the plan's directory.
-	onDeploy func(c reports.CellInfo, dir string)
+	onDeploy func(c result.Cell, dir string)
 }
 
 func (f *fakePlatform) record(s string) {
@@ -94,7 +94,7 @@ func (f *fakePlatform) Deploy(ctx context.Context, p *scenarios.Plan, dir string
 	return f.deployErr[p.Cell.ID]
 }
 
-func (f *fakePlatform) Run(ctx context.Context) (*reports.CellResult, error) {
+func (f *fakePlatform) Run(ctx context.Context) (*result.CellResult, error) {
 	id := f.deployed.Cell.ID
 	f.record("run " + id)
 	if f.runPanic[id] {
@@ -105,17 +105,17 @@ func (f *fakePlatform) Run(ctx context.Context) (*reports.CellResult, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	if err := os.WriteFile(filepath.Join(f.dir, reports.HdrLogFile), []byte("#hlog\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.dir, result.HdrLogFile), []byte("#hlog\n"), 0o644); err != nil {
 		return nil, err
 	}
-	return &reports.CellResult{Result: loadgen.Result{Requests: 1000, AchievedRate: 399.84,
+	return &result.CellResult{Result: loadgen.Result{Requests: 1000, AchievedRate: 399.84,
 		Latency: loadgen.Percentiles{P99: 2410}, Labels: f.deployed.Cell.Labels}}, nil
 }
 
-func (f *fakePlatform) Resources(ctx context.Context) (reports.Resources, []reports.ProxyMetrics, error) {
+func (f *fakePlatform) Resources(ctx context.Context) (result.Resources, []result.ProxyMetrics, error) {
 	f.record("resources " + f.deployed.Cell.ID)
-	return reports.Resources{SampleIntervalMs: 200, Proxies: []reports.ProxyUsage{{Name: "px", Usage: reports.Usage{CPUSeconds: 1}}},
-		Total: reports.Usage{CPUSeconds: 1}}, []reports.ProxyMetrics{{Name: "px", Retries: 3}}, nil
+	return result.Resources{SampleIntervalMs: 200, Proxies: []result.ProxyUsage{{Name: "px", Usage: result.Usage{CPUSeconds: 1}}},
+		Total: result.Usage{CPUSeconds: 1}}, []result.ProxyMetrics{{Name: "px", Retries: 3}}, nil
 }
 
 func (f *fakePlatform) Teardown(ctx context.Context) error {
@@ -143,20 +143,20 @@ func fakeClock() func() time.Time {
 	}
 }
 
-func readRun(t *testing.T, dir string) *reports.RunInfo {
+func readRun(t *testing.T, dir string) *result.Run {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, reports.RunFile))
+	b, err := os.ReadFile(filepath.Join(dir, result.RunFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ri reports.RunInfo
+	var ri result.Run
 	if err := json.Unmarshal(b, &ri); err != nil {
 		t.Fatalf("run.json: %v", err)
 	}
 	return &ri
 }
 
-func statuses(ri *reports.RunInfo) string {
+func statuses(ri *result.Run) string {
 	var s []string
 	for _, c := range ri.Cells {
 		s = append(s, c.ID+":"+c.Status)
@@ -170,7 +170,7 @@ func TestRunOrderFilesAndStatuses(t *testing.T) {
 	f := &fakePlatform{}
 	// run.json is on disk and current before every cell is deployed.
 	var seen []string
-	f.onDeploy = func(c reports.CellInfo, dir string) {
+	f.onDeploy = func(c result.Cell, dir string) {
 		seen = append(seen, statuses(readRun(t, filepath.Dir(dir))))
 	}
 	var progress bytes.Buffer
@@ -219,19 +219,19 @@ func TestRunOrderFilesAndStatuses(t *testing.T) {
 		t.Errorf("returned info %+v", info)
 	}
 	for _, c := range ri.Cells {
-		b, err := os.ReadFile(filepath.Join(dir, c.ID, reports.ResultFile))
+		b, err := os.ReadFile(filepath.Join(dir, c.ID, result.ResultFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res reports.CellResult
+		var res result.CellResult
 		if err := json.Unmarshal(b, &res); err != nil {
 			t.Fatal(err)
 		}
-		if res.Cell.ID != c.ID || res.Cell.Status != reports.StatusDone || res.Requests != 1000 ||
+		if res.Cell.ID != c.ID || res.Cell.Status != result.StatusDone || res.Requests != 1000 ||
 			res.Resources.Total.CPUSeconds != 1 || len(res.Proxies) != 1 || res.Proxies[0].Retries != 3 {
 			t.Errorf("%s result: %+v", c.ID, res)
 		}
-		for _, f := range []string{reports.HdrLogFile, "logs/x.log"} {
+		for _, f := range []string{result.HdrLogFile, "logs/x.log"} {
 			if _, err := os.Stat(filepath.Join(dir, c.ID, f)); err != nil {
 				t.Errorf("%s: %v", c.ID, err)
 			}
@@ -278,7 +278,7 @@ func TestFailingCellsDoNotStopTheRun(t *testing.T) {
 		if !strings.Contains(ri.Cells[i].Error, want) {
 			t.Errorf("cell %s error %q: want %q", ri.Cells[i].ID, ri.Cells[i].Error, want)
 		}
-		if _, err := os.Stat(filepath.Join(dir, ri.Cells[i].ID, reports.ResultFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, ri.Cells[i].ID, result.ResultFile)); err == nil {
 			t.Errorf("%s: a failed cell has a result.json", ri.Cells[i].ID)
 		}
 	}
@@ -314,7 +314,7 @@ func TestInterruption(t *testing.T) {
 	if ri.Cells[1].Error != ReasonInterrupted {
 		t.Errorf("interrupted cell error %q", ri.Cells[1].Error)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "a-r1", reports.ResultFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "a-r1", result.ResultFile)); err != nil {
 		t.Errorf("the finished cell's result: %v", err)
 	}
 	// The interrupted cell was torn down (with a live context), and no

@@ -1,4 +1,4 @@
-package reports
+package result
 
 import (
 	"time"
@@ -8,13 +8,13 @@ import (
 
 // Layout of a results directory, as the runner writes it and Load reads it:
 //
-//	DIR/<scenario>/<timestamp>/run.json            RunInfo, rewritten after every cell
+//	DIR/<scenario>/<timestamp>/run.json            Run, rewritten after every cell
 //	DIR/<scenario>/<timestamp>/<cell>/result.json  CellResult
 //	DIR/<scenario>/<timestamp>/<cell>/latency.hlog HdrHistogram interval log of the load
 //	DIR/<scenario>/<timestamp>/<cell>/proxies/     generated proxy configs
 //	DIR/<scenario>/<timestamp>/<cell>/logs/        every process's output
 //
-// <cell> is CellInfo.ID: the variant's ID and the repeat, e.g.
+// <cell> is Cell.ID: the variant's ID and the repeat, e.g.
 // "sidecar-peak_ewma-http1-r2".
 const (
 	RunFile    = "run.json"
@@ -22,8 +22,8 @@ const (
 	HdrLogFile = "latency.hlog"
 )
 
-// RunInfo describes one run of a scenario.
-type RunInfo struct {
+// Run describes one run of a scenario.
+type Run struct {
 	Scenario    string    `json:"scenario"`
 	Description string    `json:"description"`
 	Platform    string    `json:"platform"` // local, kind, kube
@@ -38,15 +38,15 @@ type RunInfo struct {
 	// Dimensions lists the matrix dimensions in the scenario's order, e.g.
 	// topology, balancer, protocol; variant labels use these keys.
 	Dimensions []string       `json:"dimensions"`
-	Cells      []CellInfo     `json:"cells"` // in the order they ran (or will run)
+	Cells      []Cell         `json:"cells"` // in the order they ran (or will run)
 	Env        map[string]any `json:"env"`   // CPU model, cores, Go version, git commit, kernel
 	// Cluster holds platform facts: node count and, on kind, the
 	// Kubernetes version and node image.
 	Cluster map[string]any `json:"cluster,omitempty"`
 }
 
-// CellInfo is one cell of a run: a variant of the matrix at one repeat.
-type CellInfo struct {
+// Cell is one cell of a run: a variant of the matrix at one repeat.
+type Cell struct {
 	ID      string            `json:"id"`      // directory name
 	Variant string            `json:"variant"` // ID without the repeat
 	Labels  map[string]string `json:"labels"`  // dimension -> value
@@ -69,14 +69,14 @@ const (
 // of the cell.
 type CellResult struct {
 	loadgen.Result
-	Cell CellInfo `json:"cell"`
+	Cell Cell `json:"cell"`
 	// Resources replaces the load generator's free-form field.
 	Resources Resources `json:"resources"`
 	// Proxies is what each proxy's /metrics said at the end of the cell.
 	Proxies []ProxyMetrics `json:"proxies"`
 	// Events are the personality changes applied during the cell, with
 	// their offset from the start of the measured part.
-	Events []EventRecord `json:"events,omitempty"`
+	Events []Event `json:"events,omitempty"`
 }
 
 // Resources is the CPU and memory of the proxies over the measured part.
@@ -124,8 +124,8 @@ type ProxyMetrics struct {
 	Handshakes int64 `json:"handshakes"`
 }
 
-// EventRecord is a change applied to a backend during a cell.
-type EventRecord struct {
+// Event is a change applied to a backend during a cell.
+type Event struct {
 	AtMs    int64  `json:"at_ms"` // from the start of the measured part
 	Pod     string `json:"pod"`
 	Latency string `json:"latency,omitempty"`
