@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/meshbench/meshbench/internal/names"
+
 	"github.com/meshbench/meshbench/reports/result"
 
 	"encoding/json"
@@ -10,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
@@ -133,7 +134,7 @@ func Load(dir string) (*Run, error) {
 	for _, ci := range run.Info.Cells {
 		c := &Cell{Info: ci}
 		switch {
-		case !safeName(ci.ID):
+		case !names.Safe(ci.ID):
 			c.Problem = fmt.Sprintf("cell id %q is not a plain directory name", ci.ID)
 		case seen[ci.ID]:
 			c.Problem = "listed twice in " + result.RunFile
@@ -185,10 +186,6 @@ func notRun(status string) string {
 		return "interrupted while running"
 	}
 	return "status " + status
-}
-
-func safeName(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`)
 }
 
 // group builds the variants from the cells and computes their statistics.

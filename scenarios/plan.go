@@ -27,10 +27,6 @@ const (
 	PortAdmin    = 9901 // a proxy's admin listener
 )
 
-// DstHeader carries the chosen destination pod from the outbound proxy to
-// the node proxy that delivers to it (daemonset topology).
-const DstHeader = "X-Meshbench-Dst"
-
 // Plan is a cell made concrete: what runs where and how it is wired. It is
 // platform-neutral: addresses are the plan's own (the local platform uses
 // them as they are; a Kubernetes platform maps pods and nodes to its own).

@@ -428,7 +428,7 @@ func (b *planner) nodeProxy(n int) {
 		listeners = append(listeners, in)
 		clusters = append(clusters, config.Cluster{
 			Name: "local", Protocol: config.UpstreamSame,
-			OriginalDst: &config.OriginalDst{Header: DstHeader, Allowed: allowed},
+			OriginalDst: &config.OriginalDst{Header: config.DefaultDstHeader, Allowed: allowed},
 			Pool:        b.pool(),
 		})
 	}
@@ -527,7 +527,7 @@ func (b *planner) outbound(addr string, ep func(pod, appPort int) string, gatewa
 				}
 				if gw := gateway(i); gw != "" {
 					if c.cl.Via == nil {
-						c.cl.Via = &config.Via{Header: DstHeader, Gateways: map[string]string{}}
+						c.cl.Via = &config.Via{Header: config.DefaultDstHeader, Gateways: map[string]string{}}
 					}
 					c.cl.Via.Gateways[e] = gw
 				}

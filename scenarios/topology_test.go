@@ -163,7 +163,7 @@ func TestPlanDaemonSet(t *testing.T) {
 	n0, n1 := validConfig(t, p.Proxies[0]), validConfig(t, p.Proxies[1])
 	g := cluster(n0, "echo.grpc")
 	wantGW := map[string]string{"127.77.2.10:9090": "127.77.2.1:4143", "127.77.2.11:9090": "127.77.2.1:4143"}
-	if g == nil || g.Via == nil || !maps.Equal(g.Via.Gateways, wantGW) || g.Via.Header != scenarios.DstHeader {
+	if g == nil || g.Via == nil || !maps.Equal(g.Via.Gateways, wantGW) || g.Via.Header != config.DefaultDstHeader {
 		t.Errorf("node-0 echo.grpc %+v via %+v", g, g.Via)
 	}
 	h := cluster(n1, "echo")

@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"github.com/meshbench/meshbench/internal/names"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -52,7 +54,7 @@ func (v *validator) fail(path, format string, args ...any) {
 }
 
 func (v *validator) scenario(s *Scenario, order []string) {
-	if !safeName(s.Name) {
+	if !names.Safe(s.Name) {
 		v.fail("name", "%q: use lower-case letters, digits, '-' and '_', starting with a letter or digit", s.Name)
 	}
 	if s.Repeats < 1 {
@@ -77,19 +79,19 @@ func (v *validator) services(s *Scenario) {
 	if len(s.Services) == 0 {
 		v.fail("services", "at least one service is required")
 	}
-	names := map[string]bool{}
+	seen := map[string]bool{}
 	perNode := make([]int, min(max(s.Nodes, 0), MaxNodes))
 	for i, svc := range s.Services {
 		p := fmt.Sprintf("services[%d]", i)
 		switch {
-		case !dnsLabel(svc.Name):
+		case !names.DNSLabel(svc.Name):
 			v.fail(p+".name", "%q: a DNS label is required (lower-case letters, digits and '-')", svc.Name)
 		case svc.Name == "client":
 			v.fail(p+".name", "%q: reserved for the load generator's pod", svc.Name)
-		case names[svc.Name]:
+		case seen[svc.Name]:
 			v.fail(p+".name", "%q: service name used twice", svc.Name)
 		}
-		names[svc.Name] = true
+		seen[svc.Name] = true
 		if svc.Replicas < 1 {
 			v.fail(p+".replicas", "%d: must be at least 1", svc.Replicas)
 		}
@@ -145,7 +147,7 @@ func (v *validator) degradations(s *Scenario) {
 		switch {
 		case name == None:
 			v.fail(p, "%q is built in (no change) and cannot be redefined", None)
-		case !safeName(name):
+		case !names.Safe(name):
 			v.fail(p, "%q: use lower-case letters, digits, '-' and '_'", name)
 		}
 		events := s.Degradations[name]
@@ -447,22 +449,4 @@ func (v *validator) proxyConfig(pc ProxyConfig) {
 	case err != nil:
 		v.fail("proxy_config", "%v", err)
 	}
-}
-
-// safeName reports whether s is usable in file names and IDs: lower-case
-// letters, digits, '-' and '_', starting with a letter or digit.
-func safeName(s string) bool {
-	if s == "" || s[0] == '-' || s[0] == '_' {
-		return false
-	}
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-_") == ""
-}
-
-// dnsLabel reports whether s is an RFC 1123 label, as Kubernetes names
-// services and pods.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/meshbench/meshbench/internal/names"
+
 	"context"
 	"errors"
 	"fmt"
@@ -73,11 +75,11 @@ func (o *certsOptions) check() error {
 	if _, err := identity.ParseID("spiffe://" + o.trustDomain + "/x"); err != nil {
 		return fmt.Errorf("--trust-domain %q: %w", o.trustDomain, err)
 	}
-	if !dnsLabel(o.namespace) {
+	if !names.DNSLabel(o.namespace) {
 		return fmt.Errorf("--namespace %q: not a DNS label", o.namespace)
 	}
 	for i, s := range o.services {
-		if !dnsLabel(s) || s == "ca" || s == "issuer" {
+		if !names.DNSLabel(s) || s == "ca" || s == "issuer" {
 			return fmt.Errorf("--services: %q: a service name is a DNS label other than ca and issuer", s)
 		}
 		if slices.Contains(o.services[:i], s) {
@@ -85,14 +87,6 @@ func (o *certsOptions) check() error {
 		}
 	}
 	return nil
-}
-
-// dnsLabel reports whether s is an RFC 1123 label.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }
 
 // writeCerts writes the files and returns the paths written, in order.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/meshbench/meshbench/internal/names"
+
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -558,10 +560,10 @@ func (v *validator) endpoints(p string, c *Cluster) {
 		}
 	}
 	if k := c.Kubernetes; k != nil {
-		if !dnsLabel(k.Namespace) {
+		if !names.DNSLabel(k.Namespace) {
 			v.fail(p+".kubernetes.namespace", "%q: a namespace name (DNS label) is required", k.Namespace)
 		}
-		if !dnsLabel(k.Service) {
+		if !names.DNSLabel(k.Service) {
 			v.fail(p+".kubernetes.service", "%q: a service name (DNS label) is required", k.Service)
 		}
 	}
@@ -686,15 +688,6 @@ func (v *validator) retry(p string, r *Retry) {
 	if r.BufferLimit < 0 {
 		v.fail(p+".buffer_limit", "must not be negative")
 	}
-}
-
-// dnsLabel reports whether s is an RFC 1123 label, as Kubernetes names
-// namespaces and services.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }
 
 // checkHostPort returns "" when s is host:port with a valid port and a host

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/meshbench/meshbench/internal/names"
+
 	"crypto/tls"
 	"fmt"
 	"maps"
@@ -143,7 +145,7 @@ func (v *validator) identity(c *Config) {
 		if t := l.TLS; t != nil {
 			v.listenerMTLS(p+".tls", t)
 		}
-		if l.SourceService != "" && !dnsLabel(l.SourceService) {
+		if l.SourceService != "" && !names.DNSLabel(l.SourceService) {
 			v.fail(p+".source_service", "%q: a service name (DNS label)", l.SourceService)
 		}
 		if a := l.Authz; a != nil {
@@ -292,7 +294,7 @@ func (v *validator) upstreamTLS(p string, c *Cluster) {
 			v.fail(p+".certs", "mode destination presents the destination service's certificate: use cert_file and key_file")
 		}
 		for _, svc := range slices.Sorted(maps.Keys(t.Certs)) {
-			if !dnsLabel(svc) {
+			if !names.DNSLabel(svc) {
 				v.fail(p+".certs."+svc, "%q: a service name (DNS label)", svc)
 			}
 			v.pair(p+".certs."+svc, t.Certs[svc])
