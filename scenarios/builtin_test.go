@@ -40,7 +40,7 @@ func TestBuiltinsPlan(t *testing.T) {
 				t.Errorf("name %q file %q description %q", s.Name, s.File, s.Description)
 			}
 			for _, quick := range []bool{false, true} {
-				cells := s.Cells(scenarios.CellOptions{Quick: quick})
+				cells := cellsOf(t, s, scenarios.CellOptions{Quick: quick})
 				if len(cells) == 0 {
 					t.Fatal("no cells")
 				}
@@ -110,14 +110,14 @@ func TestBuiltinBudgets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := s.EstimatedDuration(c.o); d > c.limit {
-			t.Errorf("%s %+v: estimated %v, more than %v", c.name, c.o, d, c.limit)
+		if d, err := s.EstimatedDuration(c.o); err != nil || d > c.limit {
+			t.Errorf("%s %+v: estimated %v (%v), more than %v", c.name, c.o, d, err, c.limit)
 		}
 	}
 	s, _ := scenarios.Builtin("default")
 	want := []string{"baseline-none-none", "sidecar-peak_ewma-none", "daemonset-peak_ewma-none",
 		"sidecar-round_robin-slow-replica", "sidecar-least_request-slow-replica", "sidecar-peak_ewma-slow-replica"}
-	if got := variants(s.Cells(scenarios.CellOptions{})); !slices.Equal(got, want) {
+	if got := variants(cellsOf(t, s, scenarios.CellOptions{})); !slices.Equal(got, want) {
 		t.Errorf("default variants %v", got)
 	}
 }
@@ -173,7 +173,7 @@ func TestDescribe(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
-		for _, c := range s.Cells(o) {
+		for _, c := range cellsOf(t, s, o) {
 			if !strings.Contains(out, "\n  "+c.ID+"\n") {
 				t.Errorf("%s: description lacks cell %s", name, c.ID)
 			}

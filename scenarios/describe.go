@@ -18,9 +18,13 @@ const DeployAllowance = 3 * time.Second
 
 // EstimatedDuration estimates how long a run with options o takes: every
 // cell's warmup and measured part plus DeployAllowance.
-func (s *Scenario) EstimatedDuration(o CellOptions) time.Duration {
+func (s *Scenario) EstimatedDuration(o CellOptions) (time.Duration, error) {
+	cells, err := s.Cells(o)
+	if err != nil {
+		return 0, err
+	}
 	l := s.effectiveLoad(o.Quick)
-	return time.Duration(len(s.Cells(o))) * (l.Duration + l.Warmup + DeployAllowance)
+	return time.Duration(len(cells)) * (l.Duration + l.Warmup + DeployAllowance), nil
 }
 
 // Describe writes what a run with options o would do, without doing it
@@ -29,7 +33,14 @@ func (s *Scenario) EstimatedDuration(o CellOptions) time.Duration {
 // every proxy with its generated configuration.
 func (s *Scenario) Describe(w io.Writer, o CellOptions, n Network) error {
 	var b bytes.Buffer
-	cells := s.Cells(o)
+	cells, err := s.Cells(o)
+	if err != nil {
+		return err
+	}
+	est, err := s.EstimatedDuration(o)
+	if err != nil {
+		return err
+	}
 	l := s.effectiveLoad(o.Quick)
 	fmt.Fprintf(&b, "scenario %s (%s)\n", s.Name, s.File)
 	if s.Description != "" {
@@ -43,7 +54,7 @@ func (s *Scenario) Describe(w io.Writer, o CellOptions, n Network) error {
 	}
 	reps := s.repeats(o)
 	fmt.Fprintf(&b, "cells: %d (%d variants × %d repeats); estimated %v (each cell %v warmup + %v measured + %v deploy)\n",
-		len(cells), len(cells)/max(reps, 1), reps, s.EstimatedDuration(o).Round(time.Second), l.Warmup, l.Duration, DeployAllowance)
+		len(cells), len(cells)/max(reps, 1), reps, est.Round(time.Second), l.Warmup, l.Duration, DeployAllowance)
 	fmt.Fprintf(&b, "\ncells, in run order:\n")
 	for _, c := range cells {
 		fmt.Fprintf(&b, "  %s\n", c.ID)

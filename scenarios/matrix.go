@@ -77,10 +77,10 @@ func (s *Scenario) Dimensions() []string {
 // variant of repeat 1, then every variant of repeat 2, and so on, so that
 // slow drifts of the machine spread over all variants alike. Every cell is
 // pending.
-func (s *Scenario) Cells(o CellOptions) []result.Cell {
+func (s *Scenario) Cells(o CellOptions) ([]result.Cell, error) {
 	vs, err := s.variants(o.Quick)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("expanding the matrix of %s: %w", s.Name, err)
 	}
 	n := s.repeats(o)
 	cells := make([]result.Cell, 0, n*len(vs))
@@ -95,7 +95,7 @@ func (s *Scenario) Cells(o CellOptions) []result.Cell {
 			})
 		}
 	}
-	return cells
+	return cells, nil
 }
 
 // runDims returns the dimensions with the values of a normal or a quick

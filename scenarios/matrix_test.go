@@ -88,7 +88,7 @@ func TestExpansion(t *testing.T) {
 			if d := strings.Join(s.Dimensions(), ","); d != c.dims {
 				t.Errorf("dimensions %s, want %s", d, c.dims)
 			}
-			got := variants(s.Cells(scenarios.CellOptions{}))
+			got := variants(cellsOf(t, s, scenarios.CellOptions{}))
 			if !slices.Equal(got, c.want) {
 				t.Errorf("variants\n got %v\nwant %v", got, c.want)
 			}
@@ -98,7 +98,7 @@ func TestExpansion(t *testing.T) {
 
 func TestCellsInterleaveRepeats(t *testing.T) {
 	s := parse(t, base+"matrix: {topology: [baseline, sidecar, daemonset]}\nrepeats: 2\nquick: {repeats: 3}\n")
-	cells := s.Cells(scenarios.CellOptions{})
+	cells := cellsOf(t, s, scenarios.CellOptions{})
 	var ids []string
 	for _, c := range cells {
 		ids = append(ids, c.ID)
@@ -119,7 +119,7 @@ func TestCellsInterleaveRepeats(t *testing.T) {
 		{scenarios.CellOptions{Quick: true}, 9},
 		{scenarios.CellOptions{Quick: true, Repeats: 1}, 3},
 	} {
-		if n := len(s.Cells(c.o)); n != c.want {
+		if n := len(cellsOf(t, s, c.o)); n != c.want {
 			t.Errorf("%+v: %d cells, want %d", c.o, n, c.want)
 		}
 		if r := s.RunRepeats(c.o); r*3 != c.want {
@@ -128,7 +128,7 @@ func TestCellsInterleaveRepeats(t *testing.T) {
 	}
 	// Cells share no label maps: a runner may annotate one freely.
 	cells[0].Labels["topology"] = "x"
-	if s.Cells(scenarios.CellOptions{})[3].Labels["topology"] != "baseline" {
+	if cellsOf(t, s, scenarios.CellOptions{})[3].Labels["topology"] != "baseline" {
 		t.Error("labels are shared between cells")
 	}
 }
@@ -136,10 +136,10 @@ func TestCellsInterleaveRepeats(t *testing.T) {
 func TestQuickRates(t *testing.T) {
 	s := parse(t, strings.Replace(base, "rate: 100", "rates: [100, 200, 400]", 1)+
 		"matrix:\n  topology: [sidecar]\n  exclude: [{rate: 200}]\nquick: {rates: [50, 400]}\n")
-	if got := variants(s.Cells(scenarios.CellOptions{})); !slices.Equal(got, []string{"sidecar-r100", "sidecar-r400"}) {
+	if got := variants(cellsOf(t, s, scenarios.CellOptions{})); !slices.Equal(got, []string{"sidecar-r100", "sidecar-r400"}) {
 		t.Errorf("variants %v", got)
 	}
-	cells := s.Cells(scenarios.CellOptions{Quick: true})
+	cells := cellsOf(t, s, scenarios.CellOptions{Quick: true})
 	if got := variants(cells); !slices.Equal(got, []string{"sidecar-r50", "sidecar-r400"}) {
 		t.Errorf("quick variants %v", got)
 	}
@@ -163,4 +163,15 @@ func TestPlanRejectsForeignLabels(t *testing.T) {
 			t.Errorf("labels %v accepted", labels)
 		}
 	}
+}
+
+// cellsOf returns the cells of s with options o, failing t if the matrix
+// does not expand.
+func cellsOf(t testing.TB, s *scenarios.Scenario, o scenarios.CellOptions) []result.Cell {
+	t.Helper()
+	cells, err := s.Cells(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cells
 }

@@ -67,7 +67,7 @@ func TestParseGoodAndDefaults(t *testing.T) {
 		l.Timeout != scenarios.DefaultTimeout || len(s2.Dimensions()) != 0 {
 		t.Errorf("defaults: %+v", s2)
 	}
-	if cells := s2.Cells(scenarios.CellOptions{}); len(cells) != 1 || cells[0].ID != "minimal-r1" {
+	if cells := cellsOf(t, s2, scenarios.CellOptions{}); len(cells) != 1 || cells[0].ID != "minimal-r1" {
 		t.Errorf("a matrix without dimensions has one variant named after the scenario: %+v", cells)
 	}
 }
@@ -191,7 +191,7 @@ func TestLoadNamesTheFile(t *testing.T) {
 
 func TestQuickOverrides(t *testing.T) {
 	s := parse(t, good)
-	cells := s.Cells(scenarios.CellOptions{Quick: true})
+	cells := cellsOf(t, s, scenarios.CellOptions{Quick: true})
 	p, err := s.Plan(cells[0], scenarios.PlanOptions{Quick: true})
 	if err != nil {
 		t.Fatal(err)
@@ -205,14 +205,14 @@ func TestQuickOverrides(t *testing.T) {
 	// Without a quick block, --quick caps the duration and the warmup and
 	// runs once.
 	s2 := parse(t, strings.Replace(good, "quick: {duration: 4s, warmup: 1s, repeats: 1, rate: 200}\n", "", 1))
-	p, err = s2.Plan(s2.Cells(scenarios.CellOptions{Quick: true})[0], scenarios.PlanOptions{Quick: true})
+	p, err = s2.Plan(cellsOf(t, s2, scenarios.CellOptions{Quick: true})[0], scenarios.PlanOptions{Quick: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l := p.Load; l.Duration != scenarios.DefaultQuickDuration || l.Warmup != scenarios.DefaultQuickWarmup || l.Rate != 400 {
 		t.Errorf("default quick load %+v", l)
 	}
-	if n := len(s2.Cells(scenarios.CellOptions{Quick: true})); n != 10 {
+	if n := len(cellsOf(t, s2, scenarios.CellOptions{Quick: true})); n != 10 {
 		t.Errorf("default quick repeats: %d cells", n)
 	}
 }

@@ -39,7 +39,7 @@ func validConfig(t *testing.T, px scenarios.Proxy) *config.Config {
 
 func planOf(t *testing.T, s *scenarios.Scenario, variant string, o scenarios.PlanOptions) *scenarios.Plan {
 	t.Helper()
-	for _, c := range s.Cells(scenarios.CellOptions{Quick: o.Quick}) {
+	for _, c := range cellsOf(t, s, scenarios.CellOptions{Quick: o.Quick}) {
 		if c.Variant == variant {
 			p, err := s.Plan(c, o)
 			if err != nil {
@@ -290,7 +290,7 @@ func TestProxyConfigApplied(t *testing.T) {
 
 func TestPlanKeepsTheCell(t *testing.T) {
 	s := parse(t, topo)
-	c := s.Cells(scenarios.CellOptions{Repeats: 2})[11]
+	c := cellsOf(t, s, scenarios.CellOptions{Repeats: 2})[11]
 	p, err := s.Plan(c, scenarios.PlanOptions{})
 	if err != nil {
 		t.Fatal(err)

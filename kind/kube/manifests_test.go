@@ -105,7 +105,11 @@ func cellObjects(t *testing.T, scenario, variant string) (*scenarios.Plan, *targ
 		t.Fatal(err)
 	}
 	var plan *scenarios.Plan
-	for _, c := range s.Cells(scenarios.CellOptions{}) {
+	cells, err := s.Cells(scenarios.CellOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cells {
 		if c.Variant == variant {
 			if plan, err = s.Plan(c, scenarios.PlanOptions{}); err != nil {
 				t.Fatal(err)

@@ -32,7 +32,11 @@ func TestMTLSPlans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range s.Cells(scenarios.CellOptions{}) {
+	cells, err := s.Cells(scenarios.CellOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cells {
 		t.Run(c.Variant, func(t *testing.T) {
 			plan, err := s.Plan(c, scenarios.PlanOptions{Network: scenarios.Network{Base: []string{"127.81", "127.82"}[i]}})
 			if err != nil {

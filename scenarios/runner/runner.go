@@ -50,7 +50,7 @@ type Options struct {
 // source is what the runner needs of a scenario.
 type source interface {
 	Dimensions() []string
-	Cells(scenarios.CellOptions) []result.Cell
+	Cells(scenarios.CellOptions) ([]result.Cell, error)
 	Plan(result.Cell, scenarios.PlanOptions) (*scenarios.Plan, error)
 }
 
@@ -92,7 +92,10 @@ func run(ctx context.Context, name, description string, src source, o Options) (
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	cells := src.Cells(scenarios.CellOptions{Quick: o.Quick, Repeats: o.Repeats})
+	cells, err := src.Cells(scenarios.CellOptions{Quick: o.Quick, Repeats: o.Repeats})
+	if err != nil {
+		return "", nil, fmt.Errorf("running %s: %w", name, err)
+	}
 	if len(cells) == 0 {
 		return "", nil, fmt.Errorf("running %s: the scenario has no cells", name)
 	}

@@ -26,7 +26,7 @@ type fakeSource struct {
 
 func (s *fakeSource) Dimensions() []string { return []string{"topology"} }
 
-func (s *fakeSource) Cells(o scenarios.CellOptions) []result.Cell {
+func (s *fakeSource) Cells(o scenarios.CellOptions) ([]result.Cell, error) {
 	n := 2
 	if o.Repeats > 0 {
 		n = o.Repeats
@@ -38,7 +38,7 @@ func (s *fakeSource) Cells(o scenarios.CellOptions) []result.Cell {
 				Labels: map[string]string{"topology": v}, Repeat: r, Status: result.StatusPending})
 		}
 	}
-	return cells
+	return cells, nil
 }
 
 func (s *fakeSource) Plan(c result.Cell, o scenarios.PlanOptions) (*scenarios.Plan, error) {
