@@ -310,6 +310,19 @@ type attempt struct {
 	resp        *http.Response
 	err         error // no response: pick, connect or exchange failure
 	noEndpoint  bool
+	ended       bool // end was called
+}
+
+// end records the attempt's outcome with its endpoint (the balancer's
+// Done, the active count, outlier detection), once: every path of an
+// attempt that picked an endpoint ends here, and a second call does
+// nothing.
+func (a *attempt) end(err error, status int, clientGone bool) {
+	if a.ended || a.host == nil {
+		return
+	}
+	a.ended = true
+	a.cluster.finish(a.pick, a.host, err, status, a.start, clientGone)
 }
 
 // exchange sends the request to a picked endpoint and reads the response
@@ -357,7 +370,7 @@ func (h *handler) exchange(r *http.Request, rs *routeState, c *cluster, h1 *h1cl
 		a.resp, a.err = p.h2.RoundTrip(out)
 	}
 	if a.err != nil {
-		c.finish(pick, host, a.err, 0, a.start, r.Context().Err() != nil)
+		a.end(a.err, 0, r.Context().Err() != nil)
 	}
 }
 
@@ -390,7 +403,7 @@ func (h *handler) retryable(r *http.Request, pol *retry.Policy, isGRPC bool, a *
 func (a *attempt) discard() {
 	if a.resp != nil {
 		a.resp.Body.Close()
-		a.cluster.finish(a.pick, a.host, nil, a.resp.StatusCode, a.start, false)
+		a.end(nil, a.resp.StatusCode, false)
 	}
 	if a.cancel != nil {
 		a.cancel()
@@ -449,7 +462,7 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, isGRPC bool, a
 		if !clientGone {
 			st = 0 // the endpoint broke the response off
 		}
-		a.cluster.finish(a.pick, a.host, err, st, a.start, clientGone)
+		a.end(err, st, clientGone)
 		switch {
 		case clientGone:
 			o.status, o.abort = statusClientClosed, true
@@ -478,7 +491,7 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, isGRPC bool, a
 			o.grpcStatus = g
 		}
 	}
-	a.cluster.finish(a.pick, a.host, nil, resp.StatusCode, a.start, false)
+	a.end(nil, resp.StatusCode, false)
 	return o
 }
 
