@@ -98,11 +98,10 @@ type host struct {
 func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface) (*cluster, error) {
 	b := cc.Balancer
 	c := &cluster{
-		name:     cc.Name,
-		protocol: cc.Protocol,
-		log:      log.With("cluster", cc.Name),
-		bcfg: balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
-			Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D(), MinRingSize: b.MinRingSize, TableSize: b.TableSize},
+		name:       cc.Name,
+		protocol:   cc.Protocol,
+		log:        log.With("cluster", cc.Name),
+		bcfg:       b.Picker(),
 		hashHeader: http.CanonicalHeaderKey(b.HashHeader),
 		budget:     retry.NewBudget(cc.RetryBudget.Ratio, cc.RetryBudget.MinConcurrency),
 		hosts:      map[string]*host{},

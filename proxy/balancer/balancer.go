@@ -106,7 +106,7 @@ type Config struct {
 	// DefaultPolicy, peak_ewma.
 	Policy string
 	// ChoiceCount (YAML choice_count) is how many endpoints least_request
-	// draws per pick; default 2, values below 2 count as 2.
+	// draws per pick; default 2, at least 2.
 	ChoiceCount int
 	// FullScan (YAML full_scan) makes least_request compare every
 	// endpoint instead of drawing; default false.
@@ -160,6 +160,9 @@ func New(cfg Config, endpoints []*Endpoint) (Picker, error) {
 	}
 	if len(endpoints) == 0 {
 		return nil, fmt.Errorf("creating %s balancer: %w", policy, ErrNoEndpoint)
+	}
+	if ps := cfg.Validate(len(endpoints)); len(ps) > 0 {
+		return nil, fmt.Errorf("creating %s balancer: %s", policy, ps[0])
 	}
 	switch policy {
 	case PolicyRoundRobin:

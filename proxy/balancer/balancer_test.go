@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,7 +205,11 @@ func TestConfigRandIsUsed(t *testing.T) {
 		balancer.PolicyRingHash:     nil,
 		balancer.PolicyMaglev:       nil,
 	} {
-		p, err := balancer.New(balancer.Config{Policy: policy, Rand: last, TableSize: 7}, endpoints(5))
+		cfg := balancer.Config{Policy: policy, Rand: last}
+		if policy == balancer.PolicyMaglev {
+			cfg.TableSize = 7
+		}
+		p, err := balancer.New(cfg, endpoints(5))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,6 +289,35 @@ func TestRebuiltPickerKeepsLoadState(t *testing.T) {
 	for _, e := range eps {
 		if e.InFlight() != 0 {
 			t.Errorf("%s: %d in flight after every Done", e.Addr, e.InFlight())
+		}
+	}
+}
+
+// TestValidateIsNewsRule: what Validate refuses, New refuses too, and a
+// parameter's zero value takes its default.
+func TestValidateIsNewsRule(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  balancer.Config
+		want string
+	}{
+		{balancer.Config{Policy: balancer.PolicyLeastRequest, ChoiceCount: 1}, "choice_count: 1: must be at least 2"},
+		{balancer.Config{Policy: balancer.PolicyRoundRobin, ChoiceCount: 3}, "choice_count and full_scan apply to least_request only"},
+		{balancer.Config{Policy: balancer.PolicyPeakEWMA, Decay: -time.Second}, "decay and default_rtt must be positive"},
+		{balancer.Config{Policy: balancer.PolicyRingHash, MinRingSize: -1}, "min_ring_size: a positive size, for ring_hash only"},
+		{balancer.Config{Policy: balancer.PolicyMaglev, TableSize: 8}, "table_size: "},
+		{balancer.Config{Policy: "fastest"}, `policy: "fastest": unknown policy`},
+	} {
+		ps := tc.cfg.Validate(3)
+		if len(ps) == 0 || !strings.HasPrefix(ps[0].String(), tc.want) {
+			t.Errorf("%+v: Validate = %v, want %q", tc.cfg, ps, tc.want)
+		}
+		if _, err := balancer.New(tc.cfg, endpoints(3)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: New error %v, want one with %q", tc.cfg, err, tc.want)
+		}
+	}
+	for _, cfg := range []balancer.Config{{}, {Policy: balancer.PolicyLeastRequest}, {Policy: balancer.PolicyLeastRequest, ChoiceCount: 2}} {
+		if ps := cfg.Validate(3); len(ps) != 0 {
+			t.Errorf("%+v: Validate = %v, want none", cfg, ps)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/meshbench/meshbench/proxy/balancer"
 )
 
 // Directions of a listener.
@@ -369,6 +371,13 @@ type Balancer struct {
 	MinRingSize int `yaml:"min_ring_size" json:"min_ring_size,omitempty"`
 	// TableSize is maglev's lookup table size, a prime (default 65537).
 	TableSize int `yaml:"table_size" json:"table_size,omitempty"`
+}
+
+// Picker returns the balancer package's configuration of the block (its
+// validation and its pickers take it).
+func (b Balancer) Picker() balancer.Config {
+	return balancer.Config{Policy: b.Policy, ChoiceCount: b.ChoiceCount, FullScan: b.FullScan,
+		Decay: b.Decay.D(), DefaultRTT: b.DefaultRTT.D(), MinRingSize: b.MinRingSize, TableSize: b.TableSize}
 }
 
 // Pool bounds the upstream connections of a cluster, per endpoint: per

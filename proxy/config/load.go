@@ -442,36 +442,18 @@ func (v *validator) cluster(p string, c *Cluster) {
 		v.fail(p+".protocol", "%q: must be one of http1, h2c, h2, same", c.Protocol)
 	}
 	b := c.Balancer
-	if !slices.Contains(balancer.Policies(), b.Policy) {
-		v.fail(p+".balancer.policy", "%q: unknown policy (known: %s)", b.Policy, strings.Join(balancer.Policies(), ", "))
+	bc := b.Picker()
+	for _, pr := range bc.Validate(len(c.Endpoints)) {
+		path := p + ".balancer"
+		if pr.Param != "" {
+			path += "." + pr.Param
+		}
+		v.fail(path, "%s", pr.Msg)
 	}
-	bc := balancer.Config{Policy: b.Policy}
 	if b.HashHeader != "" && !bc.NeedsKey() {
 		v.fail(p+".balancer.hash_header", "applies to ring_hash and maglev only")
 	} else if b.HashHeader != "" && !validHeaderName(b.HashHeader) {
 		v.fail(p+".balancer.hash_header", "%q: not a header name", b.HashHeader)
-	}
-	if b.MinRingSize != 0 && b.Policy != balancer.PolicyRingHash || b.MinRingSize < 0 {
-		v.fail(p+".balancer.min_ring_size", "a positive size, for ring_hash only")
-	}
-	if b.TableSize != 0 {
-		if b.Policy != balancer.PolicyMaglev {
-			v.fail(p+".balancer.table_size", "applies to maglev only")
-		} else if err := balancer.CheckTableSize(b.TableSize, max(1, len(c.Endpoints))); err != nil {
-			v.fail(p+".balancer.table_size", "%v", err)
-		}
-	}
-	if (b.ChoiceCount != 0 || b.FullScan) && b.Policy != balancer.PolicyLeastRequest {
-		v.fail(p+".balancer", "choice_count and full_scan apply to least_request only")
-	}
-	if b.ChoiceCount != 0 && b.ChoiceCount < 2 {
-		v.fail(p+".balancer.choice_count", "%d: must be at least 2", b.ChoiceCount)
-	}
-	if (b.Decay != 0 || b.DefaultRTT != 0) && b.Policy != balancer.PolicyPeakEWMA {
-		v.fail(p+".balancer", "decay and default_rtt apply to peak_ewma only")
-	}
-	if b.Decay < 0 || b.DefaultRTT < 0 {
-		v.fail(p+".balancer", "decay and default_rtt must be positive")
 	}
 	v.endpoints(p, c)
 	v.via(p, c)
