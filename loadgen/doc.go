@@ -14,4 +14,8 @@
 // produces a Result: achieved against requested rate (and, when the rate
 // could not be sustained, why), percentiles, the encoded histograms, errors
 // by class, per-backend counts and a per-second time series.
+//
+// A ResultServer serves a run's Status and, once it is done, its files over
+// HTTP (meshbench load --serve), for a runner that cannot read the files:
+// the load generator as a pod. The runner reads the same Status type.
 package loadgen

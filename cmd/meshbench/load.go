@@ -109,10 +109,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				time.Duration(sec.P50)*time.Microsecond, time.Duration(sec.P99)*time.Microsecond, sec.Errors)
 		}
 	}
-	var rs *resultServer
+	var rs *loadgen.ResultServer
 	if serve != "" {
 		var err error
-		if rs, err = startResultServer(serve, s.Warmup, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
+		if rs, err = loadgen.StartResultServer(serve, s.Warmup, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
 			fmt.Fprintf(stderr, "meshbench load: %v\n", err)
 			return 2
 		}
@@ -124,8 +124,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if code != 0 && code != 130 {
 			err = fmt.Errorf("meshbench load exited with status %d", code)
 		}
-		rs.finish(err, out, hdrLog)
-		rs.wait(ctx, linger)
+		rs.Finish(err, out, hdrLog)
+		rs.Wait(ctx, linger)
 	}
 	return code
 }

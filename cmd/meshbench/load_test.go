@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshbench/meshbench/loadgen"
 )
 
 // TestLoadVerbTargets: a repeated --target spreads the connections over
@@ -100,28 +102,28 @@ func TestLoadServe(t *testing.T) {
 	}
 	phases := map[string]bool{}
 	deadline := time.Now().Add(10 * time.Second)
-	var st loadStatus
+	var st loadgen.Status
 	for time.Now().Before(deadline) {
 		if resp, b := get("/status"); resp != nil {
 			if err := json.Unmarshal(b, &st); err != nil {
 				t.Fatalf("status %q: %v", b, err)
 			}
 			phases[st.Phase] = true
-			if st.Phase == phaseDone || st.Phase == phaseFailed {
+			if st.Phase == loadgen.PhaseDone || st.Phase == loadgen.PhaseFailed {
 				break
 			}
 			// The run may end between the two requests: a served file
 			// is wrong only if the status still says the run goes on.
 			if resp, _ := get("/files/result-load.json"); resp == nil || resp.StatusCode != http.StatusNotFound {
-				var after loadStatus
-				if resp, b := get("/status"); resp == nil || json.Unmarshal(b, &after) != nil || (after.Phase != phaseDone && after.Phase != phaseFailed) {
+				var after loadgen.Status
+				if resp, b := get("/status"); resp == nil || json.Unmarshal(b, &after) != nil || (after.Phase != loadgen.PhaseDone && after.Phase != loadgen.PhaseFailed) {
 					t.Fatalf("result served before the run ended: %v (status then %+v)", resp, after)
 				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if st.Phase != phaseDone || !phases[phaseMeasuring] {
+	if st.Phase != loadgen.PhaseDone || !phases[loadgen.PhaseMeasuring] {
 		t.Fatalf("phases seen %v, last %+v", phases, st)
 	}
 	resp, b := get("/files/result-load.json")

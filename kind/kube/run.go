@@ -21,13 +21,6 @@ import (
 	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
-// loadStatus is the load generator's GET /status (meshbench load --serve).
-type loadStatus struct {
-	Phase    string  `json:"phase"` // warmup, measuring, done or failed
-	Error    string  `json:"error"`
-	ElapsedS float64 `json:"elapsed_s"`
-}
-
 // measurement is what one Run observed of the proxies.
 type measurement struct {
 	requests int64
@@ -92,10 +85,10 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 		if err != nil && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if err == nil && st.Phase == "failed" {
+		if err == nil && st.Phase == loadgen.PhaseFailed {
 			return nil, fmt.Errorf("running: the load generator failed: %s", st.Error)
 		}
-		if err == nil && st.Phase != "warmup" && measured.IsZero() {
+		if err == nil && st.Phase != loadgen.PhaseWarmup && measured.IsZero() {
 			measured = time.Now()
 			for _, w := range m.proxies {
 				w.start, w.scrapeErr = p.scrape(ctx, w)
@@ -105,7 +98,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			stopEvents = cancel
 			events = scenarios.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
 		}
-		if err == nil && st.Phase == "done" {
+		if err == nil && st.Phase == loadgen.PhaseDone {
 			break
 		}
 		if err != nil {
@@ -175,8 +168,8 @@ func (p *Platform) fetchResult(ctx context.Context, pod string) (*loadgen.Result
 	return &r, nil
 }
 
-func (p *Platform) loadStatus(ctx context.Context, pod string) (loadStatus, error) {
-	var st loadStatus
+func (p *Platform) loadStatus(ctx context.Context, pod string) (loadgen.Status, error) {
+	var st loadgen.Status
 	b, err := p.podGet(ctx, pod, PortLoad, "status")
 	if err != nil {
 		return st, err

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"context"
@@ -13,16 +13,17 @@ import (
 	"time"
 )
 
-// Phases of a load run as /status reports them.
+// Phases of a load run as a ResultServer's GET /status reports them.
 const (
-	phaseWarmup    = "warmup"
-	phaseMeasuring = "measuring"
-	phaseDone      = "done"
-	phaseFailed    = "failed"
+	PhaseWarmup    = "warmup"
+	PhaseMeasuring = "measuring"
+	PhaseDone      = "done"
+	PhaseFailed    = "failed"
 )
 
-// loadStatus is the body of GET /status.
-type loadStatus struct {
+// Status is the body of a ResultServer's GET /status, as the load
+// generator serves it and a runner reads it.
+type Status struct {
 	Phase    string  `json:"phase"`
 	Error    string  `json:"error,omitempty"`
 	ElapsedS float64 `json:"elapsed_s"`
@@ -30,11 +31,11 @@ type loadStatus struct {
 	Files []string `json:"files,omitempty"`
 }
 
-// resultServer serves a load run's state and, once the run ends, its
+// ResultServer serves a load run's state and, once the run ends, its
 // result files over HTTP, for a runner that cannot read the files: the
 // load generator as a pod, reached through the Kubernetes API server's pod
 // proxy. POST /exit ends the wait.
-type resultServer struct {
+type ResultServer struct {
 	mu     sync.Mutex
 	start  time.Time
 	warmup time.Duration
@@ -47,13 +48,14 @@ type resultServer struct {
 	ln     net.Listener
 }
 
-// startResultServer listens on addr and serves the run that starts now.
-func startResultServer(addr string, warmup time.Duration, log *slog.Logger) (*resultServer, error) {
+// StartResultServer listens on addr and serves the run that starts now
+// (meshbench load --serve).
+func StartResultServer(addr string, warmup time.Duration, log *slog.Logger) (*ResultServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serving the result on %s: %w", addr, err)
 	}
-	rs := &resultServer{start: time.Now(), warmup: warmup, phase: phaseWarmup, exit: make(chan struct{}), ln: ln}
+	rs := &ResultServer{start: time.Now(), warmup: warmup, phase: PhaseWarmup, exit: make(chan struct{}), ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", rs.status)
 	mux.HandleFunc("GET /files/{name}", rs.file)
@@ -71,13 +73,13 @@ func startResultServer(addr string, warmup time.Duration, log *slog.Logger) (*re
 }
 
 // Addr is the address the server listens on.
-func (rs *resultServer) Addr() string { return rs.ln.Addr().String() }
+func (rs *ResultServer) Addr() string { return rs.ln.Addr().String() }
 
-func (rs *resultServer) status(w http.ResponseWriter, _ *http.Request) {
+func (rs *ResultServer) status(w http.ResponseWriter, _ *http.Request) {
 	rs.mu.Lock()
-	st := loadStatus{Phase: rs.phase, Error: rs.err, ElapsedS: time.Since(rs.start).Seconds()}
-	if st.Phase == phaseWarmup && time.Since(rs.start) >= rs.warmup {
-		st.Phase = phaseMeasuring
+	st := Status{Phase: rs.phase, Error: rs.err, ElapsedS: time.Since(rs.start).Seconds()}
+	if st.Phase == PhaseWarmup && time.Since(rs.start) >= rs.warmup {
+		st.Phase = PhaseMeasuring
 	}
 	for name := range rs.files {
 		st.Files = append(st.Files, name)
@@ -87,7 +89,7 @@ func (rs *resultServer) status(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(st)
 }
 
-func (rs *resultServer) file(w http.ResponseWriter, r *http.Request) {
+func (rs *ResultServer) file(w http.ResponseWriter, r *http.Request) {
 	rs.mu.Lock()
 	path, ok := rs.files[r.PathValue("name")]
 	rs.mu.Unlock()
@@ -98,14 +100,14 @@ func (rs *resultServer) file(w http.ResponseWriter, r *http.Request) {
 	http.ServeFile(w, r, path)
 }
 
-// finish records the run's end: its files (paths; empty ones are skipped)
+// Finish records the run's end: its files (paths; empty ones are skipped)
 // and its error, if any.
-func (rs *resultServer) finish(runErr error, paths ...string) {
+func (rs *ResultServer) Finish(runErr error, paths ...string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rs.phase = phaseDone
+	rs.phase = PhaseDone
 	if runErr != nil {
-		rs.phase, rs.err = phaseFailed, runErr.Error()
+		rs.phase, rs.err = PhaseFailed, runErr.Error()
 	}
 	rs.files = map[string]string{}
 	for _, p := range paths {
@@ -115,9 +117,9 @@ func (rs *resultServer) finish(runErr error, paths ...string) {
 	}
 }
 
-// wait holds the files until POST /exit, linger or ctx's end, then stops
+// Wait holds the files until POST /exit, linger or ctx's end, then stops
 // the server.
-func (rs *resultServer) wait(ctx context.Context, linger time.Duration) {
+func (rs *ResultServer) Wait(ctx context.Context, linger time.Duration) {
 	t := time.NewTimer(linger)
 	defer t.Stop()
 	select {
