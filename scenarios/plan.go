@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"context"
 	"time"
 
 	"github.com/meshbench/meshbench/proxy/config"
@@ -142,30 +141,4 @@ type Event struct {
 func (e Event) Record(at time.Duration) result.Event {
 	return result.Event{AtMs: at.Milliseconds(), Pod: e.Pod, Latency: e.Backend.Latency,
 		Concurrency: e.Backend.Concurrency, ErrorRate: e.Backend.ErrorRate}
-}
-
-// Platform realizes Plans; the shape follows DESIGN.md (Deploy, Run,
-// Resources, Teardown). The runner calls Deploy, Run and Resources in that
-// order for every cell, and Teardown on every exit path, also after a
-// failed Deploy or Run; Teardown must be safe to call twice.
-type Platform interface {
-	// Name is local, kind or kube.
-	Name() string
-	// Deploy starts everything the plan describes and returns when all of
-	// it is ready to take load. dir is the cell's results directory: logs
-	// and generated files go there.
-	Deploy(ctx context.Context, p *Plan, dir string) error
-	// Run runs the deployed plan's load and applies its events. It returns
-	// the load generator's result and the events applied (the rest of the
-	// CellResult is the runner's), and writes the HdrHistogram interval log
-	// to dir/latency.hlog.
-	Run(ctx context.Context) (*result.CellResult, error)
-	// Resources returns the proxies' CPU and memory over the last Run's
-	// measured part and each proxy's /metrics, scraped after the load.
-	Resources(ctx context.Context) (result.Resources, []result.ProxyMetrics, error)
-	// Teardown stops everything Deploy started.
-	Teardown(ctx context.Context) error
-	// Facts describes the platform for the run's record (node count; on
-	// Kubernetes the version and node image).
-	Facts() map[string]any
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"context"
 	"errors"
 	"flag"
@@ -27,7 +29,7 @@ const runUsage = "meshbench run SCENARIO [--platform local|kind|kube] [--out DIR
 // for bad flags or a bad scenario, 130 when interrupted.
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", runUsage, stderr)
-	platform := fs.String("platform", "local", "where to run: local (processes on loopback addresses), kind (a kind cluster it creates) or kube (the cluster of --kubeconfig)")
+	platformName := fs.String("platform", "local", "where to run: local (processes on loopback addresses), kind (a kind cluster it creates) or kube (the cluster of --kubeconfig)")
 	var kf kubeFlags
 	kf.register(fs)
 	out := fs.String("out", filepath.Join("out", "runs"), "results root `DIR`: the run goes to DIR/<scenario>/<timestamp>")
@@ -64,7 +66,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	switch *platform {
+	switch *platformName {
 	case "local", "kind":
 	case "kube":
 		if kf.image == "" {
@@ -72,7 +74,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	default:
-		fmt.Fprintf(stderr, "meshbench run: --platform %q: want local, kind or kube\n", *platform)
+		fmt.Fprintf(stderr, "meshbench run: --platform %q: want local, kind or kube\n", *platformName)
 		return 2
 	}
 	self, proxyBin, err := binaries(*meshproxy)
@@ -85,12 +87,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	var p scenarios.Platform = local.New(local.Options{Meshbench: self, Meshproxy: proxyBin, Log: log, SampleInterval: *sample, NetworkBase: *network})
-	if *platform != "local" {
-		kp, cleanup, err := kubePlatform(ctx, *platform, kf, sc, self, proxyBin, *sample, log, stderr)
+	var p platform.Platform = local.New(local.Options{Meshbench: self, Meshproxy: proxyBin, Log: log, SampleInterval: *sample, NetworkBase: *network})
+	if *platformName != "local" {
+		kp, cleanup, err := kubePlatform(ctx, *platformName, kf, sc, self, proxyBin, *sample, log, stderr)
 		defer cleanup()
 		if err != nil {
-			fmt.Fprintf(stderr, "meshbench run: --platform %s: %v\n", *platform, err)
+			fmt.Fprintf(stderr, "meshbench run: --platform %s: %v\n", *platformName, err)
 			return 1
 		}
 		p = kp

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"context"
 	"errors"
 	"flag"
@@ -36,7 +38,7 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 
 // kubePlatform returns the kind or kube platform for a scenario, and what
 // to do once the run ends (delete a kind cluster the run created).
-func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.Scenario, self, proxyBin string, sample time.Duration, log *slog.Logger, stderr io.Writer) (scenarios.Platform, func(), error) {
+func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.Scenario, self, proxyBin string, sample time.Duration, log *slog.Logger, stderr io.Writer) (platform.Platform, func(), error) {
 	noop := func() {}
 	// The kubelet refreshes container stats every few seconds: reading
 	// them more often than once a second only loads the API server.

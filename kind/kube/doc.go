@@ -1,6 +1,6 @@
 // Package kube runs scenario plans on a Kubernetes cluster: a kind cluster
 // made by meshbench (package kind/cluster) or any cluster a kubeconfig
-// reaches. It implements scenarios.Platform.
+// reaches. It implements platform.Platform (scenarios/platform).
 //
 // A plan is platform-neutral: its pods and nodes have addresses of the
 // local platform. Here plan node i is the cluster's node i (the control

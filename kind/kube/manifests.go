@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"fmt"
 	"net"
 	"slices"
@@ -156,22 +158,10 @@ func sidecarConfigMap(plan *scenarios.Plan, t *target, a *addressing, pod *scena
 // backendDeployment is one backend pod: its app and, in sidecar
 // topologies, its proxy, pinned to the pod's node.
 func backendDeployment(plan *scenarios.Plan, t *target, pod *scenarios.Pod) (*appsv1.Deployment, error) {
-	b := pod.Backend
-	latency := b.Latency
-	if latency == "" {
-		latency = "none"
-	}
 	app := corev1.Container{
 		Name: "app", Image: t.Image, ImagePullPolicy: corev1.PullIfNotPresent,
-		Command: []string{"/meshbench", "backend",
-			"--listen", ":" + strconv.Itoa(scenarios.PortHTTP),
-			"--grpc-listen", ":" + strconv.Itoa(scenarios.PortGRPC),
-			"--name", pod.Name,
-			"--latency", latency,
-			"--concurrency", strconv.Itoa(b.Concurrency),
-			"--error-rate", strconv.FormatFloat(b.ErrorRate, 'g', -1, 64),
-			"--response-size", strconv.Itoa(b.ResponseSize)},
-		Ports: []corev1.ContainerPort{{Name: portNameHTTP, ContainerPort: scenarios.PortHTTP}, {Name: portNameGRPC, ContainerPort: scenarios.PortGRPC}},
+		Command: append([]string{"/meshbench"}, platform.BackendArgs(pod, ":"+strconv.Itoa(scenarios.PortHTTP), ":"+strconv.Itoa(scenarios.PortGRPC))...),
+		Ports:   []corev1.ContainerPort{{Name: portNameHTTP, ContainerPort: scenarios.PortHTTP}, {Name: portNameGRPC, ContainerPort: scenarios.PortGRPC}},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(scenarios.PortHTTP)}},
 			PeriodSeconds: 1},
 		Resources: t.AppResources,

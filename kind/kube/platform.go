@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"context"
 	"errors"
 	"fmt"
@@ -69,7 +71,7 @@ type Platform struct {
 	last  *measurement
 }
 
-var _ scenarios.Platform = (*Platform)(nil)
+var _ platform.Platform = (*Platform)(nil)
 
 // New returns a Platform on the cluster opts.RESTConfig reaches.
 func New(opts Options) (*Platform, error) {

@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,7 +10,6 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/reports/result"
-	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
 // summary is the part of the kubelet's /stats/summary the platform reads
@@ -163,34 +164,19 @@ func (w *proxyWatch) usage(window time.Duration, requests int64) result.Usage {
 // measured part, from the kubelets' stats, and each proxy's account of it
 // from its /metrics.
 func (p *Platform) Resources(_ context.Context) (result.Resources, []result.ProxyMetrics, error) {
-	var res result.Resources
 	m := p.last
 	if m == nil {
-		return res, nil, fmt.Errorf("resources: no completed run")
+		return result.Resources{}, nil, fmt.Errorf("resources: no completed run")
 	}
-	res.SampleIntervalMs = int(p.opts.SampleInterval.Milliseconds())
-	var metrics []result.ProxyMetrics
-	var errs []error
-	for _, w := range m.proxies {
-		u := w.usage(m.window, m.requests)
+	samples := make([]platform.ProxySample, len(m.proxies))
+	for i, w := range m.proxies {
+		s := platform.ProxySample{Name: w.name, Kind: w.kind, Node: w.planNode, Usage: w.usage(m.window, m.requests),
+			ScrapeErr: w.scrapeErr, Start: w.start, End: w.end}
 		if w.sampleErr != nil && len(w.samples) == 0 {
-			errs = append(errs, fmt.Errorf("%s: %w", w.name, w.sampleErr))
+			// A sample missed among others still gives the usage.
+			s.SampleErr = w.sampleErr
 		}
-		res.Proxies = append(res.Proxies, result.ProxyUsage{Name: w.name, Kind: w.kind, Node: w.planNode, Usage: u})
-		res.Total.CPUSeconds += u.CPUSeconds
-		res.Total.RSSPeakBytes += u.RSSPeakBytes
-		res.Total.RSSMeanBytes += u.RSSMeanBytes
-		if w.scrapeErr != nil {
-			errs = append(errs, w.scrapeErr)
-			continue
-		}
-		metrics = append(metrics, proxymetrics.Summarize(w.name, w.start, w.end))
+		samples[i] = s
 	}
-	if m.requests > 0 {
-		res.Total.CPUMicrosPerRequest = res.Total.CPUSeconds * 1e6 / float64(m.requests)
-	}
-	if len(errs) > 0 {
-		return res, metrics, fmt.Errorf("resources: %v", errs)
-	}
-	return res, metrics, nil
+	return platform.Summarize(p.opts.SampleInterval, m.requests, samples)
 }

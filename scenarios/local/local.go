@@ -18,7 +18,7 @@ import (
 
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
-	"github.com/meshbench/meshbench/scenarios/proxymetrics"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 // Defaults of Options.
@@ -68,7 +68,7 @@ type Platform struct {
 	last     *measurement        // of the last Run
 }
 
-var _ scenarios.Platform = (*Platform)(nil)
+var _ platform.Platform = (*Platform)(nil)
 
 // New returns a local platform.
 func New(o Options) *Platform {
@@ -245,15 +245,7 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		if latency == "" {
 			latency = "none"
 		}
-		args := []string{"backend",
-			"--listen", net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)),
-			"--grpc-listen", net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortGRPC)),
-			"--name", pod.Name,
-			"--latency", latency,
-			"--concurrency", strconv.Itoa(b.Concurrency),
-			"--error-rate", strconv.FormatFloat(b.ErrorRate, 'g', -1, 64),
-			"--response-size", strconv.Itoa(b.ResponseSize),
-		}
+		args := platform.BackendArgs(&pod, platform.HostPort(pod.Addr, scenarios.PortHTTP), platform.HostPort(pod.Addr, scenarios.PortGRPC))
 		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), "", p.opts.Meshbench, args...)
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
@@ -391,29 +383,10 @@ func (p *Platform) Resources(ctx context.Context) (result.Resources, []result.Pr
 	if m == nil {
 		return result.Resources{}, nil, errors.New("resources: no run measured")
 	}
-	res := result.Resources{SampleIntervalMs: int(p.opts.SampleInterval / time.Millisecond)}
-	var metrics []result.ProxyMetrics
-	var errs []error
-	for _, px := range m.proxies {
-		u := px.usage(m.requests)
-		res.Proxies = append(res.Proxies, result.ProxyUsage{Name: px.name, Kind: px.kind, Node: px.node, Usage: u})
-		res.Total.CPUSeconds += u.CPUSeconds
-		res.Total.RSSPeakBytes += u.RSSPeakBytes
-		res.Total.RSSMeanBytes += u.RSSMeanBytes
-		if px.sampleErr != nil {
-			errs = append(errs, fmt.Errorf("sampling %s: %w", px.name, px.sampleErr))
-		}
-		if px.scrapeErr != nil {
-			errs = append(errs, px.scrapeErr)
-			continue
-		}
-		metrics = append(metrics, proxymetrics.Summarize(px.name, px.start, px.end))
+	samples := make([]platform.ProxySample, len(m.proxies))
+	for i, px := range m.proxies {
+		samples[i] = platform.ProxySample{Name: px.name, Kind: px.kind, Node: px.node, Usage: px.usage(m.requests),
+			SampleErr: px.sampleErr, ScrapeErr: px.scrapeErr, Start: px.start, End: px.end}
 	}
-	if m.requests > 0 {
-		res.Total.CPUMicrosPerRequest = res.Total.CPUSeconds * 1e6 / float64(m.requests)
-	}
-	if res.Proxies == nil {
-		res.Proxies = []result.ProxyUsage{}
-	}
-	return res, metrics, errors.Join(errs...)
+	return platform.Summarize(p.opts.SampleInterval, m.requests, samples)
 }

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,7 +37,7 @@ type Options struct {
 	// repeats).
 	Quick bool
 	// Platform realizes the cells' plans.
-	Platform scenarios.Platform
+	Platform platform.Platform
 	// Network is the address space of the plans.
 	Network scenarios.Network
 	// Progress receives one line when a cell starts and one when it ends;

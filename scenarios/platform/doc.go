@@ -1,0 +1,6 @@
+// Package platform is what every platform that realizes a scenario's Plans
+// shares: the Platform interface the runner drives, the backend's command
+// line, and the summary of the proxies' resources and metrics over a
+// cell's measured part. The local platform (scenarios/local) and the
+// Kubernetes one (kind/kube) implement it.
+package platform
