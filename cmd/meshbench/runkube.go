@@ -15,7 +15,7 @@ import (
 
 	"github.com/meshbench/meshbench/kind/cluster"
 	"github.com/meshbench/meshbench/kind/image"
-	"github.com/meshbench/meshbench/kind/kube"
+	"github.com/meshbench/meshbench/scenarios/kube"
 	"github.com/meshbench/meshbench/scenarios"
 )
 

@@ -2,5 +2,6 @@
 // shares: the Platform interface the runner drives, the backend's command
 // line, and the summary of the proxies' resources and metrics over a
 // cell's measured part. The local platform (scenarios/local) and the
-// Kubernetes one (kind/kube) implement it.
+// Kubernetes one (scenarios/kube, any cluster through a kubeconfig)
+// implement it.
 package platform
