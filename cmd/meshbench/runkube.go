@@ -15,8 +15,8 @@ import (
 
 	"github.com/meshbench/meshbench/kind/cluster"
 	"github.com/meshbench/meshbench/kind/image"
-	"github.com/meshbench/meshbench/scenarios/kube"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/kube"
 )
 
 // kubeFlags are `meshbench run`'s flags for the kind and kube platforms.
