@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -96,7 +98,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			stopSampling = p.sample(m.proxies)
 			evCtx, cancel := context.WithCancel(ctx)
 			stopEvents = cancel
-			events = scenarios.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
+			events = platform.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
 		}
 		if err == nil && st.Phase == loadgen.PhaseDone {
 			break

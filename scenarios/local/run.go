@@ -1,6 +1,8 @@
 package local
 
 import (
+	"github.com/meshbench/meshbench/scenarios/platform"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -134,7 +136,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	}
 	stopSampling := p.sample(m.proxies)
 	evCtx, stopEvents := context.WithCancel(ctx)
-	events := scenarios.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
+	events := platform.ApplyEvents(evCtx, plan.Events, measured, p.applyEvent)
 
 	var interrupted bool
 	select {

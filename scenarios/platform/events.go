@@ -1,4 +1,4 @@
-package scenarios
+package platform
 
 import (
 	"cmp"
@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/reports/result"
+	"github.com/meshbench/meshbench/scenarios"
 )
 
 // ApplyEvents applies each event with apply at measured + its offset, in
 // time order, until ctx ends; a failed event does not stop the later ones.
 // The returned function waits for the applier to finish and returns the
 // events applied and every failure.
-func ApplyEvents(ctx context.Context, events []Event, measured time.Time, apply func(context.Context, Event) error) func() ([]result.Event, error) {
+func ApplyEvents(ctx context.Context, events []scenarios.Event, measured time.Time, apply func(context.Context, scenarios.Event) error) func() ([]result.Event, error) {
 	evs := slices.Clone(events)
-	slices.SortStableFunc(evs, func(a, b Event) int { return cmp.Compare(a.At, b.At) })
+	slices.SortStableFunc(evs, func(a, b scenarios.Event) int { return cmp.Compare(a.At, b.At) })
 	var (
 		records []result.Event
 		errs    []error
