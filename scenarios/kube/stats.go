@@ -139,25 +139,20 @@ func (s *summary) find(ns, pod, container string) (statSample, bool) {
 func (w *proxyWatch) usage(window time.Duration, requests int64) result.Usage {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var u result.Usage
 	if len(w.samples) == 0 {
-		return u
+		return result.Usage{}
 	}
+	var cpu float64
 	first, last := w.samples[0], w.samples[len(w.samples)-1]
 	if dt := last.at.Sub(first.at); dt > 0 && last.cpuNs >= first.cpuNs {
 		rate := float64(last.cpuNs-first.cpuNs) / 1e9 / dt.Seconds()
-		u.CPUSeconds = rate * window.Seconds()
+		cpu = rate * window.Seconds()
 	}
-	var sum int64
-	for _, s := range w.samples {
-		u.RSSPeakBytes = max(u.RSSPeakBytes, s.memory)
-		sum += s.memory
+	memory := make([]int64, len(w.samples))
+	for i, s := range w.samples {
+		memory[i] = s.memory
 	}
-	u.RSSMeanBytes = sum / int64(len(w.samples))
-	if requests > 0 {
-		u.CPUMicrosPerRequest = u.CPUSeconds * 1e6 / float64(requests)
-	}
-	return u
+	return platform.Usage(cpu, memory, requests)
 }
 
 // Resources returns the proxies' CPU and memory over the last Run's

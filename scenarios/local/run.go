@@ -62,21 +62,14 @@ type procSample struct {
 // usage summarises the samples; CPU is the increase from the first sample
 // to the last.
 func (w *proxyWatch) usage(requests int64) result.Usage {
-	var u result.Usage
 	if len(w.samples) == 0 {
-		return u
+		return result.Usage{}
 	}
-	u.CPUSeconds = w.samples[len(w.samples)-1].cpu - w.samples[0].cpu
-	var sum int64
-	for _, s := range w.samples {
-		u.RSSPeakBytes = max(u.RSSPeakBytes, s.rss)
-		sum += s.rss
+	rss := make([]int64, len(w.samples))
+	for i, s := range w.samples {
+		rss[i] = s.rss
 	}
-	u.RSSMeanBytes = sum / int64(len(w.samples))
-	if requests > 0 {
-		u.CPUMicrosPerRequest = u.CPUSeconds * 1e6 / float64(requests)
-	}
-	return u
+	return platform.Usage(w.samples[len(w.samples)-1].cpu-w.samples[0].cpu, rss, requests)
 }
 
 // loadArgs returns the `meshbench load` command line of a load plan that

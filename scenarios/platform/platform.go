@@ -61,6 +61,27 @@ func BackendArgs(pod *scenarios.Pod, httpAddr, grpcAddr string) []string {
 // HostPort joins an address and one of the plan's ports.
 func HostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 
+// Usage is a proxy's usage over a measured part: cpuSeconds of CPU, the
+// peak and mean of its memory readings, and the CPU per request for the
+// requests the load generator completed. No readings is no usage.
+func Usage(cpuSeconds float64, memory []int64, requests int64) result.Usage {
+	var u result.Usage
+	if len(memory) == 0 {
+		return u
+	}
+	u.CPUSeconds = cpuSeconds
+	var sum int64
+	for _, m := range memory {
+		u.RSSPeakBytes = max(u.RSSPeakBytes, m)
+		sum += m
+	}
+	u.RSSMeanBytes = sum / int64(len(memory))
+	if requests > 0 {
+		u.CPUMicrosPerRequest = u.CPUSeconds * 1e6 / float64(requests)
+	}
+	return u
+}
+
 // ProxySample is what a platform measured of one proxy over a cell's
 // measured part.
 type ProxySample struct {

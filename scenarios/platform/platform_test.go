@@ -44,3 +44,13 @@ func TestBackendArgs(t *testing.T) {
 		t.Errorf("BackendArgs = %q\nwant %q", got, want)
 	}
 }
+
+func TestUsage(t *testing.T) {
+	u := Usage(0.5, []int64{10, 30, 20}, 250)
+	if u.CPUSeconds != 0.5 || u.RSSPeakBytes != 30 || u.RSSMeanBytes != 20 || u.CPUMicrosPerRequest != 2000 {
+		t.Errorf("Usage = %+v", u)
+	}
+	if u := Usage(1, nil, 10); u != (result.Usage{}) {
+		t.Errorf("no readings: %+v, want none", u)
+	}
+}
