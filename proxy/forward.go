@@ -10,11 +10,8 @@ import (
 	"net/url"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
@@ -118,35 +115,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // validPseudoHeaders refuses, with 400, an HTTP/2 request whose :method,
 // :authority or :path could not be written on an HTTP/1.1 request line or
-// Host field as they are (a space, a control character, a method that is
-// not a token): net/http's HTTP/2 server passes them through.
+// Host field as they are (h1client.CheckRequestLine): net/http's HTTP/2
+// server passes them through.
 func (h *handler) validPseudoHeaders(w http.ResponseWriter, r *http.Request, isGRPC bool, start time.Time) bool {
-	msg := ""
-	switch {
-	case !httpguts.ValidHeaderFieldName(r.Method):
-		msg = "bad :method"
-	case r.Host != "" && !httpguts.ValidHostHeader(r.Host) || strings.ContainsAny(r.Host, " \t"):
-		msg = "bad :authority"
-	case !validRequestTarget(r.RequestURI):
-		msg = "bad :path"
-	default:
+	err := h1client.CheckRequestLine(r.Method, r.RequestURI, r.Host)
+	if err == nil {
 		return true
 	}
 	h.noRoute.Request()
-	h.log.Debug("request refused", "reason", msg)
-	st, gs := writeError(w, r, isGRPC, http.StatusBadRequest, grpcInvalidArgument, msg)
+	h.log.Debug("request refused", "err", err)
+	st, gs := writeError(w, r, isGRPC, http.StatusBadRequest, grpcInvalidArgument, "bad pseudo-header: "+err.Error())
 	h.noRoute.Response(st, gs, time.Since(start))
 	return false
-}
-
-// validRequestTarget reports whether s is printable ASCII with no space.
-func validRequestTarget(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // normalizePath replaces r's path by its normalised form, which routes,

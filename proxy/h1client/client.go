@@ -230,17 +230,44 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 // forwards.
 var excluded = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true, "Connection": true}
 
+// What CheckRequestLine refuses.
+var (
+	ErrMethod = errors.New("method is not a token")
+	ErrTarget = errors.New("request target is empty or holds a space or a control character")
+	ErrHost   = errors.New("host is not a Host field value")
+)
+
+// CheckRequestLine reports whether method, target and host can be written
+// as they are on an HTTP/1.1 request line and Host field: a token, a
+// target with no space or control character, a host without one either.
+// The client refuses any other request, and a proxy checks what an
+// HTTP/2 request's pseudo-headers would become with it.
+func CheckRequestLine(method, target, host string) error {
+	if !httpguts.ValidHeaderFieldName(method) {
+		return fmt.Errorf("%w: %q", ErrMethod, method)
+	}
+	if target == "" {
+		return ErrTarget
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c == 0x7f {
+			return fmt.Errorf("%w: %q", ErrTarget, target)
+		}
+	}
+	if !httpguts.ValidHostHeader(host) || strings.ContainsAny(host, " \t") {
+		return fmt.Errorf("%w: %q", ErrHost, host)
+	}
+	return nil
+}
+
 func writeHeader(bw *bufio.Writer, req *http.Request, hasBody bool) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
 	}
 	uri := req.URL.RequestURI()
-	switch {
-	case !httpguts.ValidHeaderFieldName(req.Method):
-		return fmt.Errorf("method %q is not a token", req.Method)
-	case strings.ContainsAny(uri, " \t\r\n") || !httpguts.ValidHostHeader(host) || strings.ContainsAny(host, " \t"):
-		return fmt.Errorf("request target %q or host %q does not fit a request line", uri, host)
+	if err := CheckRequestLine(req.Method, uri, host); err != nil {
+		return err
 	}
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')

@@ -394,3 +394,25 @@ func TestDoDeadline(t *testing.T) {
 		t.Errorf("took %v", el)
 	}
 }
+
+func TestCheckRequestLine(t *testing.T) {
+	for _, tc := range []struct {
+		method, target, host string
+		want                 error
+	}{
+		{"GET", "/a?b=c", "echo:80", nil},
+		{"GET", "/caf\u00e9", "echo", nil},
+		{"G T", "/", "echo", h1client.ErrMethod},
+		{"GET /x HTTP/1.1\r\nX:", "/", "echo", h1client.ErrMethod},
+		{"GET", "", "echo", h1client.ErrTarget},
+		{"GET", "/a b", "echo", h1client.ErrTarget},
+		{"GET", "/a\x7f", "echo", h1client.ErrTarget},
+		{"GET", "/a\r\nX-Injected: 1", "echo", h1client.ErrTarget},
+		{"GET", "/", "a b", h1client.ErrHost},
+		{"GET", "/", "a\tb", h1client.ErrHost},
+	} {
+		if err := h1client.CheckRequestLine(tc.method, tc.target, tc.host); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("h1client.CheckRequestLine(%q, %q, %q) = %v, want %v", tc.method, tc.target, tc.host, err, tc.want)
+		}
+	}
+}
