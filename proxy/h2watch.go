@@ -87,8 +87,11 @@ type h2Watch struct {
 	m             *metrics.Listener
 
 	// Read side.
-	pre      int  // bytes of the preface matched
-	pass     bool // not HTTP/2: pass everything
+	pre  int  // bytes of the preface matched
+	pass bool // not HTTP/2: pass everything
+	// isH2 is set by the reader once the whole preface matched; the
+	// writers, on other goroutines, read it.
+	isH2     atomic.Bool
 	hdr      [9]byte
 	hn       int // bytes of hdr filled
 	length   int // payload length of the current frame
@@ -149,6 +152,9 @@ func (c *h2Watch) follow(b []byte) string {
 			}
 			c.pre += k
 			b = b[k:]
+			if c.pre == len(http2ClientPreface) {
+				c.isH2.Store(true)
+			}
 			continue
 		}
 		if c.hn < len(c.hdr) {
@@ -300,7 +306,7 @@ func (c *h2Watch) sendGoAwayLocked() {
 // Write passes the server's bytes, following its frame boundaries so that
 // a GOAWAY can go in between two frames; after the GOAWAY it drops them.
 func (c *h2Watch) Write(p []byte) (int, error) {
-	if c.pass || c.pre < len(http2ClientPreface) {
+	if !c.isH2.Load() {
 		// Not (yet) HTTP/2 on the read side: a server writes nothing on
 		// an HTTP/2 connection before the preface arrives.
 		return c.Conn.Write(p)
