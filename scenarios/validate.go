@@ -15,7 +15,6 @@ import (
 	"github.com/meshbench/meshbench/backends"
 	"github.com/meshbench/meshbench/internal/yamlstrict"
 	"github.com/meshbench/meshbench/proxy/balancer"
-	"github.com/meshbench/meshbench/proxy/config"
 )
 
 // Limits of the addressing scheme (see Network).
@@ -420,33 +419,25 @@ func (v *validator) kubernetes(k KubernetesSettings) {
 	}
 }
 
-// proxyConfig checks the resilience settings through the proxy's own
-// validation, by placing them in a minimal configuration.
+// proxyConfig checks the resilience settings with the proxy
+// configuration's own rules.
 func (v *validator) proxyConfig(pc ProxyConfig) {
-	if pc.Retry == nil && pc.OutlierDetection == nil {
-		return
+	var errs []error
+	if pc.Retry != nil {
+		errs = append(errs, pc.Retry.Validate("retry"))
 	}
-	probe := &config.Config{
-		Listeners: []config.Listener{{Name: "probe", Address: "127.0.0.1:1",
-			Routes: []config.Route{{Cluster: "probe", Retry: pc.Retry}}}},
-		Clusters: []config.Cluster{{Name: "probe", Endpoints: []string{"127.0.0.1:2"},
-			OutlierDetection: pc.OutlierDetection}},
+	if pc.OutlierDetection != nil {
+		errs = append(errs, pc.OutlierDetection.Validate("outlier_detection"))
 	}
-	data, err := probe.YAML()
-	if err != nil {
-		v.fail("proxy_config", "encoding: %v", err)
-		return
-	}
-	_, err = config.Parse("proxy_config", data)
-	var es yamlstrict.Errors
-	switch {
-	case errors.As(err, &es):
-		for _, e := range es {
-			path := strings.TrimPrefix(e.Path, "listeners[0].routes[0].")
-			path = strings.TrimPrefix(path, "clusters[0].")
-			v.fail("proxy_config."+path, "%s", e.Msg)
+	for _, err := range errs {
+		var es yamlstrict.Errors
+		switch {
+		case errors.As(err, &es):
+			for _, e := range es {
+				v.fail("proxy_config."+e.Path, "%s", e.Msg)
+			}
+		case err != nil:
+			v.fail("proxy_config", "%v", err)
 		}
-	case err != nil:
-		v.fail("proxy_config", "%v", err)
 	}
 }

@@ -100,21 +100,7 @@ func (c *Config) setDefaults() {
 				r.Timeout = Duration(DefaultRouteTimeout)
 			}
 			if rt := r.Retry; rt != nil {
-				if rt.Attempts == 0 {
-					rt.Attempts = DefaultRetryAttempts
-				}
-				if rt.On == nil {
-					rt.On = []string{retry.OnConnectFailure, retry.OnReset, retry.OnUnavailable}
-				}
-				if rt.Backoff.Base == 0 {
-					rt.Backoff.Base = Duration(retry.DefaultBackoffBase)
-				}
-				if rt.Backoff.Max == 0 {
-					rt.Backoff.Max = 10 * rt.Backoff.Base
-				}
-				if rt.BufferLimit == 0 {
-					rt.BufferLimit = retry.DefaultBufferLimit
-				}
+				rt.setDefaults()
 			}
 		}
 	}
@@ -148,21 +134,7 @@ func (c *Config) setDefaults() {
 			cl.OriginalDst.Header = DefaultDstHeader
 		}
 		if od := cl.OutlierDetection; od != nil {
-			if od.Consecutive5xx == 0 {
-				od.Consecutive5xx = outlier.DefaultConsecutive5xx
-			}
-			if od.ConsecutiveGatewayFailure == 0 {
-				od.ConsecutiveGatewayFailure = outlier.DefaultConsecutiveGatewayFailure
-			}
-			if od.BaseEjectionTime == 0 {
-				od.BaseEjectionTime = Duration(outlier.DefaultBaseEjectionTime)
-			}
-			if od.MaxEjectionTime == 0 {
-				od.MaxEjectionTime = Duration(max(outlier.DefaultMaxEjectionTime, od.BaseEjectionTime.D()))
-			}
-			if od.MaxEjectionPercent == 0 {
-				od.MaxEjectionPercent = outlier.DefaultMaxEjectionPercent
-			}
+			od.setDefaults()
 		}
 		if cl.RetryBudget.Ratio == 0 {
 			cl.RetryBudget.Ratio = retry.DefaultBudgetRatio
@@ -171,6 +143,70 @@ func (c *Config) setDefaults() {
 			cl.RetryBudget.MinConcurrency = retry.DefaultBudgetMinConcurrency
 		}
 	}
+}
+
+func (rt *Retry) setDefaults() {
+	if rt.Attempts == 0 {
+		rt.Attempts = DefaultRetryAttempts
+	}
+	if rt.On == nil {
+		rt.On = []string{retry.OnConnectFailure, retry.OnReset, retry.OnUnavailable}
+	}
+	if rt.Backoff.Base == 0 {
+		rt.Backoff.Base = Duration(retry.DefaultBackoffBase)
+	}
+	if rt.Backoff.Max == 0 {
+		rt.Backoff.Max = 10 * rt.Backoff.Base
+	}
+	if rt.BufferLimit == 0 {
+		rt.BufferLimit = retry.DefaultBufferLimit
+	}
+}
+
+func (od *OutlierDetection) setDefaults() {
+	if od.Consecutive5xx == 0 {
+		od.Consecutive5xx = outlier.DefaultConsecutive5xx
+	}
+	if od.ConsecutiveGatewayFailure == 0 {
+		od.ConsecutiveGatewayFailure = outlier.DefaultConsecutiveGatewayFailure
+	}
+	if od.BaseEjectionTime == 0 {
+		od.BaseEjectionTime = Duration(outlier.DefaultBaseEjectionTime)
+	}
+	if od.MaxEjectionTime == 0 {
+		od.MaxEjectionTime = Duration(max(outlier.DefaultMaxEjectionTime, od.BaseEjectionTime.D()))
+	}
+	if od.MaxEjectionPercent == 0 {
+		od.MaxEjectionPercent = outlier.DefaultMaxEjectionPercent
+	}
+}
+
+// Validate checks a retry block on its own, with the defaults a route's
+// would get, as a configuration's validation does (a scenario's
+// proxy_config holds one for every route). The errors are
+// yamlstrict.Errors whose paths start with prefix.
+func (rt Retry) Validate(prefix string) error {
+	rt.On = slices.Clone(rt.On)
+	rt.setDefaults()
+	v := validator{}
+	v.retry(prefix, &rt)
+	if len(v.errs) > 0 {
+		return v.errs
+	}
+	return nil
+}
+
+// Validate checks an outlier_detection block on its own, with the
+// defaults a cluster's would get, as a configuration's validation does.
+// The errors are yamlstrict.Errors whose paths start with prefix.
+func (od OutlierDetection) Validate(prefix string) error {
+	od.setDefaults()
+	v := validator{}
+	v.outlier(prefix, &od)
+	if len(v.errs) > 0 {
+		return v.errs
+	}
+	return nil
 }
 
 // explicitZeros returns the paths of the numeric fields (durations among
