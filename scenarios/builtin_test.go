@@ -12,6 +12,8 @@ import (
 
 	"github.com/meshbench/meshbench/backends"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/local"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 func TestBuiltinNames(t *testing.T) {
@@ -66,11 +68,11 @@ func TestBuiltinsPlan(t *testing.T) {
 					if len(p.Proxies) != want {
 						t.Errorf("%s: %d proxies, want %d", c.ID, len(p.Proxies), want)
 					}
-					if err := scenarios.WriteCertificates(p, dir, 0); err != nil {
+					if err := platform.WriteCertificates(p, dir, 0); err != nil {
 						t.Fatal(err)
 					}
 					for _, px := range p.Proxies {
-						validConfig(t, px)
+						validConfig(t, p, px)
 					}
 					specs := []scenarios.BackendSpec{}
 					for _, pod := range p.Pods[1:] {
@@ -169,7 +171,7 @@ func TestDescribe(t *testing.T) {
 		}
 		o := scenarios.CellOptions{Quick: true}
 		var b bytes.Buffer
-		if err := s.Describe(&b, o, scenarios.Network{}); err != nil {
+		if err := s.Describe(&b, o, local.Loopback{}.Resolver); err != nil {
 			t.Fatal(err)
 		}
 		out := b.String()
@@ -189,7 +191,7 @@ func TestDescribe(t *testing.T) {
 	}
 	s, _ := scenarios.Builtin("quick")
 	var b bytes.Buffer
-	if err := s.Describe(&b, scenarios.CellOptions{}, scenarios.Network{}); err != nil {
+	if err := s.Describe(&b, scenarios.CellOptions{}, local.Loopback{}.Resolver); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{

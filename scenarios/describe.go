@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,11 +28,16 @@ func (s *Scenario) EstimatedDuration(o CellOptions) (time.Duration, error) {
 	return time.Duration(len(cells)) * (l.Duration + l.Warmup + DeployAllowance), nil
 }
 
+// PlanResolver gives the Resolver of every process of a plan on a platform
+// whose processes share one address space (the local platform).
+type PlanResolver func(*Plan) (Resolver, error)
+
 // Describe writes what a run with options o would do, without doing it
 // (meshbench run --dry-run): the dimensions, the cells in run order, and
-// for each variant its plan on network n: nodes, pods, events, load and
-// every proxy with its generated configuration.
-func (s *Scenario) Describe(w io.Writer, o CellOptions, n Network) error {
+// for each variant its plan: nodes, pods, events, load and every proxy
+// with its generated configuration, its references resolved by resolve, or
+// as references when resolve is nil.
+func (s *Scenario) Describe(w io.Writer, o CellOptions, resolve PlanResolver) error {
 	var b bytes.Buffer
 	cells, err := s.Cells(o)
 	if err != nil {
@@ -63,11 +69,11 @@ func (s *Scenario) Describe(w io.Writer, o CellOptions, n Network) error {
 		if c.Repeat != 1 {
 			break
 		}
-		p, err := s.Plan(c, PlanOptions{Quick: o.Quick, Network: n})
+		p, err := s.Plan(c, PlanOptions{Quick: o.Quick})
 		if err != nil {
 			return fmt.Errorf("describing %s: %w", s.Name, err)
 		}
-		if err := describePlan(&b, p, dims); err != nil {
+		if err := describePlan(&b, p, dims, resolve); err != nil {
 			return fmt.Errorf("describing %s: %w", s.Name, err)
 		}
 	}
@@ -78,7 +84,26 @@ func (s *Scenario) Describe(w io.Writer, o CellOptions, n Network) error {
 }
 
 // describePlan writes one variant's plan.
-func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
+func describePlan(b *bytes.Buffer, p *Plan, dims []string, resolve PlanResolver) error {
+	var r Resolver
+	if resolve != nil {
+		var err error
+		if r, err = resolve(p); err != nil {
+			return err
+		}
+	}
+	// host is where a pod or a node is, or "-" without a resolver.
+	host := func(ref string) (string, error) {
+		if r == nil {
+			return "-", nil
+		}
+		a, err := ResolveTarget(ref, r)
+		if err != nil {
+			return "", err
+		}
+		h, _, err := net.SplitHostPort(a)
+		return h, err
+	}
 	labels := make([]string, len(dims))
 	for i, d := range dims {
 		labels[i] = d + "=" + p.Cell.Labels[d]
@@ -95,7 +120,11 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
 	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  nodes:\n")
 	for _, nd := range p.Nodes {
-		fmt.Fprintf(tw, "    %s\t%s\n", nd.Name, nd.Addr)
+		h, err := host(NodeRef(nd.Name, PortNameInbound))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "    %s\t%s\n", nd.Name, h)
 	}
 	fmt.Fprintf(tw, "  pods:\n")
 	for _, pod := range p.Pods {
@@ -107,7 +136,11 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
 		if pod.Sidecar != "" {
 			sidecar = pod.Sidecar
 		}
-		fmt.Fprintf(tw, "    %s\t%s\t%s\tsidecar %s\t%s\n", pod.Name, pod.Node, pod.Addr, sidecar, backend)
+		h, err := host(PodRef(pod.Name, PortNameHTTP))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%s\tsidecar %s\t%s\n", pod.Name, pod.Node, h, sidecar, backend)
 	}
 	if len(p.Events) > 0 {
 		fmt.Fprintf(tw, "  events:\n")
@@ -121,7 +154,17 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
 	ld := p.Load
 	fmt.Fprintf(b, "  load: %s from %s, %v req/s to %s, %d connections × %d streams, %v warmup + %v measured, timeout %v\n",
 		ld.Protocol, ld.ClientPod, ld.Rate, ld.Authority, ld.Connections, ld.Streams, ld.Warmup, ld.Duration, ld.Timeout)
-	fmt.Fprintf(b, "    targets: %s\n", strings.Join(ld.Targets, " "))
+	targets := ld.Targets
+	if r != nil {
+		targets = make([]string, len(ld.Targets))
+		for i, t := range ld.Targets {
+			var err error
+			if targets[i], err = ResolveTarget(t, r); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(b, "    targets: %s\n", strings.Join(targets, " "))
 	if len(p.Proxies) == 0 {
 		fmt.Fprintf(b, "  proxies: none\n")
 	}
@@ -130,8 +173,15 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string) error {
 		if px.Pod != "" {
 			owner = "of pod " + px.Pod + " on " + px.Node
 		}
-		fmt.Fprintf(b, "  proxy %s (%s %s, admin %s):\n", px.Name, px.Kind, owner, px.Admin)
-		y, err := px.Config.YAML()
+		c := px.Config
+		if r != nil {
+			var err error
+			if c, err = RenderConfig(px.Config, r); err != nil {
+				return fmt.Errorf("proxy %s: %w", px.Name, err)
+			}
+		}
+		fmt.Fprintf(b, "  proxy %s (%s %s, admin %s):\n", px.Name, px.Kind, owner, c.Admin)
+		y, err := c.YAML()
 		if err != nil {
 			return fmt.Errorf("proxy %s: %w", px.Name, err)
 		}

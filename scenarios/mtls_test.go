@@ -15,6 +15,8 @@ import (
 	"github.com/meshbench/meshbench/proxy/identity"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/local"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 // mtlsTopo is topo with the mtls dimension: echo-0 and echo-2 on node-0
@@ -40,7 +42,7 @@ func mtlsPlan(t *testing.T, variant string) (*scenarios.Plan, string) {
 	p := planOf(t, s, variant, scenarios.PlanOptions{})
 	dir := t.TempDir()
 	t.Chdir(dir)
-	if err := scenarios.WriteCertificates(p, dir, 0); err != nil {
+	if err := platform.WriteCertificates(p, dir, 0); err != nil {
 		t.Fatal(err)
 	}
 	return p, dir
@@ -50,7 +52,7 @@ func proxyNamed(t *testing.T, p *scenarios.Plan, name string) *config.Config {
 	t.Helper()
 	for _, px := range p.Proxies {
 		if px.Name == name {
-			return validConfig(t, px)
+			return validConfig(t, p, px)
 		}
 	}
 	t.Fatalf("no proxy %s", name)
@@ -80,7 +82,7 @@ func TestPlanMTLSOff(t *testing.T) {
 		t.Errorf("certificates written for a plan without mTLS: %v", err)
 	}
 	for _, px := range p.Proxies {
-		c := validConfig(t, px)
+		c := validConfig(t, p, px)
 		for _, l := range c.Listeners {
 			if l.TLS != nil || l.Authz != nil {
 				t.Errorf("%s: listener %s has tls or authz", px.Name, l.Name)
@@ -163,7 +165,7 @@ func TestPlanMTLSDaemonSet(t *testing.T) {
 			t.Errorf("node-0 cluster %s: gateways %+v for %v", name, cl.Via, cl.Endpoints)
 		}
 		for ep, gw := range cl.Via.Gateways {
-			if pod := podAt(p, ep); pod == nil || pod.Node != "node-1" || gw != net.JoinHostPort(p.Nodes[1].Addr, strconv.Itoa(scenarios.PortInbound)) {
+			if pod := podAt(t, p, ep); pod == nil || pod.Node != "node-1" || gw != net.JoinHostPort(onLoopback(t, p).Node("node-1"), strconv.Itoa(scenarios.PortInbound)) {
 				t.Errorf("node-0 cluster %s: gateway %s for %s", name, gw, ep)
 			}
 		}
@@ -199,7 +201,7 @@ func TestDescribeMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	if err := s.Describe(&b, scenarios.CellOptions{}, scenarios.Network{}); err != nil {
+	if err := s.Describe(&b, scenarios.CellOptions{}, local.Loopback{}.Resolver); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -215,11 +217,13 @@ func TestDescribeMTLS(t *testing.T) {
 	}
 }
 
-// podAt returns the pod whose address endpoint (host:port) is on, or nil.
-func podAt(p *scenarios.Plan, endpoint string) *scenarios.Pod {
+// podAt returns the pod whose loopback address endpoint (host:port) is
+// on, or nil.
+func podAt(t *testing.T, p *scenarios.Plan, endpoint string) *scenarios.Pod {
 	host, _, _ := strings.Cut(endpoint, ":")
+	a := onLoopback(t, p)
 	for i := range p.Pods {
-		if p.Pods[i].Addr == host {
+		if a.Pod(p.Pods[i].Name) == host {
 			return &p.Pods[i]
 		}
 	}

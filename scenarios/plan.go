@@ -27,8 +27,10 @@ const (
 )
 
 // Plan is a cell made concrete: what runs where and how it is wired. It is
-// platform-neutral: addresses are the plan's own (the local platform uses
-// them as they are; a Kubernetes platform maps pods and nodes to its own).
+// platform-neutral: every address in it (the proxies' configurations, the
+// load's targets) is a reference to a pod, a node or a service (Ref), which
+// each platform resolves when it renders the configuration of one process
+// (RenderConfig, ResolveTarget).
 type Plan struct {
 	Scenario string
 	Cell     result.Cell
@@ -69,7 +71,6 @@ type Plan struct {
 // Node is one machine of the simulated cluster.
 type Node struct {
 	Name string // node-0, node-1, ...
-	Addr string // the node's address (the node proxy listens on it)
 }
 
 // Pod is one replica of a service.
@@ -78,7 +79,6 @@ type Pod struct {
 	Service string
 	Replica int
 	Node    string
-	Addr    string // the pod's own address
 	// Backend is the app's personality; nil for the load generator's pod.
 	Backend *BackendSpec
 	// Sidecar names the pod's sidecar proxy in Plan.Proxies, or is empty.
@@ -95,12 +95,12 @@ type BackendSpec struct {
 
 // Proxy is one proxy instance and its configuration.
 type Proxy struct {
-	Name   string // sidecar-<pod> or node-<n>
-	Kind   string // sidecar or node
-	Node   string
-	Pod    string // the pod of a sidecar; empty for a node proxy
-	Addr   string // where it listens (the pod's or the node's address)
-	Admin  string // host:port of its admin listener
+	Name string // sidecar-<pod> or node-<n>
+	Kind string // sidecar or node
+	Node string
+	Pod  string // the pod of a sidecar; empty for a node proxy
+	// Config is the proxy's configuration, with references for addresses:
+	// its listeners and admin server on its own pod or node.
 	Config *config.Config
 }
 
@@ -114,9 +114,10 @@ const (
 type LoadPlan struct {
 	ClientPod string
 	Protocol  string // http1, h2c or grpc
-	// Targets are where the load generator connects: the client's outbound
-	// proxy, or the destination pods (or their inbound sidecars) when the
-	// client has no proxy; connections are spread over them.
+	// Targets are where the load generator connects, as references (a
+	// URL's host for HTTP): the client's outbound proxy, or the
+	// destination pods (or their inbound sidecars) when the client has no
+	// proxy; connections are spread over them.
 	Targets []string
 	// Authority is the Host / :authority the requests carry: the service
 	// name, which the proxies route on.

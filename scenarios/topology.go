@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,9 +14,6 @@ import (
 	"github.com/meshbench/meshbench/reports/result"
 )
 
-// DefaultNetworkBase is the address block of a Network left empty.
-const DefaultNetworkBase = "127.77"
-
 // ClientPod is the name of the load generator's pod.
 const ClientPod = "client-0"
 
@@ -25,37 +21,10 @@ const ClientPod = "client-0"
 // header condition (the match is anchored).
 const grpcContentType = "application/grpc([+;].*)?"
 
-// Network is the address space of a plan: node n (0-based) owns the block
-// Base.(n+1).0/24; its node proxy listens on Base.(n+1).1 and its pods get
-// Base.(n+1).10, .11, ... On Linux all of 127.0.0.0/8 is loopback, so the
-// local platform uses the addresses as they are.
-type Network struct {
-	// Base is the first two octets, e.g. "127.77"; empty means
-	// DefaultNetworkBase.
-	Base string
-}
-
-// base returns the checked base.
-func (n Network) base() (string, error) {
-	b := cmp.Or(n.Base, DefaultNetworkBase)
-	parts := strings.Split(b, ".")
-	ok := len(parts) == 2
-	for _, p := range parts {
-		if v, err := strconv.Atoi(p); err != nil || v < 0 || v > 255 || strconv.Itoa(v) != p {
-			ok = false
-		}
-	}
-	if !ok {
-		return "", fmt.Errorf("network base %q: want two octets such as %s", n.Base, DefaultNetworkBase)
-	}
-	return b, nil
-}
-
 // PlanOptions choose how a cell becomes a plan.
 type PlanOptions struct {
 	// Quick applies the scenario's quick overrides.
-	Quick   bool
-	Network Network
+	Quick bool
 }
 
 // cellSettings are a cell's choices: its labels, with defaults for the
@@ -156,11 +125,7 @@ func (s *Scenario) Plan(c result.Cell, o PlanOptions) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning cell %s: %w", c.ID, err)
 	}
-	base, err := o.Network.base()
-	if err != nil {
-		return nil, fmt.Errorf("planning cell %s: %w", c.ID, err)
-	}
-	b := &planner{s: s, cs: cs, base: base}
+	b := &planner{s: s, cs: cs}
 	b.layout()
 	b.backends(o.Quick)
 	b.proxies()
@@ -182,13 +147,10 @@ func (s *Scenario) Plan(c result.Cell, o PlanOptions) (*Plan, error) {
 type planner struct {
 	s    *Scenario
 	cs   cellSettings
-	base string
 	plan Plan
 	// nodeOf holds the node index of each pod of plan.Pods.
 	nodeOf []int
 }
-
-func (b *planner) nodeAddr(n int) string { return fmt.Sprintf("%s.%d.1", b.base, n+1) }
 
 // mtls reports whether the cell's proxies speak mTLS to each other.
 func (b *planner) mtls() bool { return b.cs.mtls == MTLSOn }
@@ -203,17 +165,13 @@ func (s *Scenario) serviceNames() []string {
 }
 
 // layout places the nodes and the pods: the client first, then every
-// service's replicas in file order; each node numbers its pods from .10 in
-// that order.
+// service's replicas in file order.
 func (b *planner) layout() {
 	for n := range b.s.Nodes {
-		b.plan.Nodes = append(b.plan.Nodes, Node{Name: nodeName(n), Addr: b.nodeAddr(n)})
+		b.plan.Nodes = append(b.plan.Nodes, Node{Name: nodeName(n)})
 	}
-	next := make([]int, b.s.Nodes)
 	place := func(p Pod, n int) {
 		p.Node = nodeName(n)
-		p.Addr = fmt.Sprintf("%s.%d.%d", b.base, n+1, 10+next[n])
-		next[n]++
 		b.plan.Pods = append(b.plan.Pods, p)
 		b.nodeOf = append(b.nodeOf, n)
 	}
@@ -302,10 +260,10 @@ func (b BackendSpec) merge(o BackendSpec) BackendSpec {
 func (b *planner) proxies() {
 	switch b.cs.topology {
 	case Sidecar:
-		b.clientSidecar(func(i int, _ int) string { return hostPort(b.plan.Pods[i].Addr, PortInbound) })
+		b.clientSidecar(func(string) string { return PortNameInbound })
 		b.serverSidecars()
 	case ClientSidecar:
-		b.clientSidecar(func(i int, appPort int) string { return hostPort(b.plan.Pods[i].Addr, appPort) })
+		b.clientSidecar(func(appPort string) string { return appPort })
 	case ServerSidecar:
 		b.serverSidecars()
 	case DaemonSet:
@@ -316,19 +274,18 @@ func (b *planner) proxies() {
 }
 
 // clientSidecar adds the client pod's sidecar: an outbound listener that
-// balances over the server pods at the addresses ep gives (pod index, app
-// port).
-func (b *planner) clientSidecar(ep func(pod, appPort int) string) {
+// balances over the server pods, on the port port gives for an app port.
+func (b *planner) clientSidecar(port func(appPort string) string) {
 	client := &b.plan.Pods[0]
 	name := "sidecar-" + client.Name
 	client.Sidecar = name
-	l, clusters := b.outbound(client.Addr, ep, nil)
+	l, clusters := b.outbound(PodRef(client.Name, PortNameOutbound), port, nil)
 	if b.mtls() {
 		for i := range clusters {
 			b.secure(&clusters[i], ServiceID(b.clusterService(clusters[i].Name)), nil, client.Service, false)
 		}
 	}
-	b.addProxy(Proxy{Name: name, Kind: KindSidecar, Node: client.Node, Pod: client.Name, Addr: client.Addr},
+	b.addProxy(Proxy{Name: name, Kind: KindSidecar, Node: client.Node, Pod: client.Name},
 		[]config.Listener{l}, clusters)
 }
 
@@ -344,7 +301,7 @@ func (b *planner) serverSidecars() {
 		p.Sidecar = "sidecar-" + p.Name
 		timeout := config.Duration(b.cs.load.Timeout)
 		l := config.Listener{
-			Name: "inbound", Address: hostPort(p.Addr, PortInbound), Direction: config.Inbound, Protocol: config.ProtoAuto,
+			Name: "inbound", Address: PodRef(p.Name, PortNameInbound), Direction: config.Inbound, Protocol: config.ProtoAuto,
 			Routes: []config.Route{
 				{Name: "local.grpc", Match: grpcMatch(""), Cluster: "local.grpc", Timeout: timeout},
 				{Name: "local", Cluster: "local", Timeout: timeout},
@@ -354,10 +311,10 @@ func (b *planner) serverSidecars() {
 			l.TLS, l.Authz = inboundTLS(p.Service)
 		}
 		clusters := []config.Cluster{
-			b.localCluster("local", config.UpstreamSame, hostPort(p.Addr, PortHTTP)),
-			b.localCluster("local.grpc", config.UpstreamH2C, hostPort(p.Addr, PortGRPC)),
+			b.localCluster("local", config.UpstreamSame, PodRef(p.Name, PortNameHTTP)),
+			b.localCluster("local.grpc", config.UpstreamH2C, PodRef(p.Name, PortNameGRPC)),
 		}
-		b.addProxy(Proxy{Name: p.Sidecar, Kind: KindSidecar, Node: p.Node, Pod: p.Name, Addr: p.Addr},
+		b.addProxy(Proxy{Name: p.Sidecar, Kind: KindSidecar, Node: p.Node, Pod: p.Name},
 			[]config.Listener{l}, clusters)
 	}
 }
@@ -384,14 +341,13 @@ func (b *planner) nodeProxy(n int) {
 		if b.nodeOf[i] == n {
 			return ""
 		}
-		return hostPort(b.nodeAddr(b.nodeOf[i]), PortInbound)
+		return NodeRef(nodeName(b.nodeOf[i]), PortNameInbound)
 	}
-	out, clusters := b.outbound(node.Addr,
-		func(i, appPort int) string { return hostPort(b.plan.Pods[i].Addr, appPort) }, gateway)
+	out, clusters := b.outbound(NodeRef(node.Name, PortNameOutbound), func(appPort string) string { return appPort }, gateway)
 	var allowed []string
 	for i, p := range b.plan.Pods {
 		if p.Backend != nil && b.nodeOf[i] == n {
-			allowed = append(allowed, hostPort(p.Addr, PortHTTP), hostPort(p.Addr, PortGRPC))
+			allowed = append(allowed, PodRef(p.Name, PortNameHTTP), PodRef(p.Name, PortNameGRPC))
 		}
 	}
 	var listeners []config.Listener
@@ -419,7 +375,7 @@ func (b *planner) nodeProxy(n int) {
 	}
 	if len(allowed) > 0 {
 		in := config.Listener{
-			Name: "inbound", Address: hostPort(node.Addr, PortInbound), Direction: config.Inbound, Protocol: config.ProtoAuto,
+			Name: "inbound", Address: NodeRef(node.Name, PortNameInbound), Direction: config.Inbound, Protocol: config.ProtoAuto,
 			Routes: []config.Route{{Name: "deliver", Cluster: "local", Timeout: config.Duration(b.cs.load.Timeout)}},
 		}
 		if b.mtls() {
@@ -432,7 +388,7 @@ func (b *planner) nodeProxy(n int) {
 			Pool:        b.pool(),
 		})
 	}
-	b.addProxy(Proxy{Name: node.Name, Kind: KindNode, Node: node.Name, Addr: node.Addr}, listeners, clusters)
+	b.addProxy(Proxy{Name: node.Name, Kind: KindNode, Node: node.Name}, listeners, clusters)
 }
 
 // nodeService is the service whose certificate node n's inbound listener
@@ -469,7 +425,7 @@ func (b *planner) gatewayIDs(svc string) map[string]string {
 		}
 		n := b.nodeOf[i]
 		other := b.nodeService(n)
-		ids[hostPort(b.nodeAddr(n), PortInbound)] = ServiceID(other)
+		ids[NodeRef(nodeName(n), PortNameInbound)] = ServiceID(other)
 		differs = differs || other != svc
 	}
 	if !differs {
@@ -500,36 +456,35 @@ func (b *planner) secure(c *config.Cluster, serverID string, ids map[string]stri
 	}
 }
 
-// outbound returns an outbound listener on addr:4140 with, for every
+// outbound returns an outbound listener on listen with, for every
 // service, a gRPC route and an HTTP route on the service's authority, and
-// their clusters over the service's pods: ep gives a pod's endpoint for an
-// app port, gateway (when not nil) the node proxy that reaches it, or ""
-// for a pod reached directly.
-func (b *planner) outbound(addr string, ep func(pod, appPort int) string, gateway func(pod int) string) (config.Listener, []config.Cluster) {
-	l := config.Listener{Name: "outbound", Address: hostPort(addr, PortOutbound), Direction: config.Outbound, Protocol: config.ProtoAuto}
+// their clusters over all the service's pods: port gives the port the
+// cluster reaches for an app port, gateway (when not nil) the node proxy
+// that reaches a pod (by index), or "" for a pod reached directly.
+func (b *planner) outbound(listen string, port func(appPort string) string, gateway func(pod int) string) (config.Listener, []config.Cluster) {
+	l := config.Listener{Name: "outbound", Address: listen, Direction: config.Outbound, Protocol: config.ProtoAuto}
 	var clusters []config.Cluster
 	timeout := config.Duration(b.cs.load.Timeout)
 	for _, svc := range b.s.Services {
 		httpC := config.Cluster{Name: svc.Name, Protocol: config.UpstreamSame}
 		grpcC := config.Cluster{Name: svc.Name + ".grpc", Protocol: config.UpstreamH2C}
-		for i, p := range b.plan.Pods {
-			if p.Service != svc.Name {
+		for _, c := range []struct {
+			cl      *config.Cluster
+			appPort string
+		}{{&httpC, PortNameHTTP}, {&grpcC, PortNameGRPC}} {
+			c.cl.Endpoints = []string{ServiceRef(svc.Name, port(c.appPort))}
+			if gateway == nil {
 				continue
 			}
-			for _, c := range []struct {
-				cl   *config.Cluster
-				port int
-			}{{&httpC, PortHTTP}, {&grpcC, PortGRPC}} {
-				e := ep(i, c.port)
-				c.cl.Endpoints = append(c.cl.Endpoints, e)
-				if gateway == nil {
+			for i, p := range b.plan.Pods {
+				if p.Service != svc.Name {
 					continue
 				}
 				if gw := gateway(i); gw != "" {
 					if c.cl.Via == nil {
 						c.cl.Via = &config.Via{Header: config.DefaultDstHeader, Gateways: map[string]string{}}
 					}
-					c.cl.Via.Gateways[e] = gw
+					c.cl.Via.Gateways[PodRef(p.Name, port(c.appPort))] = gw
 				}
 			}
 		}
@@ -582,10 +537,14 @@ func (b *planner) outlier() *config.OutlierDetection {
 	return &c
 }
 
-// addProxy completes a proxy with its admin address and configuration.
+// addProxy completes a proxy with its configuration: the admin server on
+// the proxy's own pod or node.
 func (b *planner) addProxy(p Proxy, listeners []config.Listener, clusters []config.Cluster) {
-	p.Admin = hostPort(p.Addr, PortAdmin)
-	p.Config = &config.Config{Admin: p.Admin, Listeners: listeners, Clusters: clusters}
+	admin := NodeRef(p.Node, PortNameAdmin)
+	if p.Pod != "" {
+		admin = PodRef(p.Pod, PortNameAdmin)
+	}
+	p.Config = &config.Config{Admin: admin, Listeners: listeners, Clusters: clusters}
 	b.plan.Proxies = append(b.plan.Proxies, p)
 }
 
@@ -598,28 +557,28 @@ func (b *planner) loadPlan() {
 		ClientPod: ClientPod, Protocol: l.Protocol, Authority: l.Service, Rate: l.Rate,
 		Connections: l.Connections, Streams: l.Streams, Duration: l.Duration, Warmup: l.Warmup, Timeout: l.Timeout,
 	}
-	target := func(addr string, port int) string {
+	target := func(ref string) string {
 		if l.Protocol == ProtoGRPC {
-			return hostPort(addr, port)
+			return ref
 		}
-		return "http://" + hostPort(addr, port) + "/"
+		return "http://" + ref + "/"
 	}
 	switch b.cs.topology {
 	case Sidecar, ClientSidecar:
-		lp.Targets = []string{target(b.plan.Pods[0].Addr, PortOutbound)}
+		lp.Targets = []string{target(PodRef(ClientPod, PortNameOutbound))}
 	case DaemonSet:
-		lp.Targets = []string{target(b.nodeAddr(b.nodeOf[0]), PortOutbound)}
+		lp.Targets = []string{target(NodeRef(nodeName(b.nodeOf[0]), PortNameOutbound))}
 	default:
-		port := PortInbound
+		port := PortNameInbound
 		if b.cs.topology == Baseline {
-			port = PortHTTP
+			port = PortNameHTTP
 			if l.Protocol == ProtoGRPC {
-				port = PortGRPC
+				port = PortNameGRPC
 			}
 		}
 		for _, p := range b.plan.Pods {
 			if p.Service == l.Service {
-				lp.Targets = append(lp.Targets, target(p.Addr, port))
+				lp.Targets = append(lp.Targets, target(PodRef(p.Name, port)))
 			}
 		}
 	}
@@ -641,6 +600,3 @@ func (svc *Service) nodeOf(r, n int) int {
 
 func nodeName(n int) string            { return "node-" + strconv.Itoa(n) }
 func podName(svc string, r int) string { return svc + "-" + strconv.Itoa(r) }
-func hostPort(addr string, port int) string {
-	return net.JoinHostPort(addr, strconv.Itoa(port))
-}

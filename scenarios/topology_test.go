@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/local"
 )
 
 // topo has three replicas on two nodes: echo-0 and echo-2 on node-0 with
@@ -22,11 +23,42 @@ matrix:
   protocol: [http1, grpc]
 `
 
-// validConfig checks a generated configuration, in the YAML form every
-// platform writes, with the proxy's own validation.
-func validConfig(t *testing.T, px scenarios.Proxy) *config.Config {
+// onLoopback renders a plan as the local platform does, on the default
+// network base.
+func onLoopback(t *testing.T, p *scenarios.Plan) *local.Addresses {
 	t.Helper()
-	y, err := px.Config.YAML()
+	a, err := local.Loopback{}.Addresses(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// targets returns the load's targets on loopback.
+func targets(t *testing.T, p *scenarios.Plan) []string {
+	t.Helper()
+	a := onLoopback(t, p)
+	var out []string
+	for _, tg := range p.Load.Targets {
+		r, err := scenarios.ResolveTarget(tg, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// validConfig renders a generated configuration on loopback and checks
+// it, in the YAML form every platform writes, with the proxy's own
+// validation.
+func validConfig(t *testing.T, p *scenarios.Plan, px scenarios.Proxy) *config.Config {
+	t.Helper()
+	c, err := scenarios.RenderConfig(px.Config, onLoopback(t, p))
+	if err != nil {
+		t.Fatalf("proxy %s: %v", px.Name, err)
+	}
+	y, err := c.YAML()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,18 +121,23 @@ func TestPlanTopologies(t *testing.T) {
 		t.Run(c.variant, func(t *testing.T) {
 			p := planOf(t, s, c.variant, scenarios.PlanOptions{})
 			var names []string
+			a := onLoopback(t, p)
 			for _, px := range p.Proxies {
 				names = append(names, px.Name)
-				if px.Admin != px.Addr+":9901" || px.Config.Admin != px.Admin {
-					t.Errorf("proxy %s admin %q / %q", px.Name, px.Admin, px.Config.Admin)
+				c := validConfig(t, p, px)
+				addr := a.Node(px.Node)
+				if px.Pod != "" {
+					addr = a.Pod(px.Pod)
 				}
-				validConfig(t, px)
+				if c.Admin != addr+":9901" {
+					t.Errorf("proxy %s admin %q", px.Name, c.Admin)
+				}
 			}
 			if !slices.Equal(names, c.proxies) {
 				t.Errorf("proxies %v, want %v", names, c.proxies)
 			}
-			if !slices.Equal(p.Load.Targets, c.targets) {
-				t.Errorf("targets %v, want %v", p.Load.Targets, c.targets)
+			if got := targets(t, p); !slices.Equal(got, c.targets) {
+				t.Errorf("targets %v, want %v", got, c.targets)
 			}
 			if p.Load.Authority != "echo" || p.Load.ClientPod != "client-0" || p.Load.Streams != c.streams ||
 				p.Load.Timeout != 2*time.Second || p.Load.Rate != 100 || p.Load.Connections != 6 {
@@ -115,14 +152,15 @@ func TestPlanTopologies(t *testing.T) {
 				}
 			}
 			if c.endpoints != nil {
-				cl := cluster(p.Proxies[0].Config, "echo")
+				rc := validConfig(t, p, p.Proxies[0])
+				cl := cluster(rc, "echo")
 				if cl == nil || !slices.Equal(cl.Endpoints, c.endpoints) {
 					t.Fatalf("cluster echo %+v, want endpoints %v", cl, c.endpoints)
 				}
 				if cl.Balancer.Policy != "peak_ewma" || cl.Protocol != config.UpstreamSame {
 					t.Errorf("cluster echo %+v", cl)
 				}
-				g := cluster(p.Proxies[0].Config, "echo.grpc")
+				g := cluster(rc, "echo.grpc")
 				if g == nil || g.Protocol != config.UpstreamH2C || len(g.Endpoints) != 3 {
 					t.Errorf("cluster echo.grpc %+v", g)
 				}
@@ -133,7 +171,11 @@ func TestPlanTopologies(t *testing.T) {
 
 func TestPlanAddressing(t *testing.T) {
 	s := parse(t, topo)
-	p := planOf(t, s, "sidecar-http1", scenarios.PlanOptions{Network: scenarios.Network{Base: "127.9"}})
+	p := planOf(t, s, "sidecar-http1", scenarios.PlanOptions{})
+	a, err := local.Loopback{Base: "127.9"}.Addresses(p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string][2]string{
 		"client-0": {"node-0", "127.9.1.10"},
 		"echo-0":   {"node-0", "127.9.1.11"},
@@ -141,14 +183,14 @@ func TestPlanAddressing(t *testing.T) {
 		"echo-2":   {"node-0", "127.9.1.12"},
 	}
 	for _, pod := range p.Pods {
-		if w := want[pod.Name]; pod.Node != w[0] || pod.Addr != w[1] {
-			t.Errorf("pod %s on %s at %s, want %v", pod.Name, pod.Node, pod.Addr, w)
+		if w := want[pod.Name]; pod.Node != w[0] || a.Pod(pod.Name) != w[1] {
+			t.Errorf("pod %s on %s at %s, want %v", pod.Name, pod.Node, a.Pod(pod.Name), w)
 		}
 	}
-	if p.Nodes[1].Addr != "127.9.2.1" || p.Nodes[1].Name != "node-1" {
+	if a.Node("node-1") != "127.9.2.1" || p.Nodes[1].Name != "node-1" {
 		t.Errorf("nodes %+v", p.Nodes)
 	}
-	if _, err := s.Plan(p.Cell, scenarios.PlanOptions{Network: scenarios.Network{Base: "10.0.0"}}); err == nil {
+	if _, err := (local.Loopback{Base: "10.0.0"}).Addresses(p); err == nil {
 		t.Error("a three-octet base accepted")
 	}
 }
@@ -160,7 +202,7 @@ func TestPlanDaemonSet(t *testing.T) {
 	s := parse(t, strings.Replace(topo, "backend:", "nodes: [1, 0, 1], backend:", 1))
 	// echo-0 and echo-2 on node-1, echo-1 on node-0 with the client.
 	p := planOf(t, s, "daemonset-grpc", scenarios.PlanOptions{})
-	n0, n1 := validConfig(t, p.Proxies[0]), validConfig(t, p.Proxies[1])
+	n0, n1 := validConfig(t, p, p.Proxies[0]), validConfig(t, p, p.Proxies[1])
 	g := cluster(n0, "echo.grpc")
 	wantGW := map[string]string{"127.77.2.10:9090": "127.77.2.1:4143", "127.77.2.11:9090": "127.77.2.1:4143"}
 	if g == nil || g.Via == nil || !maps.Equal(g.Via.Gateways, wantGW) || g.Via.Header != config.DefaultDstHeader {
@@ -175,8 +217,8 @@ func TestPlanDaemonSet(t *testing.T) {
 		[]string{"127.77.2.10:8080", "127.77.2.10:9090", "127.77.2.11:8080", "127.77.2.11:9090"}) {
 		t.Errorf("node-1 local %+v", loc)
 	}
-	if p.Load.Targets[0] != "127.77.1.1:4140" {
-		t.Errorf("targets %v", p.Load.Targets)
+	if got := targets(t, p); got[0] != "127.77.1.1:4140" {
+		t.Errorf("targets %v", got)
 	}
 
 	// A node without server pods has no inbound listener.
@@ -188,7 +230,7 @@ func TestPlanDaemonSet(t *testing.T) {
 	if n := len(p.Proxies[1].Config.Listeners); n != 2 {
 		t.Errorf("node-1 has %d listeners", n)
 	}
-	if cl := cluster(validConfig(t, p.Proxies[1]), "echo"); cl.Via != nil {
+	if cl := cluster(validConfig(t, p, p.Proxies[1]), "echo"); cl.Via != nil {
 		t.Errorf("node-1 reaches its own pods through a gateway: %+v", cl.Via)
 	}
 }
@@ -196,7 +238,7 @@ func TestPlanDaemonSet(t *testing.T) {
 func TestPlanSidecarInbound(t *testing.T) {
 	s := parse(t, topo)
 	p := planOf(t, s, "sidecar-grpc", scenarios.PlanOptions{})
-	c := validConfig(t, p.Proxies[2]) // sidecar-echo-1
+	c := validConfig(t, p, p.Proxies[2]) // sidecar-echo-1
 	l := c.Listeners[0]
 	if l.Address != "127.77.2.10:4143" || l.Direction != config.Inbound || len(l.Routes) != 2 {
 		t.Fatalf("listener %+v", l)
@@ -272,7 +314,7 @@ func TestProxyConfigApplied(t *testing.T) {
 	s := parse(t, topo+"proxy_config:\n  retry: {attempts: 3, on: [\"503\"]}\n  outlier_detection: {consecutive_5xx: 3}\n")
 	for _, v := range []string{"sidecar-http1", "daemonset-http1"} {
 		p := planOf(t, s, v, scenarios.PlanOptions{})
-		c := validConfig(t, p.Proxies[0])
+		c := validConfig(t, p, p.Proxies[0])
 		out := c.Listeners[0]
 		if r := out.Routes[1].Retry; r == nil || r.Attempts != 3 || !slices.Equal(r.On, []string{"503"}) {
 			t.Errorf("%s: retry %+v", v, r)

@@ -36,7 +36,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	repeat := fs.Int("repeat", 0, "repeat every variant `N` times (0: the scenario's repeats)")
 	quick := fs.Bool("quick", false, "apply the scenario's quick overrides: a short load and fewer repeats")
 	dryRun := fs.Bool("dry-run", false, "print the cells and what each deploys, then exit")
-	network := fs.String("network", scenarios.DefaultNetworkBase, "network `BASE` (two octets): node n gets BASE.(n+1).0/24")
+	network := fs.String("network", local.DefaultNetworkBase, "network `BASE` (two octets) of the local platform: node n gets BASE.(n+1).0/24")
 	meshproxy := fs.String("meshproxy", "", "meshproxy binary `PATH` (default: next to meshbench, else on PATH)")
 	sample := fs.Duration("sample-interval", local.DefaultSampleInterval, "how often proxies' CPU and memory are read during the measured part")
 	verbose := fs.Bool("verbose", false, "log what the platform does (debug level) on stderr")
@@ -58,9 +58,19 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshbench run: %v\n", err)
 		return 2
 	}
-	netw := scenarios.Network{Base: *network}
+	netw := local.Loopback{Base: *network}
+	if err := netw.Check(); err != nil {
+		fmt.Fprintf(stderr, "meshbench run: --network: %v\n", err)
+		return 2
+	}
 	if *dryRun {
-		if err := sc.Describe(stdout, scenarios.CellOptions{Quick: *quick, Repeats: *repeat}, netw); err != nil {
+		// The local platform's addresses; a cluster's are known only
+		// once its pods run: its plans are shown with references.
+		var resolve scenarios.PlanResolver
+		if *platformName == "local" {
+			resolve = netw.Resolver
+		}
+		if err := sc.Describe(stdout, scenarios.CellOptions{Quick: *quick, Repeats: *repeat}, resolve); err != nil {
 			fmt.Fprintf(stderr, "meshbench run: %v\n", err)
 			return 2
 		}
@@ -99,7 +109,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	start := time.Now()
 	dir, info, err := runner.Run(ctx, sc, runner.Options{
-		Out: *out, Repeats: *repeat, Quick: *quick, Platform: p, Network: netw, Progress: stderr, Log: log,
+		Out: *out, Repeats: *repeat, Quick: *quick, Platform: p, Progress: stderr, Log: log,
 	})
 	code = summarize(stderr, info, err, time.Since(start))
 	if dir != "" {

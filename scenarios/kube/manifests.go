@@ -4,7 +4,6 @@ import (
 	"github.com/meshbench/meshbench/scenarios/platform"
 
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,8 +65,9 @@ type target struct {
 	ProxyResources, AppResources corev1.ResourceRequirements
 }
 
-func (t *target) addressing(plan *scenarios.Plan) *addressing {
-	return newAddressing(plan, t.NodeIPs, t.PodIPs)
+// podResolver resolves the references of a process in pod.
+func (t *target) podResolver(pod string) *resolver {
+	return &resolver{t: t, self: scenarios.Ref{Kind: scenarios.RefPod, Name: pod}}
 }
 
 func (t *target) meta(name string, labels map[string]string) metav1.ObjectMeta {
@@ -115,11 +115,10 @@ func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 			objs = append(objs, &corev1.Secret{TypeMeta: typeMeta("v1", "Secret"), ObjectMeta: t.meta(certSecret(svc), map[string]string{LabelService: svc}), Data: data})
 		}
 	}
-	a := t.addressing(plan)
 	for i := range plan.Pods {
 		pod := &plan.Pods[i]
 		if pod.Sidecar != "" {
-			cm, err := sidecarConfigMap(plan, t, a, pod)
+			cm, err := sidecarConfigMap(plan, t, pod)
 			if err != nil {
 				return nil, err
 			}
@@ -137,15 +136,16 @@ func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 	return objs, nil
 }
 
-// sidecarConfigMap holds a pod's sidecar configuration, translated.
-func sidecarConfigMap(plan *scenarios.Plan, t *target, a *addressing, pod *scenarios.Pod) (*corev1.ConfigMap, error) {
+// sidecarConfigMap holds a pod's sidecar configuration, rendered for the
+// pod.
+func sidecarConfigMap(plan *scenarios.Plan, t *target, pod *scenarios.Pod) (*corev1.ConfigMap, error) {
 	px := proxyNamed(plan, pod.Sidecar)
 	if px == nil {
 		return nil, fmt.Errorf("pod %s: no proxy %s in the plan", pod.Name, pod.Sidecar)
 	}
-	c, err := a.translate(plan, px.Config, pod.Addr, t.Namespace, func(p string) string { return p })
+	c, err := t.podResolver(pod.Name).render(px)
 	if err != nil {
-		return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
+		return nil, err
 	}
 	b, err := c.YAML()
 	if err != nil {
@@ -227,12 +227,13 @@ func proxyContainer(t *target, px *scenarios.Proxy, configMap, key, secret strin
 	return c, vols
 }
 
-// proxyPorts declares a proxy's listener and admin ports.
+// proxyPorts declares the listener and admin ports of a proxy's plan
+// configuration (its addresses are references).
 func proxyPorts(c *config.Config) []corev1.ContainerPort {
 	var ports []corev1.ContainerPort
 	add := func(name, addr string) {
-		if _, p, err := net.SplitHostPort(addr); err == nil {
-			n, _ := strconv.Atoi(p)
+		if r, err := scenarios.ParseRef(addr); err == nil {
+			n, _ := scenarios.PortNumber(r.Port)
 			ports = append(ports, corev1.ContainerPort{Name: name, ContainerPort: int32(n)})
 		}
 	}
@@ -264,7 +265,6 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 	if len(nodes) == 0 {
 		return nil, nil
 	}
-	a := t.addressing(plan)
 	configs := map[string]string{}
 	certs := map[string][]byte{}
 	var items []corev1.KeyToPath
@@ -275,34 +275,28 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 			return nil, fmt.Errorf("plan node %s has no cluster node", px.Node)
 		}
 		clusterNodes = append(clusterNodes, node)
-		var certErr error
-		certPath := func(p string) string {
-			if p == "" {
-				return ""
-			}
+		// Every node's certificates in one Secret, each node's in its
+		// own directory.
+		certPath := func(p string) (string, error) {
 			base, err := certBase(p)
 			if err != nil {
-				certErr = err
-				return p
+				return "", err
 			}
 			b, ok := t.Certs[base]
 			if !ok {
-				certErr = fmt.Errorf("no certificate file %s", base)
-				return p
+				return "", fmt.Errorf("no certificate file %s", base)
 			}
 			key := px.Node + "." + base
 			if _, dup := certs[key]; !dup {
 				certs[key] = b
 				items = append(items, corev1.KeyToPath{Key: key, Path: px.Node + "/" + base})
 			}
-			return scenarios.CertsDir + "/" + px.Node + "/" + base
+			return scenarios.CertsDir + "/" + px.Node + "/" + base, nil
 		}
-		c, err := a.translate(plan, px.Config, px.Addr, t.Namespace, certPath)
-		if err == nil {
-			err = certErr
-		}
+		r := &resolver{t: t, self: scenarios.Ref{Kind: scenarios.RefNode, Name: px.Node}, certPath: certPath}
+		c, err := r.render(px)
 		if err != nil {
-			return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
+			return nil, err
 		}
 		b, err := c.YAML()
 		if err != nil {
@@ -366,32 +360,10 @@ func loadJob(plan *scenarios.Plan, t *target) (*batchv1.Job, error) {
 	}
 	// The load's targets: the client's own sidecar, its node's proxy
 	// (through the downward API's host IP) or other pods.
-	a := t.addressing(plan)
-	for _, n := range plan.Nodes {
-		if n.Name == client.Node {
-			a.nodeIP[n.Addr] = "$(" + hostIPVar + ")"
-		}
-	}
-	reach := a.mapper(client.Addr, "127.0.0.1")
+	r := t.podResolver(client.Name)
+	r.hostIP, r.hostNode = "$("+hostIPVar+")", client.Node
 	l := plan.Load
-	l.Targets = nil
-	for _, tg := range plan.Load.Targets {
-		// A target is host:port or a URL (scheme://host:port/path).
-		scheme, rest, isURL := strings.Cut(tg, "://")
-		if !isURL {
-			scheme, rest = "", tg
-		}
-		hostPort, path, _ := strings.Cut(rest, "/")
-		m, err := reach(hostPort)
-		if err != nil {
-			return nil, fmt.Errorf("the load's target: %w", err)
-		}
-		if isURL {
-			m = scheme + "://" + m + "/" + path
-		}
-		l.Targets = append(l.Targets, m)
-	}
-	args, err := scenarios.LoadArgs(l, plan.Cell, resultsDir+"/"+loadResultFile, resultsDir+"/latency.hlog")
+	args, err := platform.LoadArgs(l, plan.Cell, r, resultsDir+"/"+loadResultFile, resultsDir+"/latency.hlog")
 	if err != nil {
 		return nil, err
 	}
@@ -442,10 +414,11 @@ func needsDiscovery(plan *scenarios.Plan, proxy string) bool {
 	if px == nil {
 		return false
 	}
-	a := newAddressing(plan, nil, nil)
 	for _, cl := range px.Config.Clusters {
-		if _, _, ok := a.serviceCluster(plan, cl.Endpoints); ok {
-			return true
+		if len(cl.Endpoints) == 1 {
+			if r, err := scenarios.ParseRef(cl.Endpoints[0]); err == nil && r.Kind == scenarios.RefService {
+				return true
+			}
 		}
 	}
 	return false

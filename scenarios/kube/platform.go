@@ -270,7 +270,7 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 // certificates issues the plan's certificates into dir/certs and returns
 // them by file name.
 func (p *Platform) certificates(plan *scenarios.Plan, dir string) (map[string][]byte, error) {
-	if err := scenarios.WriteCertificates(plan, dir, p.opts.CertLifetime); err != nil {
+	if err := platform.WriteCertificates(plan, dir, p.opts.CertLifetime); err != nil {
 		return nil, fmt.Errorf("issuing certificates: %w", err)
 	}
 	certDir := filepath.Join(dir, scenarios.CertsDir)

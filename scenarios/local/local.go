@@ -1,6 +1,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/platform"
@@ -44,8 +45,8 @@ type Options struct {
 	// StopGrace is how long Teardown waits after SIGTERM before it sends
 	// SIGKILL. Default 3s.
 	StopGrace time.Duration
-	// NetworkBase is the network base of the plans (e.g. 127.77); it is
-	// only recorded in Facts.
+	// NetworkBase is the first two octets of the plans' loopback
+	// addresses (see Loopback); empty means DefaultNetworkBase.
 	NetworkBase string
 }
 
@@ -61,7 +62,9 @@ type Platform struct {
 	procs []*process
 
 	plan     *scenarios.Plan
-	nodes    int // of the last plan deployed
+	addrs    *Addresses                // of the plan
+	configs  map[string]*config.Config // the proxies' rendered configurations, by name
+	nodes    int                       // of the last plan deployed
 	dir      string
 	backends map[string]*process // by pod name
 	proxies  map[string]*process // by proxy name
@@ -104,12 +107,10 @@ func (p *Platform) Name() string { return "local" }
 // kernel and the cores every process shares.
 func (p *Platform) Facts() map[string]any {
 	f := map[string]any{
-		"platform": "local",
-		"cores":    runtime.NumCPU(),
-		"kernel":   kernel(),
-	}
-	if p.opts.NetworkBase != "" {
-		f["network_base"] = p.opts.NetworkBase
+		"platform":     "local",
+		"cores":        runtime.NumCPU(),
+		"kernel":       kernel(),
+		"network_base": cmp.Or(p.opts.NetworkBase, DefaultNetworkBase),
 	}
 	if p.nodes > 0 {
 		f["nodes"] = p.nodes
@@ -131,7 +132,7 @@ func kernel() string {
 
 // listenAddrs returns every address the plan's processes will listen on,
 // each with who listens there.
-func listenAddrs(plan *scenarios.Plan) ([]string, map[string]string, error) {
+func (p *Platform) listenAddrs(plan *scenarios.Plan) ([]string, map[string]string, error) {
 	var addrs []string
 	owner := map[string]string{}
 	add := func(addr, who string) error {
@@ -149,21 +150,19 @@ func listenAddrs(plan *scenarios.Plan) ([]string, map[string]string, error) {
 		if pod.Backend == nil {
 			continue
 		}
-		if err := add(net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)), pod.Name); err != nil {
+		if err := add(platform.HostPort(p.addrs.Pod(pod.Name), scenarios.PortHTTP), pod.Name); err != nil {
 			return nil, nil, err
 		}
-		if err := add(net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortGRPC)), pod.Name); err != nil {
+		if err := add(platform.HostPort(p.addrs.Pod(pod.Name), scenarios.PortGRPC), pod.Name); err != nil {
 			return nil, nil, err
 		}
 	}
 	for _, px := range plan.Proxies {
-		if px.Config == nil {
-			return nil, nil, fmt.Errorf("plan: proxy %s has no configuration", px.Name)
-		}
-		if err := add(px.Config.Admin, px.Name); err != nil {
+		c := p.configs[px.Name]
+		if err := add(c.Admin, px.Name); err != nil {
 			return nil, nil, err
 		}
-		for _, l := range px.Config.Listeners {
+		for _, l := range c.Listeners {
 			if err := add(l.Address, px.Name+" listener "+l.Name); err != nil {
 				return nil, nil, err
 			}
@@ -188,8 +187,9 @@ func checkFree(addrs []string, owner map[string]string) error {
 	return nil
 }
 
-// Deploy issues the plan's certificates into dir/certs when it has
-// identities (mTLS), writes every proxy's configuration to dir/proxies,
+// Deploy places the plan's pods and nodes on loopback addresses (see
+// Loopback), issues the plan's certificates into dir/certs when it has
+// identities (mTLS), renders every proxy's configuration into dir/proxies,
 // checks that every address the plan listens on is free, starts the
 // backends and the proxies (in dir, so that the configurations' relative
 // certificate paths resolve), and waits until all of them answer. On
@@ -205,6 +205,7 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	}
 	p.plan, p.dir, p.nodes = plan, dir, len(plan.Nodes)
 	p.backends, p.proxies, p.last = map[string]*process{}, map[string]*process{}, nil
+	p.configs = map[string]*config.Config{}
 	defer func() {
 		if err != nil {
 			if terr := p.Teardown(context.WithoutCancel(ctx)); terr != nil {
@@ -217,17 +218,30 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	default:
 		return fmt.Errorf("deploying: proxy implementation %q is not available on the local platform (reference only)", plan.ProxyImpl)
 	}
-	addrs, owner, err := listenAddrs(plan)
+	if p.addrs, err = (Loopback{Base: p.opts.NetworkBase}).Addresses(plan); err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	for _, px := range plan.Proxies {
+		if px.Config == nil {
+			return fmt.Errorf("deploying: plan: proxy %s has no configuration", px.Name)
+		}
+		c, err := scenarios.RenderConfig(px.Config, p.addrs)
+		if err != nil {
+			return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
+		}
+		p.configs[px.Name] = c
+	}
+	addrs, owner, err := p.listenAddrs(plan)
 	if err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
-	if err := scenarios.WriteCertificates(plan, dir, 0); err != nil {
+	if err := platform.WriteCertificates(plan, dir, 0); err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
 	configs := map[string]string{}
 	for _, px := range plan.Proxies {
 		f := filepath.Join(dir, "proxies", px.Name+".yaml")
-		if err := writeProxyConfig(ctx, p.opts.Meshproxy, dir, f, px.Config); err != nil {
+		if err := writeProxyConfig(ctx, p.opts.Meshproxy, dir, f, p.configs[px.Name]); err != nil {
 			return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
 		}
 		configs[px.Name] = f
@@ -245,7 +259,8 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		if latency == "" {
 			latency = "none"
 		}
-		args := platform.BackendArgs(&pod, platform.HostPort(pod.Addr, scenarios.PortHTTP), platform.HostPort(pod.Addr, scenarios.PortGRPC))
+		host := p.addrs.Pod(pod.Name)
+		args := platform.BackendArgs(&pod, platform.HostPort(host, scenarios.PortHTTP), platform.HostPort(host, scenarios.PortGRPC))
 		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), "", p.opts.Meshbench, args...)
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
@@ -295,14 +310,15 @@ func (p *Platform) waitReady(ctx context.Context) error {
 	var pending []check
 	for _, pod := range p.plan.Pods {
 		if proc := p.backends[pod.Name]; proc != nil {
-			pending = append(pending, check{proc, "http://" + net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)) + "/_backend/config"})
+			pending = append(pending, check{proc, "http://" + platform.HostPort(p.addrs.Pod(pod.Name), scenarios.PortHTTP) + "/_backend/config"})
 		}
 	}
 	for _, px := range p.plan.Proxies {
-		if px.Config.Admin == "" {
+		admin := p.configs[px.Name].Admin
+		if admin == "" {
 			return fmt.Errorf("deploying proxy %s: it has no admin address to check readiness on", px.Name)
 		}
-		pending = append(pending, check{p.proxies[px.Name], "http://" + px.Config.Admin + "/ready"})
+		pending = append(pending, check{p.proxies[px.Name], "http://" + admin + "/ready"})
 	}
 	deadline := time.Now().Add(p.opts.ReadyTimeout)
 	for {

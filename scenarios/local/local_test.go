@@ -49,9 +49,10 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-func newPlatform(t *testing.T) *Platform {
+// newPlatform returns a local platform on network base 127.<b>.
+func newPlatform(t *testing.T, b int) *Platform {
 	t.Helper()
-	p := New(Options{Meshbench: bins.meshbench, Meshproxy: bins.meshproxy, NetworkBase: "127.91",
+	p := New(Options{Meshbench: bins.meshbench, Meshproxy: bins.meshproxy, NetworkBase: fmt.Sprintf("127.%d", b),
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	t.Cleanup(func() { _ = p.Teardown(context.Background()) })
 	return p
@@ -64,68 +65,59 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func hostPort(addr string, port int) string { return net.JoinHostPort(addr, fmt.Sprint(port)) }
-
-// sidecarPlan is a hand-built sidecar topology on network base 127.<b>: a
-// client pod with an outbound sidecar on node-0, and echo-0 (node-0) and
-// echo-1 (node-1), each behind an inbound sidecar.
-func sidecarPlan(b int) *scenarios.Plan {
-	node := func(n int) string { return fmt.Sprintf("127.%d.%d.1", b, n+1) }
-	podAddr := func(n, i int) string { return fmt.Sprintf("127.%d.%d.%d", b, n+1, 10+i) }
-	client, echo0, echo1 := podAddr(0, 0), podAddr(0, 1), podAddr(1, 1)
-	inbound := func(pod, addr string) scenarios.Proxy {
-		return scenarios.Proxy{Name: "sidecar-" + pod, Kind: scenarios.KindSidecar, Pod: pod, Addr: addr,
-			Admin: hostPort(addr, scenarios.PortAdmin),
+// sidecarPlan is a hand-built sidecar topology: a client pod with an
+// outbound sidecar on node-0, and echo-0 (node-0) and echo-1 (node-1),
+// each behind an inbound sidecar.
+func sidecarPlan() *scenarios.Plan {
+	inbound := func(pod, node string) scenarios.Proxy {
+		return scenarios.Proxy{Name: "sidecar-" + pod, Kind: scenarios.KindSidecar, Pod: pod, Node: node,
 			Config: &config.Config{
-				Admin: hostPort(addr, scenarios.PortAdmin),
-				Listeners: []config.Listener{{Name: "inbound", Address: hostPort(addr, scenarios.PortInbound),
+				Admin: scenarios.PodRef(pod, scenarios.PortNameAdmin),
+				Listeners: []config.Listener{{Name: "inbound", Address: scenarios.PodRef(pod, scenarios.PortNameInbound),
 					Direction: config.Inbound,
 					Routes:    []config.Route{{Match: config.Match{Authority: "*"}, Cluster: "local", Timeout: config.Duration(2 * time.Second)}}}},
-				Clusters: []config.Cluster{{Name: "local", Endpoints: []string{hostPort(addr, scenarios.PortHTTP)}}},
+				Clusters: []config.Cluster{{Name: "local", Endpoints: []string{scenarios.PodRef(pod, scenarios.PortNameHTTP)}}},
 			}}
 	}
-	in0, in1 := inbound("echo-0", echo0), inbound("echo-1", echo1)
-	in0.Node, in1.Node = "node-0", "node-1"
-	out := scenarios.Proxy{Name: "sidecar-client-0", Kind: scenarios.KindSidecar, Node: "node-0", Pod: "client-0", Addr: client,
-		Admin: hostPort(client, scenarios.PortAdmin),
+	in0, in1 := inbound("echo-0", "node-0"), inbound("echo-1", "node-1")
+	out := scenarios.Proxy{Name: "sidecar-client-0", Kind: scenarios.KindSidecar, Node: "node-0", Pod: "client-0",
 		Config: &config.Config{
-			Admin: hostPort(client, scenarios.PortAdmin),
-			Listeners: []config.Listener{{Name: "outbound", Address: hostPort(client, scenarios.PortOutbound),
+			Admin: scenarios.PodRef("client-0", scenarios.PortNameAdmin),
+			Listeners: []config.Listener{{Name: "outbound", Address: scenarios.PodRef("client-0", scenarios.PortNameOutbound),
 				Direction: config.Outbound,
 				Routes:    []config.Route{{Match: config.Match{Authority: "echo"}, Cluster: "echo", Timeout: config.Duration(2 * time.Second)}}}},
 			Clusters: []config.Cluster{{Name: "echo", Balancer: config.Balancer{Policy: "round_robin"},
-				Endpoints: []string{hostPort(echo0, scenarios.PortInbound), hostPort(echo1, scenarios.PortInbound)}}},
+				Endpoints: []string{scenarios.ServiceRef("echo", scenarios.PortNameInbound)}}},
 		}}
 	return &scenarios.Plan{
 		Scenario: "test",
 		Cell: result.Cell{ID: "sidecar-round_robin-http1-r1", Variant: "sidecar-round_robin-http1",
 			Labels: map[string]string{"topology": "sidecar", "balancer": "round_robin", "protocol": "http1"}, Repeat: 1},
-		Nodes: []scenarios.Node{{Name: "node-0", Addr: node(0)}, {Name: "node-1", Addr: node(1)}},
+		Nodes: []scenarios.Node{{Name: "node-0"}, {Name: "node-1"}},
 		Pods: []scenarios.Pod{
-			{Name: "client-0", Service: "client", Node: "node-0", Addr: client, Sidecar: out.Name},
-			{Name: "echo-0", Service: "echo", Node: "node-0", Addr: echo0, Backend: &scenarios.BackendSpec{Latency: "fixed:1ms"}, Sidecar: in0.Name},
-			{Name: "echo-1", Service: "echo", Replica: 1, Node: "node-1", Addr: echo1, Backend: &scenarios.BackendSpec{Latency: "fixed:1ms"}, Sidecar: in1.Name},
+			{Name: "client-0", Service: "client", Node: "node-0", Sidecar: out.Name},
+			{Name: "echo-0", Service: "echo", Node: "node-0", Backend: &scenarios.BackendSpec{Latency: "fixed:1ms"}, Sidecar: in0.Name},
+			{Name: "echo-1", Service: "echo", Replica: 1, Node: "node-1", Backend: &scenarios.BackendSpec{Latency: "fixed:1ms"}, Sidecar: in1.Name},
 		},
 		Proxies: []scenarios.Proxy{out, in0, in1},
-		Load: scenarios.LoadPlan{ClientPod: "client-0", Protocol: "http1", Targets: []string{hostPort(client, scenarios.PortOutbound)},
+		Load: scenarios.LoadPlan{ClientPod: "client-0", Protocol: "http1", Targets: []string{scenarios.PodRef("client-0", scenarios.PortNameOutbound)},
 			Authority: "echo", Rate: 100, Connections: 2, Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, Timeout: 2 * time.Second},
 	}
 }
 
 // baselinePlan has two echo pods and no proxy; the load goes to the pods.
-func baselinePlan(b int) *scenarios.Plan {
-	a0, a1 := fmt.Sprintf("127.%d.1.11", b), fmt.Sprintf("127.%d.2.11", b)
+func baselinePlan() *scenarios.Plan {
 	return &scenarios.Plan{
 		Scenario: "test",
 		Cell:     result.Cell{ID: "baseline-r1", Variant: "baseline", Labels: map[string]string{"topology": "baseline"}, Repeat: 1},
-		Nodes:    []scenarios.Node{{Name: "node-0", Addr: fmt.Sprintf("127.%d.1.1", b)}, {Name: "node-1", Addr: fmt.Sprintf("127.%d.2.1", b)}},
+		Nodes:    []scenarios.Node{{Name: "node-0"}, {Name: "node-1"}},
 		Pods: []scenarios.Pod{
-			{Name: "client-0", Service: "client", Node: "node-0", Addr: fmt.Sprintf("127.%d.1.10", b)},
-			{Name: "echo-0", Service: "echo", Node: "node-0", Addr: a0, Backend: &scenarios.BackendSpec{}},
-			{Name: "echo-1", Service: "echo", Replica: 1, Node: "node-1", Addr: a1, Backend: &scenarios.BackendSpec{}},
+			{Name: "client-0", Service: "client", Node: "node-0"},
+			{Name: "echo-0", Service: "echo", Node: "node-0", Backend: &scenarios.BackendSpec{}},
+			{Name: "echo-1", Service: "echo", Replica: 1, Node: "node-1", Backend: &scenarios.BackendSpec{}},
 		},
 		Load: scenarios.LoadPlan{ClientPod: "client-0", Protocol: "http1",
-			Targets: []string{hostPort(a0, scenarios.PortHTTP), hostPort(a1, scenarios.PortHTTP)},
+			Targets: []string{scenarios.PodRef("echo-0", scenarios.PortNameHTTP), scenarios.PodRef("echo-1", scenarios.PortNameHTTP)},
 			Rate:    100, Connections: 2, Duration: 3 * time.Second, Warmup: 500 * time.Millisecond, Timeout: 2 * time.Second},
 	}
 }
@@ -143,9 +135,9 @@ func assertGone(t *testing.T, pids []int) {
 func TestSidecarPlan(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p := newPlatform(t)
+	p := newPlatform(t, 91)
 	dir := t.TempDir()
-	plan := sidecarPlan(91)
+	plan := sidecarPlan()
 	if err := p.Deploy(ctx, plan, dir); err != nil {
 		t.Fatal(err)
 	}
@@ -251,14 +243,14 @@ func TestSidecarPlan(t *testing.T) {
 }
 
 func TestPortInUse(t *testing.T) {
-	l, err := net.Listen("tcp", "127.92.2.11:8080")
+	l, err := net.Listen("tcp", "127.92.2.10:8080")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	p := newPlatform(t)
-	err = p.Deploy(context.Background(), baselinePlan(92), t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "127.92.2.11:8080 (for echo-1) is already in use: another run on the same network base?") {
+	p := newPlatform(t, 92)
+	err = p.Deploy(context.Background(), baselinePlan(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "127.92.2.10:8080 (for echo-1) is already in use: another run on the same network base?") {
 		t.Fatalf("deploy with a port taken: %v", err)
 	}
 	if pids := p.pids(); len(pids) != 0 {
@@ -267,8 +259,8 @@ func TestPortInUse(t *testing.T) {
 }
 
 func TestExitedEarly(t *testing.T) {
-	p := newPlatform(t)
-	plan := baselinePlan(93)
+	p := newPlatform(t, 93)
+	plan := baselinePlan()
 	plan.Pods[1].Backend.Latency = "gamma:1ms" // refused by the backend
 	err := p.Deploy(context.Background(), plan, t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "echo-0") || !strings.Contains(err.Error(), "gamma") {
@@ -280,8 +272,8 @@ func TestExitedEarly(t *testing.T) {
 func TestEventChangesBackend(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p := newPlatform(t)
-	plan := baselinePlan(94)
+	p := newPlatform(t, 94)
+	plan := baselinePlan()
 	// The event is at 2 s of the platform's measured part, which starts
 	// before the load generator's by its process start-up: the load's
 	// second 0 ends before the event if start-up takes under a second,
@@ -319,8 +311,8 @@ func TestEventChangesBackend(t *testing.T) {
 }
 
 func TestRunCancel(t *testing.T) {
-	p := newPlatform(t)
-	plan := baselinePlan(95)
+	p := newPlatform(t, 95)
+	plan := baselinePlan()
 	plan.Load.Duration = time.Minute
 	if err := p.Deploy(context.Background(), plan, t.TempDir()); err != nil {
 		t.Fatal(err)
@@ -343,7 +335,15 @@ func TestRunCancel(t *testing.T) {
 }
 
 func TestConfigYAMLRoundTrip(t *testing.T) {
-	c := sidecarPlan(96).Proxies[0].Config
+	plan := sidecarPlan()
+	a, err := Loopback{Base: "127.96"}.Addresses(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := scenarios.RenderConfig(plan.Proxies[0].Config, a)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Listeners[0].Routes[0].RequestHeaders.Add = map[string]string{"x-n": "0", "x-yes": "yes"}
 	b, err := c.YAML()
 	if err != nil {
@@ -363,13 +363,17 @@ func TestConfigYAMLRoundTrip(t *testing.T) {
 }
 
 func TestLoadArgs(t *testing.T) {
-	plan := baselinePlan(97)
-	args, err := loadArgs(plan.Load, plan.Cell, "/d")
+	plan := baselinePlan()
+	addrs, err := Loopback{Base: "127.97"}.Addresses(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := loadArgs(plan.Load, plan.Cell, addrs, "/d")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(args, " ")
-	for _, want := range []string{"--target http://127.97.1.11:8080 --target http://127.97.2.11:8080", "--rate 100",
+	for _, want := range []string{"--target http://127.97.1.11:8080 --target http://127.97.2.10:8080", "--rate 100",
 		"--connections 2", "--duration 3s", "--warmup 500ms", "--timeout 2s", "--label topology=baseline",
 		"--out /d/result-load.json", "--hdr-log /d/latency.hlog", "--quiet"} {
 		if !strings.Contains(got, want) {
@@ -377,9 +381,14 @@ func TestLoadArgs(t *testing.T) {
 		}
 	}
 	plan.Load.Protocol, plan.Load.Rate = "grpc", 0
-	plan.Load.Targets[1] = "http://127.97.2.11:9090/"
-	args, _ = loadArgs(plan.Load, plan.Cell, "/d")
-	if got := strings.Join(args, " "); !strings.Contains(got, "--target 127.97.1.11:8080 --target 127.97.2.11:9090 ") || !strings.Contains(got, "--rate max") {
+	plan.Load.Targets[1] = "http://" + scenarios.PodRef("echo-1", scenarios.PortNameGRPC) + "/"
+	args, _ = loadArgs(plan.Load, plan.Cell, addrs, "/d")
+	if got := strings.Join(args, " "); !strings.Contains(got, "--target 127.97.1.11:8080 --target 127.97.2.10:9090 ") || !strings.Contains(got, "--rate max") {
 		t.Errorf("grpc closed-loop args %q", got)
+	}
+	// A target that is not a reference never reaches the load generator.
+	plan.Load.Targets[1] = "127.97.2.10:9090"
+	if _, err := loadArgs(plan.Load, plan.Cell, addrs, "/d"); err == nil || !strings.Contains(err.Error(), "is not a reference") {
+		t.Errorf("a literal target: %v", err)
 	}
 }

@@ -38,7 +38,7 @@ func TestMTLSPlans(t *testing.T) {
 	}
 	for i, c := range cells {
 		t.Run(c.Variant, func(t *testing.T) {
-			plan, err := s.Plan(c, scenarios.PlanOptions{Network: scenarios.Network{Base: []string{"127.81", "127.82"}[i]}})
+			plan, err := s.Plan(c, scenarios.PlanOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +46,7 @@ func TestMTLSPlans(t *testing.T) {
 				t.Fatalf("plan %s has no identities", c.ID)
 			}
 			ctx := context.Background()
-			p := newPlatform(t)
+			p := newPlatform(t, 81+i)
 			dir := t.TempDir()
 			if err := p.Deploy(ctx, plan, dir); err != nil {
 				t.Fatal(err)
@@ -66,11 +66,11 @@ func TestMTLSPlans(t *testing.T) {
 			// an mTLS hop (its own node's pods are delivered to directly).
 			podNode := map[string]string{}
 			for _, pod := range plan.Pods {
-				podNode[pod.Addr] = pod.Node
+				podNode[p.addrs.Pod(pod.Name)] = pod.Node
 			}
 			var ok, failed, allowed, denied, crossNode, sent float64
 			for _, px := range plan.Proxies {
-				fams, err := proxymetrics.Scrape(ctx, p.client, px.Admin)
+				fams, err := proxymetrics.Scrape(ctx, p.client, p.configs[px.Name].Admin)
 				if err != nil {
 					t.Fatal(err)
 				}

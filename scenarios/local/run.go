@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,9 +71,10 @@ func (w *proxyWatch) usage(requests int64) result.Usage {
 }
 
 // loadArgs returns the `meshbench load` command line of a load plan that
-// writes its result and histogram log into dir.
-func loadArgs(l scenarios.LoadPlan, cell result.Cell, dir string) ([]string, error) {
-	return scenarios.LoadArgs(l, cell, filepath.Join(dir, loadResultFile), filepath.Join(dir, result.HdrLogFile))
+// writes its result and histogram log into dir, its targets resolved by
+// r.
+func loadArgs(l scenarios.LoadPlan, cell result.Cell, r scenarios.Resolver, dir string) ([]string, error) {
+	return platform.LoadArgs(l, cell, r, filepath.Join(dir, loadResultFile), filepath.Join(dir, result.HdrLogFile))
 }
 
 // Run runs the plan's load as a `meshbench load` child and applies the
@@ -94,7 +93,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			return nil, fmt.Errorf("running: event at %v: pod %q has no backend", ev.At, ev.Pod)
 		}
 	}
-	args, err := loadArgs(plan.Load, plan.Cell, p.dir)
+	args, err := loadArgs(plan.Load, plan.Cell, p.addrs, p.dir)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
@@ -103,7 +102,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	m := &measurement{}
 	for _, px := range plan.Proxies {
 		m.proxies = append(m.proxies, &proxyWatch{name: px.Name, kind: px.Kind, node: px.Node,
-			admin: px.Config.Admin, pid: p.proxies[px.Name].pid()})
+			admin: p.configs[px.Name].Admin, pid: p.proxies[px.Name].pid()})
 	}
 
 	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), "", p.opts.Meshbench, args...)
@@ -285,7 +284,7 @@ func (p *Platform) applyEvent(ctx context.Context, ev scenarios.Event) error {
 	if err != nil {
 		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)
 	}
-	url := "http://" + net.JoinHostPort(pod.Addr, strconv.Itoa(scenarios.PortHTTP)) + "/_backend/config"
+	url := "http://" + platform.HostPort(p.addrs.Pod(pod.Name), scenarios.PortHTTP) + "/_backend/config"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("event at %v on %s: %w", ev.At, ev.Pod, err)

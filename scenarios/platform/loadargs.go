@@ -1,7 +1,8 @@
-package scenarios
+package platform
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
@@ -9,19 +10,25 @@ import (
 
 	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/reports/result"
+	"github.com/meshbench/meshbench/scenarios"
 )
 
 // LoadArgs returns the `meshbench load` command line (after the binary)
-// of a load plan: quiet, writing its result to resultFile and its
-// HdrHistogram interval log to hdrLog, with the cell's labels.
-func LoadArgs(l LoadPlan, cell result.Cell, resultFile, hdrLog string) ([]string, error) {
+// of a load plan: its targets resolved by r (the load generator's
+// resolver), quiet, writing its result to resultFile and its HdrHistogram
+// interval log to hdrLog, with the cell's labels.
+func LoadArgs(l scenarios.LoadPlan, cell result.Cell, r scenarios.Resolver, resultFile, hdrLog string) ([]string, error) {
 	if len(l.Targets) == 0 {
 		return nil, errors.New("the load plan has no target")
 	}
 	args := []string{"load", "--protocol", l.Protocol, "--quiet",
 		"--out", resultFile, "--hdr-log", hdrLog}
 	for _, t := range l.Targets {
-		args = append(args, "--target", TargetURL(l.Protocol, t))
+		a, err := scenarios.ResolveTarget(t, r)
+		if err != nil {
+			return nil, fmt.Errorf("the load's targets: %w", err)
+		}
+		args = append(args, "--target", TargetURL(l.Protocol, a))
 	}
 	rate := "max"
 	if l.Rate > 0 {

@@ -38,8 +38,6 @@ type Options struct {
 	Quick bool
 	// Platform realizes the cells' plans.
 	Platform platform.Platform
-	// Network is the address space of the plans.
-	Network scenarios.Network
 	// Progress receives one line when a cell starts and one when it ends;
 	// nil discards them.
 	Progress io.Writer
@@ -224,7 +222,7 @@ func (r *runner) runCell(ctx context.Context, c result.Cell) (res *result.CellRe
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the cell directory: %w", err)
 	}
-	plan, err := r.src.Plan(c, scenarios.PlanOptions{Quick: r.o.Quick, Network: r.o.Network})
+	plan, err := r.src.Plan(c, scenarios.PlanOptions{Quick: r.o.Quick})
 	if err != nil {
 		return nil, fmt.Errorf("planning: %w", err)
 	}
