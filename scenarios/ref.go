@@ -3,7 +3,10 @@ package scenarios
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
+
+	"github.com/meshbench/meshbench/proxy/config"
 )
 
 // Reference kinds: what a plan's configuration reaches.
@@ -71,6 +74,25 @@ func NodeRef(node, port string) string { return Ref{RefNode, node, port}.String(
 
 // ServiceRef is the reference to port of every backend pod of service.
 func ServiceRef(service, port string) string { return Ref{RefService, service, port}.String() }
+
+// At is the reference's port on host, as host:port.
+func (r Ref) At(host string) (string, error) {
+	port, err := PortNumber(r.Port)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// ServiceOf returns the service a cluster follows: its one endpoint is a
+// service reference.
+func ServiceOf(cl *config.Cluster) (Ref, bool) {
+	if len(cl.Endpoints) != 1 {
+		return Ref{}, false
+	}
+	r, err := ParseRef(cl.Endpoints[0])
+	return r, err == nil && r.Kind == RefService
+}
 
 // IsRef reports whether s is written as a reference (valid or not).
 func IsRef(s string) bool { return strings.HasPrefix(s, refPrefix) }

@@ -112,13 +112,6 @@ func (rd renderer) reach(s string) (string, error) {
 	})
 }
 
-func first(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
-}
-
 func (rd renderer) reachAll(in []string) ([]string, error) {
 	if in == nil {
 		return nil, nil
@@ -172,7 +165,7 @@ func (rd renderer) cluster(cl *config.Cluster) error {
 		return errors.New("kubernetes and endpoints_file are a platform's choice: name the service by reference (" + ServiceRef("<service>", PortNameHTTP) + ")")
 	}
 	var err error
-	if ref, perr := ParseRef(first(cl.Endpoints)); perr == nil && ref.Kind == RefService && len(cl.Endpoints) == 1 {
+	if ref, ok := ServiceOf(cl); ok {
 		if len(cl.Weights) > 0 {
 			return errors.New("weights: a service's pods have no weights")
 		}
@@ -239,14 +232,10 @@ func ResolveTarget(target string, r Resolver) (string, error) {
 		scheme, rest = "", target
 	}
 	hostPort, path, hasPath := strings.Cut(rest, "/")
-	ref, err := ParseRef(hostPort)
-	if err != nil {
-		return "", fmt.Errorf("target %q: %w", target, err)
+	if hostPort == "" {
+		return "", fmt.Errorf("target %q: no host", target)
 	}
-	if ref.Kind == RefService {
-		return "", fmt.Errorf("target %q: a load target is one pod or node, not a service", target)
-	}
-	a, err := r.Reach(ref)
+	a, err := renderer{r: r}.reach(hostPort)
 	if err != nil {
 		return "", fmt.Errorf("target %q: %w", target, err)
 	}

@@ -190,10 +190,7 @@ func (rt Retry) Validate(prefix string) error {
 	rt.setDefaults()
 	v := validator{}
 	v.retry(prefix, &rt)
-	if len(v.errs) > 0 {
-		return v.errs
-	}
-	return nil
+	return v.err()
 }
 
 // Validate checks an outlier_detection block on its own, with the
@@ -203,10 +200,7 @@ func (od OutlierDetection) Validate(prefix string) error {
 	od.setDefaults()
 	v := validator{}
 	v.outlier(prefix, &od)
-	if len(v.errs) > 0 {
-		return v.errs
-	}
-	return nil
+	return v.err()
 }
 
 // explicitZeros returns the paths of the numeric fields (durations among
@@ -276,6 +270,14 @@ type validator struct {
 	file string
 	pos  yamlstrict.Positions
 	errs yamlstrict.Errors
+}
+
+// err returns the problems found, or nil.
+func (v *validator) err() error {
+	if len(v.errs) > 0 {
+		return v.errs
+	}
+	return nil
 }
 
 func (v *validator) fail(path, format string, args ...any) {

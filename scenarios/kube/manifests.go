@@ -414,11 +414,9 @@ func needsDiscovery(plan *scenarios.Plan, proxy string) bool {
 	if px == nil {
 		return false
 	}
-	for _, cl := range px.Config.Clusters {
-		if len(cl.Endpoints) == 1 {
-			if r, err := scenarios.ParseRef(cl.Endpoints[0]); err == nil && r.Kind == scenarios.RefService {
-				return true
-			}
+	for i := range px.Config.Clusters {
+		if _, ok := scenarios.ServiceOf(&px.Config.Clusters[i]); ok {
+			return true
 		}
 	}
 	return false

@@ -3,9 +3,7 @@ package kube
 import (
 	"fmt"
 	"maps"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/meshbench/meshbench/proxy/config"
@@ -55,27 +53,19 @@ func (r *resolver) isSelf(ref scenarios.Ref) bool {
 	return ref.Kind == r.self.Kind && ref.Name == r.self.Name
 }
 
-func (r *resolver) hostPort(host, portName string) (string, error) {
-	port, err := scenarios.PortNumber(portName)
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
-}
-
 // Listen resolves the process's own pod or node to every interface.
 func (r *resolver) Listen(ref scenarios.Ref) (string, error) {
 	if !r.isSelf(ref) {
 		return "", fmt.Errorf("a process of %s %s cannot listen on %s %s", r.self.Kind, r.self.Name, ref.Kind, ref.Name)
 	}
-	return r.hostPort("0.0.0.0", ref.Port)
+	return ref.At("0.0.0.0")
 }
 
 // Reach resolves the process's own pod or node to loopback, another pod
 // to its IP (known once the pod runs), a node to its address.
 func (r *resolver) Reach(ref scenarios.Ref) (string, error) {
 	if r.isSelf(ref) {
-		return r.hostPort("127.0.0.1", ref.Port)
+		return ref.At("127.0.0.1")
 	}
 	switch ref.Kind {
 	case scenarios.RefPod:
@@ -83,16 +73,16 @@ func (r *resolver) Reach(ref scenarios.Ref) (string, error) {
 		if ip == "" {
 			return "", fmt.Errorf("pod %s has no IP yet", ref.Name)
 		}
-		return r.hostPort(ip, ref.Port)
+		return ref.At(ip)
 	case scenarios.RefNode:
 		if r.hostIP != "" && ref.Name == r.hostNode {
-			return r.hostPort(r.hostIP, ref.Port)
+			return ref.At(r.hostIP)
 		}
 		ip := r.t.NodeIPs[ref.Name]
 		if ip == "" {
 			return "", fmt.Errorf("node %s has no address", ref.Name)
 		}
-		return r.hostPort(ip, ref.Port)
+		return ref.At(ip)
 	}
 	return "", fmt.Errorf("a %s is not one address", ref.Kind)
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
@@ -108,10 +107,6 @@ func (a *Addresses) Listen(r scenarios.Ref) (string, error) { return a.Reach(r) 
 
 // Reach resolves a pod's or a node's port.
 func (a *Addresses) Reach(r scenarios.Ref) (string, error) {
-	port, err := scenarios.PortNumber(r.Port)
-	if err != nil {
-		return "", err
-	}
 	var host string
 	switch r.Kind {
 	case scenarios.RefPod:
@@ -124,7 +119,7 @@ func (a *Addresses) Reach(r scenarios.Ref) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("the plan has no %s %q", r.Kind, r.Name)
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+	return r.At(host)
 }
 
 // Service gives cl the port of every backend pod of the service, in the
