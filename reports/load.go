@@ -30,8 +30,12 @@ type Run struct {
 	Info result.Run
 	// Cells are in run.json's order, finished or not.
 	Cells []*Cell
-	// Variants are in the order their first cell ran.
+	// Variants are in the order their first cell ran; variants whose
+	// cells are not applicable are not among them.
 	Variants []*Variant
+	// NotApplicable has one cell of each variant that was not applicable
+	// (status n/a: its proxy lacks what it needs), in run order.
+	NotApplicable []*Cell
 }
 
 // Cell is one cell of the run and, when it finished, its result.
@@ -94,11 +98,12 @@ const (
 // are compared with.
 const TopologyBaseline = "baseline"
 
-// Missing returns the cells without a result, in run order.
+// Missing returns the cells without a result, in run order, except the
+// cells that were not applicable.
 func (r *Run) Missing() []*Cell {
 	var out []*Cell
 	for _, c := range r.Cells {
-		if !c.OK() {
+		if !c.OK() && c.Info.Status != result.StatusNA {
 			out = append(out, c)
 		}
 	}
@@ -191,10 +196,18 @@ func notRun(status string) string {
 // group builds the variants from the cells and computes their statistics.
 func (r *Run) group() error {
 	byID := map[string]*Variant{}
+	na := map[string]bool{}
 	for _, c := range r.Cells {
 		id := c.Info.Variant
 		if id == "" {
 			id = c.Info.ID
+		}
+		if c.Info.Status == result.StatusNA {
+			if !na[id] {
+				na[id] = true
+				r.NotApplicable = append(r.NotApplicable, c)
+			}
+			continue
 		}
 		v := byID[id]
 		if v == nil {

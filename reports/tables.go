@@ -28,7 +28,7 @@ type Fact struct{ Name, Value string }
 // and the environment and cluster the runner recorded.
 func Facts(run *Run) []Fact {
 	ri := run.Info
-	done := len(run.Cells) - len(run.Missing())
+	done := len(run.Cells) - len(run.Missing()) - len(run.NotApplicable)
 	fs := []Fact{
 		{"Scenario", ri.Scenario},
 		{"Platform", ri.Platform},
@@ -87,7 +87,7 @@ func anyText(v any) string {
 // balancers. A table without rows is left out.
 func Tables(run *Run) []Table {
 	var out []Table
-	for _, t := range []Table{summaryTable(run), addedTable(run), mtlsTable(run), resourceTable(run), balancerTable(run)} {
+	for _, t := range []Table{summaryTable(run), addedTable(run), proxyTable(run), mtlsTable(run), resourceTable(run), balancerTable(run), naTable(run)} {
 		if len(t.Rows) > 0 {
 			out = append(out, t)
 		}
@@ -313,6 +313,77 @@ func balancerTable(run *Run) Table {
 			r.Variant.ID, r.Variant.Label(LabelBalancer), deg,
 			FormatMicrosSpread(r.Variant.Stats.P99), pod, FormatPercentSpread(r.SlowShare), even,
 		})
+	}
+	return t
+}
+
+// proxyTable sets the proxies of a run side by side: for each variant
+// with a proxy, what it adds to the baseline and what it costs, ordered so
+// that the proxies of one topology and one set of other labels are
+// adjacent. It is empty unless the run compares two proxies or more.
+func proxyTable(run *Run) Table {
+	t := Table{
+		ID: "proxies", Title: "Proxy comparison",
+		Header: []string{"proxy", "topology", "variant", "p50 added", "p99 added", "CPU/req total", "CPU/req per instance", "peak RSS per instance", "errors"},
+		Notes: []string{
+			"Added latency per repeat against the baseline of this run (cells interleaved), median (min–max) over the pairs. CPU/req total sums every proxy of the topology; per instance: the range of the instances' medians. Every proxy runs one worker (docs/peers.md).",
+		},
+	}
+	proxies := map[string]bool{}
+	for _, v := range run.Variants {
+		if p := v.Label(LabelProxy); p != "" && p != "none" {
+			proxies[p] = true
+		}
+	}
+	for _, c := range run.NotApplicable {
+		if p := c.Info.Labels[LabelProxy]; p != "" {
+			proxies[p] = true
+		}
+	}
+	if len(proxies) < 2 {
+		return t
+	}
+	cmps := Compare(run)
+	key := func(v *Variant) string {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
+			if k != LabelProxy && k != LabelTopology {
+				parts = append(parts, k+"="+v.Labels[k])
+			}
+		}
+		return strings.Join(parts, ",") + "|" + v.Label(LabelTopology)
+	}
+	slices.SortStableFunc(cmps, func(a, b Comparison) int { return strings.Compare(key(a.Variant), key(b.Variant)) })
+	for _, c := range cmps {
+		v := c.Variant
+		if v.Label(LabelProxy) == "" {
+			continue
+		}
+		p50, p99 := none, none
+		if c.Baseline != nil {
+			p50, p99 = FormatDeltaSpread(c.P50.Added), FormatDeltaSpread(c.P99.Added)
+		}
+		t.Rows = append(t.Rows, []string{
+			v.Label(LabelProxy), v.Label(LabelTopology), v.ID, p50, p99,
+			FormatMicrosSpread(v.Stats.CPUPerRequest),
+			instanceRange(v, func(p ProxyStats) Spread { return p.CPUPerRequest }, FormatMicros),
+			instanceRange(v, func(p ProxyStats) Spread { return p.RSSPeak }, FormatBytes),
+			FormatCountSpread(v.Stats.Errors),
+		})
+	}
+	return t
+}
+
+// naTable lists the variants that were not run because their proxy lacks
+// what they need, with the reason: nothing else ran in their place.
+func naTable(run *Run) Table {
+	t := Table{
+		ID: "na", Title: "Not applicable (n/a)",
+		Header: []string{"variant", "proxy", "reason"},
+		Notes:  []string{"These variants were not run, and nothing was run in their place: the proxy lacks what the cell needs."},
+	}
+	for _, c := range run.NotApplicable {
+		t.Rows = append(t.Rows, []string{c.Info.Variant, c.Info.Labels[LabelProxy], "n/a — " + c.Info.Error})
 	}
 	return t
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshbench/meshbench/backends"
 	"github.com/meshbench/meshbench/internal/yamlstrict"
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/balancer"
 )
 
@@ -37,8 +38,9 @@ func Topologies() []string {
 // Protocols returns the load protocols a scenario may use.
 func Protocols() []string { return []string{ProtoHTTP1, ProtoH2C, ProtoGRPC} }
 
-// Proxies returns the proxy implementations a scenario may use.
-func Proxies() []string { return []string{ProxyReference} }
+// Proxies returns the proxy implementations a scenario may use: the
+// reference proxy and the peers.
+func Proxies() []string { return append([]string{ProxyReference}, peers.Names()...) }
 
 // validator collects every problem of a scenario, each with the file, the
 // line and the field path.
@@ -336,7 +338,7 @@ func (v *validator) dimValue(s *Scenario, dim, val, p string, exclude bool) {
 		}
 	case DimProxy:
 		if !slices.Contains(Proxies(), val) {
-			v.fail(p, "%q: proxy not supported yet (supported: %s)", val, strings.Join(Proxies(), ", "))
+			v.fail(p, "%q: unknown proxy (known: %s)", val, strings.Join(Proxies(), ", "))
 		}
 	case DimBalancer:
 		if !slices.Contains(balancer.Policies(), val) {

@@ -4,6 +4,7 @@ import (
 	"github.com/meshbench/meshbench/internal/names"
 
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -56,6 +57,24 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, v.errs
 	}
 	return &c, nil
+}
+
+// WithDefaults returns a copy of c with every default Load applies set,
+// without validating it: for the peer adapters, which translate a
+// configuration the reference proxy would load and must see the same
+// timeouts, pools and policies it would use.
+func (c *Config) WithDefaults() (*Config, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("copying the proxy config: %w", err)
+	}
+	var out Config
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("copying the proxy config: %w", err)
+	}
+	out.setDefaults()
+	out.setIdentityDefaults()
+	return &out, nil
 }
 
 func (c *Config) setDefaults() {

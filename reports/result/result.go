@@ -51,7 +51,8 @@ type Cell struct {
 	Variant string            `json:"variant"` // ID without the repeat
 	Labels  map[string]string `json:"labels"`  // dimension -> value
 	Repeat  int               `json:"repeat"`  // 1-based
-	// Status is pending, running, done or failed.
+	// Status is pending, running, done, failed or n/a (not applicable:
+	// the cell needs what its proxy does not have; Error says what).
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
 }
@@ -62,6 +63,7 @@ const (
 	StatusRunning = "running"
 	StatusDone    = "done"
 	StatusFailed  = "failed"
+	StatusNA      = "n/a"
 )
 
 // CellResult is result.json: the load generator's Result (flattened: its

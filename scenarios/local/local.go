@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
@@ -61,9 +63,12 @@ type Platform struct {
 	mu    sync.Mutex // guards procs against Teardown from another goroutine
 	procs []*process
 
-	plan     *scenarios.Plan
-	addrs    *Addresses                // of the plan
-	configs  map[string]*config.Config // the proxies' rendered configurations, by name
+	plan      *scenarios.Plan
+	addrs     *Addresses                 // of the plan
+	configs   map[string]*config.Config  // the proxies' rendered configurations, by name
+	instances map[string]*peers.Instance // a peer's rendered instances, by proxy name
+	peerVers  map[string]string          // versions of the peers deployed so far, by peer
+	tempDirs  []string                   // removed at teardown
 	nodes    int                       // of the last plan deployed
 	dir      string
 	backends map[string]*process // by pod name
@@ -115,6 +120,10 @@ func (p *Platform) Facts() map[string]any {
 	if p.nodes > 0 {
 		f["nodes"] = p.nodes
 	}
+	if len(p.peerVers) > 0 {
+		f["peers"] = p.peerVers
+	}
+	f["proxy_workers"] = ProxyWorkers
 	return f
 }
 
@@ -213,10 +222,9 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 			}
 		}
 	}()
-	switch plan.ProxyImpl {
-	case "", "reference", "none":
-	default:
-		return fmt.Errorf("deploying: proxy implementation %q is not available on the local platform (reference only)", plan.ProxyImpl)
+	bin, adapter, err := p.proxyBinary(ctx, plan.ProxyImpl)
+	if err != nil {
+		return err
 	}
 	if p.addrs, err = (Loopback{Base: p.opts.NetworkBase}).Addresses(plan); err != nil {
 		return fmt.Errorf("deploying: %w", err)
@@ -238,13 +246,28 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	if err := platform.WriteCertificates(plan, dir, 0); err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
-	configs := map[string]string{}
+	args := map[string][]string{}
+	p.instances = map[string]*peers.Instance{}
 	for _, px := range plan.Proxies {
+		if adapter != nil {
+			sockets, err := os.MkdirTemp("", "meshbench-"+px.Name+"-")
+			if err != nil {
+				return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
+			}
+			p.tempDirs = append(p.tempDirs, sockets)
+			inst, err := renderPeer(adapter, plan, px.Name, dir, sockets, p.configs[px.Name])
+			if err != nil {
+				return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
+			}
+			p.instances[px.Name] = inst
+			args[px.Name] = inst.Args
+			continue
+		}
 		f := filepath.Join(dir, "proxies", px.Name+".yaml")
 		if err := writeProxyConfig(ctx, p.opts.Meshproxy, dir, f, p.configs[px.Name]); err != nil {
 			return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
 		}
-		configs[px.Name] = f
+		args[px.Name] = []string{"--config", f}
 	}
 	if err := checkFree(addrs, owner); err != nil {
 		return fmt.Errorf("deploying: %w", err)
@@ -260,15 +283,17 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 			latency = "none"
 		}
 		host := p.addrs.Pod(pod.Name)
-		args := platform.BackendArgs(&pod, platform.HostPort(host, scenarios.PortHTTP), platform.HostPort(host, scenarios.PortGRPC))
-		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), "", p.opts.Meshbench, args...)
+		bargs := platform.BackendArgs(&pod, platform.HostPort(host, scenarios.PortHTTP), platform.HostPort(host, scenarios.PortGRPC))
+		proc, err := p.start(pod.Name, filepath.Join(logs, pod.Name+".log"), "", nil, p.opts.Meshbench, bargs...)
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
 		}
 		p.backends[pod.Name] = proc
 	}
 	for _, px := range plan.Proxies {
-		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), dir, p.opts.Meshproxy, "--config", configs[px.Name])
+		// Every proxy gets one worker, whatever it is: GOMAXPROCS=1 for
+		// the Go proxies, one worker process or thread for the others.
+		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), dir, []string{"GOMAXPROCS=" + strconv.Itoa(ProxyWorkers)}, bin, args[px.Name]...)
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
 		}
@@ -281,7 +306,7 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 // start starts a process of the deployment in the working directory wd
 // (empty: the current one); a relative binary path is taken from the
 // current directory, not from wd.
-func (p *Platform) start(name, logPath, wd, bin string, args ...string) (*process, error) {
+func (p *Platform) start(name, logPath, wd string, env []string, bin string, args ...string) (*process, error) {
 	if wd != "" && !filepath.IsAbs(bin) && strings.ContainsRune(bin, filepath.Separator) {
 		abs, err := filepath.Abs(bin)
 		if err != nil {
@@ -289,7 +314,7 @@ func (p *Platform) start(name, logPath, wd, bin string, args ...string) (*proces
 		}
 		bin = abs
 	}
-	proc, err := startProcess(name, logPath, wd, bin, args...)
+	proc, err := startProcess(name, logPath, wd, env, bin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +343,11 @@ func (p *Platform) waitReady(ctx context.Context) error {
 		if admin == "" {
 			return fmt.Errorf("deploying proxy %s: it has no admin address to check readiness on", px.Name)
 		}
-		pending = append(pending, check{p.proxies[px.Name], "http://" + admin + "/ready"})
+		url := "http://" + admin + "/ready"
+		if inst := p.instances[px.Name]; inst != nil {
+			url = inst.Ready
+		}
+		pending = append(pending, check{p.proxies[px.Name], url})
 	}
 	deadline := time.Now().Add(p.opts.ReadyTimeout)
 	for {
@@ -376,8 +405,14 @@ func (p *Platform) Teardown(ctx context.Context) error {
 		p.log.Debug("stopping", "processes", len(procs))
 		stopAll(ctx, procs, p.opts.StopGrace)
 	}
+	for _, d := range p.tempDirs {
+		if err := os.RemoveAll(d); err != nil {
+			p.log.Warn("removing a temporary directory", "dir", d, "err", err)
+		}
+	}
+	p.tempDirs = nil
 	p.plan = nil
-	p.backends, p.proxies = nil, nil
+	p.backends, p.proxies, p.instances = nil, nil, nil
 	return nil
 }
 
@@ -402,7 +437,7 @@ func (p *Platform) Resources(ctx context.Context) (result.Resources, []result.Pr
 	samples := make([]platform.ProxySample, len(m.proxies))
 	for i, px := range m.proxies {
 		samples[i] = platform.ProxySample{Name: px.name, Kind: px.kind, Node: px.node, Usage: px.usage(m.requests),
-			SampleErr: px.sampleErr, ScrapeErr: px.scrapeErr, Start: px.start, End: px.end}
+			SampleErr: px.sampleErr, ScrapeErr: px.scrapeErr, Start: px.start, End: px.end, NoMetrics: px.admin == ""}
 	}
 	return platform.Summarize(p.opts.SampleInterval, m.requests, samples)
 }

@@ -23,9 +23,9 @@ type process struct {
 }
 
 // startProcess starts bin with args in its own process group, in the
-// working directory wd (empty: the current one), with stdout and stderr
-// appended to logPath.
-func startProcess(name, logPath, wd, bin string, args ...string) (*process, error) {
+// working directory wd (empty: the current one), with env added to the
+// environment, and with stdout and stderr appended to logPath.
+func startProcess(name, logPath, wd string, env []string, bin string, args ...string) (*process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -39,6 +39,9 @@ func startProcess(name, logPath, wd, bin string, args ...string) (*process, erro
 	cmd.Stderr = f
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Dir = wd
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	fmt.Fprintf(f, "# %s\n", strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)

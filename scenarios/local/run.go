@@ -1,9 +1,8 @@
 package local
 
 import (
-	"github.com/meshbench/meshbench/scenarios/platform"
-
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +22,7 @@ import (
 	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/platform"
 	"github.com/meshbench/meshbench/scenarios/proxymetrics"
 )
 
@@ -41,8 +42,9 @@ type measurement struct {
 
 // proxyWatch follows one proxy through the measured part.
 type proxyWatch struct {
-	name, kind, node, admin string
+	name, kind, node, admin string // admin is empty for a peer: nothing to scrape
 	pid                     int
+	group                   bool // sample every process of pid's process group
 
 	samples   []procSample
 	sampleErr error
@@ -101,11 +103,17 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	_ = os.Remove(out)
 	m := &measurement{}
 	for _, px := range plan.Proxies {
-		m.proxies = append(m.proxies, &proxyWatch{name: px.Name, kind: px.Kind, node: px.Node,
-			admin: p.configs[px.Name].Admin, pid: p.proxies[px.Name].pid()})
+		w := &proxyWatch{name: px.Name, kind: px.Kind, node: px.Node,
+			admin: p.configs[px.Name].Admin, pid: p.proxies[px.Name].pid()}
+		if inst := p.instances[px.Name]; inst != nil {
+			// A peer: its metrics are not the reference proxy's series;
+			// nginx's workers are its master's children, in its group.
+			w.admin, w.group = "", inst.MultiProcess
+		}
+		m.proxies = append(m.proxies, w)
 	}
 
-	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), "", p.opts.Meshbench, args...)
+	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), "", nil, p.opts.Meshbench, args...)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
@@ -124,7 +132,9 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	// The measured part.
 	measured = time.Now()
 	for _, w := range m.proxies {
-		w.start, w.scrapeErr = proxymetrics.Scrape(ctx, p.client, w.admin)
+		if w.admin != "" {
+			w.start, w.scrapeErr = proxymetrics.Scrape(ctx, p.client, w.admin)
+		}
 	}
 	stopSampling := p.sample(m.proxies)
 	evCtx, stopEvents := context.WithCancel(ctx)
@@ -144,7 +154,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	}
 	endCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	for _, w := range m.proxies {
-		if w.scrapeErr != nil {
+		if w.scrapeErr != nil || w.admin == "" {
 			continue
 		}
 		w.end, w.scrapeErr = proxymetrics.Scrape(endCtx, p.client, w.admin)
@@ -217,10 +227,28 @@ func readResult(path string) (*loadgen.Result, error) {
 // returns when sampling has stopped.
 func (p *Platform) sample(ws []*proxyWatch) (stop func()) {
 	fs, fsErr := procfs.NewFS(procfs.DefaultMountPoint)
+	grouped := slices.ContainsFunc(ws, func(w *proxyWatch) bool { return w.group })
 	read := func() {
+		var groups map[int]procSample
+		var groupErr error
+		if grouped && fsErr == nil {
+			groups, groupErr = groupStats(fs)
+		}
 		for _, w := range ws {
 			if fsErr != nil {
 				w.sampleErr = fsErr
+				continue
+			}
+			if w.group {
+				st, ok := groups[w.pid]
+				switch {
+				case groupErr != nil:
+					w.sampleErr = cmp.Or(w.sampleErr, groupErr)
+				case !ok:
+					w.sampleErr = cmp.Or(w.sampleErr, fmt.Errorf("process group %d: no process", w.pid))
+				default:
+					w.samples = append(w.samples, st)
+				}
 				continue
 			}
 			st, err := procStat(fs, w.pid)
@@ -255,6 +283,27 @@ func (p *Platform) sample(ws []*proxyWatch) (stop func()) {
 		once.Do(func() { close(quit) })
 		<-done
 	}
+}
+
+// groupStats sums CPU time and RSS of every process by process group, in
+// one pass over /proc.
+func groupStats(fs procfs.FS) (map[int]procSample, error) {
+	procs, err := fs.AllProcs()
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	out := map[int]procSample{}
+	for _, proc := range procs {
+		st, err := proc.Stat()
+		if err != nil {
+			continue // it exited meanwhile
+		}
+		s := out[st.PGRP]
+		s.cpu += st.CPUTime()
+		s.rss += int64(st.ResidentMemory())
+		out[st.PGRP] = s
+	}
+	return out, nil
 }
 
 func procStat(fs procfs.FS, pid int) (procSample, error) {

@@ -92,6 +92,9 @@ type ProxySample struct {
 	// Start and End (its metrics before and after) are not used.
 	SampleErr, ScrapeErr error
 	Start, End           proxymetrics.Families
+	// NoMetrics marks a proxy whose metrics are not the reference
+	// proxy's series (a peer): it has no ProxyMetrics.
+	NoMetrics bool
 }
 
 // Summarize builds a cell's resources and proxy metrics from the samples
@@ -110,6 +113,9 @@ func Summarize(interval time.Duration, requests int64, samples []ProxySample) (r
 		res.Total.RSSMeanBytes += u.RSSMeanBytes
 		if s.SampleErr != nil {
 			errs = append(errs, fmt.Errorf("sampling %s: %w", s.Name, s.SampleErr))
+		}
+		if s.NoMetrics {
+			continue
 		}
 		if s.ScrapeErr != nil {
 			errs = append(errs, s.ScrapeErr)

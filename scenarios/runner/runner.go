@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 )
@@ -197,6 +198,12 @@ func (r *runner) cell(ctx context.Context, i int) {
 	case err == nil:
 		c.Status = result.StatusDone
 		r.progress(i, fmt.Sprintf("achieved %.1f rps  p99 %.2f ms", res.AchievedRate, float64(res.Latency.P99)/1000))
+	case peers.IsNotApplicable(err):
+		// Not run and not substituted: the proxy lacks what the cell needs.
+		var na *peers.NotApplicable
+		errors.As(err, &na)
+		c.Status, c.Error = result.StatusNA, na.Error()
+		r.progress(i, "n/a — "+na.Error())
 	case ctx.Err() != nil:
 		c.Status, c.Error = result.StatusFailed, ReasonInterrupted
 		r.log.Info("cell interrupted", "cell", c.ID, "err", err)
