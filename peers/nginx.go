@@ -126,9 +126,9 @@ func (n Nginx) Render(c *config.Config, o Options) (*Instance, error) {
 	b.WriteString(servers.String())
 	b.WriteString("}\n")
 	return &Instance{
-		Files: []File{{Path: "nginx.conf", Data: []byte(b.String())}},
-		Args:  []string{"-p", o.Dir, "-c", filepath.Join(o.Dir, "nginx.conf"), "-e", "stderr"},
-		Ready: "http://" + c.Admin + "/ready",
+		Files:        []File{{Path: "nginx.conf", Data: []byte(b.String())}},
+		Args:         []string{"-p", o.Dir, "-c", filepath.Join(o.Dir, "nginx.conf"), "-e", "stderr"},
+		Ready:        "http://" + c.Admin + "/ready",
 		Drain:        syscall.SIGQUIT,
 		MultiProcess: true,
 		Notes:        g.notes,

@@ -69,11 +69,11 @@ type Platform struct {
 	instances map[string]*peers.Instance // a peer's rendered instances, by proxy name
 	peerVers  map[string]string          // versions of the peers deployed so far, by peer
 	tempDirs  []string                   // removed at teardown
-	nodes    int                       // of the last plan deployed
-	dir      string
-	backends map[string]*process // by pod name
-	proxies  map[string]*process // by proxy name
-	last     *measurement        // of the last Run
+	nodes     int                        // of the last plan deployed
+	dir       string
+	backends  map[string]*process // by pod name
+	proxies   map[string]*process // by proxy name
+	last      *measurement        // of the last Run
 }
 
 var _ platform.Platform = (*Platform)(nil)
