@@ -3,7 +3,6 @@ package peers
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -106,10 +105,10 @@ func (n Nginx) Render(c *config.Config, o Options) (*Instance, error) {
 	tmp := filepath.Join(o.Dir, "tmp")
 	fmt.Fprintf(b, "# nginx configuration of %s, rendered by meshbench from the neutral proxy config.\n", o.Name)
 	b.WriteString("daemon off;\nmaster_process on;\n")
-	if os.Geteuid() == 0 {
+	if o.User != "" {
 		// Workers keep the master's user: they connect to its internal
 		// unix sockets and write its temporary paths.
-		b.WriteString("user root;\n")
+		fmt.Fprintf(b, "user %s;\n", o.User)
 	}
 	fmt.Fprintf(b, "worker_processes %d;\n", o.workers())
 	fmt.Fprintf(b, "pid %s;\nerror_log stderr warn;\n", filepath.Join(o.Dir, "nginx.pid"))

@@ -61,6 +61,10 @@ type Options struct {
 	// Traffic lists the downstream protocols the cell sends (TrafficHTTP1,
 	// TrafficH2C, TrafficGRPC).
 	Traffic []string
+	// User is the user a peer's worker processes run as, when it is
+	// started as root and would otherwise switch (nginx); empty leaves
+	// the peer's default.
+	User string
 	// Workers is the number of worker processes or threads; 0 means 1,
 	// the reference proxy's GOMAXPROCS=1.
 	Workers int

@@ -57,7 +57,7 @@ func renderPeer(a peers.Adapter, plan *scenarios.Plan, name, dir, sockets string
 		return nil, err
 	}
 	own := filepath.Join(dir, "proxies", name)
-	inst, err := a.Render(full, peers.Options{Name: name, Dir: own, SocketDir: sockets, Traffic: []string{plan.Load.Protocol}, Workers: ProxyWorkers})
+	inst, err := a.Render(full, peers.Options{Name: name, Dir: own, SocketDir: sockets, User: workerUser(), Traffic: []string{plan.Load.Protocol}, Workers: ProxyWorkers})
 	if err != nil {
 		return nil, err
 	}
@@ -72,4 +72,14 @@ func renderPeer(a peers.Adapter, plan *scenarios.Plan, name, dir, sockets string
 		}
 	}
 	return inst, nil
+}
+
+// workerUser is the user peers' workers keep: the platform's own, when it
+// runs as root (nginx would switch its workers to nobody, who cannot reach
+// the master's internal sockets).
+func workerUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	return "root"
 }
