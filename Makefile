@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test fuzz bench microbench lint fmt vet clean perf-http1 perf-loadgen
+.PHONY: all build test fuzz bench peers microbench lint fmt vet clean perf-http1 perf-loadgen
 
 all: build
 
@@ -45,6 +45,15 @@ fuzz:
 # one is not.
 bench: build
 	@dir=$$($(BIN)/meshbench run scenarios/default.yaml --out $(BENCHOUT)); rc=$$?; \
+	if [ $$rc -eq 130 ] || [ ! -f "$$dir/run.json" ]; then exit $$((rc ? rc : 1)); fi; \
+	$(BIN)/meshbench report $$dir || exit 1; \
+	echo; echo "report: $$dir/report/report.html"; exit $$rc
+
+# The reference proxy beside nginx, HAProxy, Caddy (and Envoy where an envoy
+# binary is on PATH) in the same cells, 3 repeats (about 30 minutes on 2
+# cores; make test runs it with --quick). See docs/peers.md.
+peers: build
+	@dir=$$($(BIN)/meshbench run peers --out $(BENCHOUT)); rc=$$?; \
 	if [ $$rc -eq 130 ] || [ ! -f "$$dir/run.json" ]; then exit $$((rc ? rc : 1)); fi; \
 	$(BIN)/meshbench report $$dir || exit 1; \
 	echo; echo "report: $$dir/report/report.html"; exit $$rc

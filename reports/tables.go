@@ -318,9 +318,10 @@ func balancerTable(run *Run) Table {
 }
 
 // proxyTable sets the proxies of a run side by side: for each variant
-// with a proxy, what it adds to the baseline and what it costs, ordered so
-// that the proxies of one topology and one set of other labels are
-// adjacent. It is empty unless the run compares two proxies or more.
+// with a proxy and a baseline, what it adds to the baseline and what it
+// costs, the variants that differ only by proxy adjacent (degraded cells,
+// which have no baseline, are in the balancers table). It is empty unless
+// the run compares two proxies or more.
 func proxyTable(run *Run) Table {
 	t := Table{
 		ID: "proxies", Title: "Proxy comparison",
@@ -343,26 +344,33 @@ func proxyTable(run *Run) Table {
 	if len(proxies) < 2 {
 		return t
 	}
-	cmps := Compare(run)
+	// Group the variants that differ only by proxy, groups in the order
+	// they first ran, proxies in run order within a group.
+	var cmps []Comparison
+	for _, c := range Compare(run) {
+		if c.Baseline != nil && c.Variant.Label(LabelProxy) != "" {
+			cmps = append(cmps, c)
+		}
+	}
 	key := func(v *Variant) string {
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(v.Labels)) {
-			if k != LabelProxy && k != LabelTopology {
+			if k != LabelProxy {
 				parts = append(parts, k+"="+v.Labels[k])
 			}
 		}
-		return strings.Join(parts, ",") + "|" + v.Label(LabelTopology)
+		return strings.Join(parts, ",")
 	}
-	slices.SortStableFunc(cmps, func(a, b Comparison) int { return strings.Compare(key(a.Variant), key(b.Variant)) })
+	first := map[string]int{}
+	for i, c := range cmps {
+		if _, ok := first[key(c.Variant)]; !ok {
+			first[key(c.Variant)] = i
+		}
+	}
+	slices.SortStableFunc(cmps, func(a, b Comparison) int { return first[key(a.Variant)] - first[key(b.Variant)] })
 	for _, c := range cmps {
 		v := c.Variant
-		if v.Label(LabelProxy) == "" {
-			continue
-		}
-		p50, p99 := none, none
-		if c.Baseline != nil {
-			p50, p99 = FormatDeltaSpread(c.P50.Added), FormatDeltaSpread(c.P99.Added)
-		}
+		p50, p99 := FormatDeltaSpread(c.P50.Added), FormatDeltaSpread(c.P99.Added)
 		t.Rows = append(t.Rows, []string{
 			v.Label(LabelProxy), v.Label(LabelTopology), v.ID, p50, p99,
 			FormatMicrosSpread(v.Stats.CPUPerRequest),

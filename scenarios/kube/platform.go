@@ -198,6 +198,12 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	if p.plan != nil {
 		return errors.New("deploying: a cell is still deployed")
 	}
+	switch plan.ProxyImpl {
+	case "", scenarios.ProxyReference, scenarios.None:
+	default:
+		// Never the reference proxy under a peer's name.
+		return fmt.Errorf("deploying: proxy %q: peers run on the local platform only; no peer image is built for Kubernetes", plan.ProxyImpl)
+	}
 	p.cells++
 	nodes, ips, err := p.clusterNodes(ctx, plan)
 	if err != nil {
