@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshbench/meshbench/internal/yamlstrict"
 	"github.com/meshbench/meshbench/peers"
+	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -123,6 +124,32 @@ func TestNotApplicable(t *testing.T) {
 		_, err := a.Render(loadCase(t, "sidecar-inbound"), peers.Options{Name: "px", Dir: "/d", Traffic: []string{peers.TrafficHTTP1, peers.TrafficH2C}})
 		if na := peers.IsNotApplicable(err); na == (a.Name() == peers.NameEnvoy) {
 			t.Errorf("%s with HTTP/1.1 and h2c through protocol same: %v", a.Name(), err)
+		}
+	}
+}
+
+// TestCapabilitiesMatchRender holds each adapter's capability table to
+// what it renders: every balancer policy is either listed as supported and
+// renders, or listed as missing and is not applicable.
+func TestCapabilitiesMatchRender(t *testing.T) {
+	for _, a := range peers.All() {
+		caps := a.Capabilities()
+		for _, policy := range balancer.Policies() {
+			c := loadCase(t, "sidecar-inbound")
+			for i := range c.Clusters {
+				c.Clusters[i].Balancer = config.Balancer{Policy: policy, HashHeader: "x-user"}
+			}
+			_, err := a.Render(c, peers.Options{Name: "px", Dir: "/d", Traffic: []string{peers.TrafficHTTP1}})
+			_, has := caps.Balancers[policy]
+			_, lacks := caps.Missing[policy]
+			switch {
+			case has == lacks:
+				t.Errorf("%s: %s is listed %v as supported and %v as missing: want exactly one", a.Name(), policy, has, lacks)
+			case has && err != nil:
+				t.Errorf("%s: %s is listed as supported but does not render: %v", a.Name(), policy, err)
+			case lacks && !peers.IsNotApplicable(err):
+				t.Errorf("%s: %s is listed as missing but renders (err %v)", a.Name(), policy, err)
+			}
 		}
 	}
 }

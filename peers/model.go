@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -126,10 +125,6 @@ func choices(b config.Balancer) int {
 	return b.ChoiceCount
 }
 
-// grpcPattern is the content-type regex of the gRPC routes topologies
-// generate; adapters that cannot match regexes natively recognise it.
-const grpcPattern = "application/grpc([+;].*)?"
-
 // anchored returns a header regex anchored at both ends: the reference
 // proxy matches a header regex against the whole value.
 func anchored(re string) string { return "^(?:" + re + ")$" }
@@ -178,13 +173,3 @@ func ident(s string) string {
 }
 
 var identRE = regexp.MustCompile(`[^A-Za-z0-9_]`)
-
-// sortedKeys returns a map's keys sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}

@@ -28,14 +28,15 @@ import (
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
-// requireBinary returns the peer's binary; without it the test fails when
-// MESHBENCH_REQUIRE_TOOLS=1 (make test) and the peer has a package, and
-// is skipped otherwise.
+// requireBinary returns the peer's binary. Without it the test fails when
+// MESHBENCH_REQUIRE_PEERS=1 (.ci/run sets it after installing the
+// packages) and the peer has a package, and is skipped, with the package
+// to install, otherwise.
 func requireBinary(t *testing.T, a peers.Adapter) string {
 	t.Helper()
 	bin, err := peers.Find(a)
 	if err != nil {
-		if os.Getenv("MESHBENCH_REQUIRE_TOOLS") == "1" && a.Package() != "" {
+		if os.Getenv("MESHBENCH_REQUIRE_PEERS") == "1" && a.Package() != "" {
 			t.Fatal(err)
 		}
 		t.Skip(err)

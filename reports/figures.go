@@ -26,6 +26,7 @@ const (
 	FigRSS         = "rss"
 	FigEndpoints   = "endpoints"
 	FigTimeseries  = "timeseries"
+	FigProxies     = "proxies"
 )
 
 // Figure is one rendered plot of the report.
@@ -85,6 +86,12 @@ func Figures(run *Run) ([]Figure, error) {
 	c, err = endpointsChart(run)
 	if err := add(FigEndpoints, "endpoints", c, err); err != nil {
 		return nil, err
+	}
+	for _, m := range []string{"p50", "p99", "cpu", "rss"} {
+		c, err = proxyChart(run, m)
+		if err := add(FigProxies, "proxies-"+m, c, err); err != nil {
+			return nil, err
+		}
 	}
 	for _, g := range timeseriesGroups(run) {
 		c, err := timeseriesChart(g)
@@ -460,4 +467,83 @@ func timeseriesChart(g variantGroup) (*plots.Chart, error) {
 	c.Panels = []*plot.Plot{top, bottom}
 	c.Height = 6 * vg.Inch
 	return c, nil
+}
+
+// proxyChart draws one measure of the proxy comparison: a category per
+// topology and set of other labels, a series per proxy (added p50 or p99
+// against the baseline, or CPU per request or peak RSS of the topology),
+// median with min–max over the repeats. It has no data unless the run
+// compares two proxies or more.
+func proxyChart(run *Run, measure string) (*plots.Chart, error) {
+	if len(proxyTable(run).Rows) == 0 {
+		return nil, plots.ErrNoData
+	}
+	var proxies, cats []string
+	vals := map[string]map[string]plots.Estimate{} // category -> proxy -> value
+	var cmps []Comparison
+	var vs []*Variant
+	for _, c := range Compare(run) {
+		if c.Baseline != nil && c.Variant.Label(LabelProxy) != "" {
+			cmps, vs = append(cmps, c), append(vs, c.Variant)
+		}
+	}
+	for _, c := range cmps {
+		v := c.Variant
+		p := v.Label(LabelProxy)
+		// A category names the labels that vary among the compared
+		// variants, the proxy aside.
+		var parts []string
+		for _, k := range run.Info.Dimensions {
+			if k != LabelProxy && len(dimensionValues(vs, k)) > 1 {
+				parts = append(parts, v.Label(k))
+			}
+		}
+		cat := strings.Join(parts, " ")
+		if vals[cat] == nil {
+			vals[cat] = map[string]plots.Estimate{}
+			cats = append(cats, cat)
+		}
+		if !slices.Contains(proxies, p) {
+			proxies = append(proxies, p)
+		}
+		switch measure {
+		case "p50":
+			vals[cat][p] = estimate(c.P50.Added, 1000)
+		case "p99":
+			vals[cat][p] = estimate(c.P99.Added, 1000)
+		case "cpu":
+			vals[cat][p] = estimate(v.Stats.CPUPerRequest, 1)
+		case "rss":
+			vals[cat][p] = estimate(v.Stats.RSSPeak, 1<<20)
+		}
+	}
+	series := make([]plots.Series, len(proxies))
+	for j, p := range proxies {
+		series[j] = plots.Series{Label: p, Bar: true}
+		for _, cat := range cats {
+			if e, ok := vals[cat][p]; ok {
+				series[j].Values = append(series[j].Values, []plots.Estimate{e})
+			} else {
+				series[j].Values = append(series[j].Values, nil)
+			}
+		}
+	}
+	labels := map[string]struct{ title, y string }{
+		"p50": {"Added p50 latency vs baseline, by proxy", "added p50 (ms)"},
+		"p99": {"Added p99 latency vs baseline, by proxy", "added p99 (ms)"},
+		"cpu": {"Proxy CPU per request (topology total), by proxy", "CPU µs per request"},
+		"rss": {"Proxy peak RSS (topology total), by proxy", "peak RSS (MiB)"},
+	}[measure]
+	return plots.Categories(labels.title, labels.y, cats, series, false)
+}
+
+// dimensionValues returns the values a dimension takes among variants.
+func dimensionValues(vs []*Variant, dim string) []string {
+	var out []string
+	for _, v := range vs {
+		if x := v.Label(dim); !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }

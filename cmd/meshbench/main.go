@@ -33,6 +33,7 @@ func verbs() map[string]verb {
 		"certs":   {"write a CA, an issuer and per-service SPIFFE certificates for mTLS (reuses the CA in --out)", runCerts},
 		"backend": {"run an HTTP/1.1+h2c and gRPC test backend with a latency and failure personality", runBackend},
 		"load":    {"generate open- or closed-loop load and measure it (HdrHistogram, coordinated-omission free)", runLoad},
+		"peers":   {"list the peer proxies (nginx, HAProxy, Caddy, Envoy): installed, versions, capabilities", runPeers},
 		"report":  {"turn a run's results into report.html, report.md, plots and fortio/SMP exports", runReport},
 		"run":     {"run a scenario's cells on a platform and record the results (run.json, result.json per cell)", runRun},
 		"version": {"print the meshbench version and build facts", runVersion},

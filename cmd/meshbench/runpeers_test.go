@@ -23,7 +23,7 @@ func TestRunPeersQuick(t *testing.T) {
 	}
 	for _, b := range []string{"nginx", "haproxy", "caddy"} {
 		if _, err := exec.LookPath(b); err != nil {
-			if os.Getenv("MESHBENCH_REQUIRE_TOOLS") == "1" {
+			if os.Getenv("MESHBENCH_REQUIRE_PEERS") == "1" {
 				t.Fatalf("%s not on PATH: install the Debian package %s", b, b)
 			}
 			t.Skipf("%s not on PATH (Debian package %s)", b, b)

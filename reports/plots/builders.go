@@ -140,8 +140,9 @@ func Categories(title, yLabel string, cats []string, series []Series, logY bool)
 		p.Y.Min = minPos / 1.5
 		p.Y.Max *= 1.5
 	} else {
-		p.Y.Min = 0
-		p.Y.Max *= 1.05
+		// From zero, or below it when a value is negative (a difference).
+		p.Y.Min = math.Min(0, p.Y.Min*1.05)
+		p.Y.Max = math.Max(0, p.Y.Max*1.05)
 	}
 	c.Width = max(DefaultWidth, vg.Length(len(cats))*0.9*vg.Inch+2*vg.Inch)
 	return c, nil

@@ -254,6 +254,9 @@ func niceTicks() plot.Ticker {
 		var ts []plot.Tick
 		for k := math.Ceil(min / step); k*step <= max+step*1e-9; k++ {
 			r := k * step
+			if math.Abs(r) < step*1e-9 {
+				r = 0 // not "-0"
+			}
 			ts = append(ts, plot.Tick{Value: r, Label: strconv.FormatFloat(r, 'f', dec, 64)})
 			if m := r + step/2; m < max {
 				ts = append(ts, plot.Tick{Value: m})
