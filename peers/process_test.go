@@ -80,6 +80,9 @@ func newWorld(t *testing.T) world {
 		w.http, w.grpc = append(w.http, b.HTTPAddr()), append(w.grpc, b.GRPCAddr())
 	}
 	echo := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_echo/slow" {
+			time.Sleep(slowResponse)
+		}
 		rw.Header().Set("Echo-Xff", strings.Join(r.Header.Values("X-Forwarded-For"), ", "))
 		rw.Header().Set("Echo-Request-Id", r.Header.Get("X-Request-Id"))
 		rw.Header().Set("Echo-Host", r.Host)
@@ -88,6 +91,10 @@ func newWorld(t *testing.T) world {
 	w.echo = echo.Listener.Addr().String()
 	return w
 }
+
+// slowResponse is how long the echo server takes for /_echo/slow: the
+// request in flight while a peer drains.
+const slowResponse = 600 * time.Millisecond
 
 // config is a client sidecar's: HTTP and gRPC to the backends, round
 // robin, and a path prefix to the header echo.
@@ -113,9 +120,17 @@ func (w world) config(listen, admin string) *config.Config {
 	return full
 }
 
+// running is a started peer.
+type running struct {
+	inst *peers.Instance
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the peer has exited
+	err  error         // Wait's error, once done is closed
+}
+
 // startPeer renders c for the traffic, starts the peer and waits until it
 // is ready; it is stopped when the test ends.
-func startPeer(t *testing.T, a peers.Adapter, bin string, c *config.Config, traffic string) {
+func startPeer(t *testing.T, a peers.Adapter, bin string, c *config.Config, traffic string) *running {
 	t.Helper()
 	dir := t.TempDir()
 	sockets, err := os.MkdirTemp("", "mbpeer-")
@@ -150,25 +165,29 @@ func startPeer(t *testing.T, a peers.Adapter, bin string, c *config.Config, traf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	p := &running{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
 	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		<-p.done
 		log.Close()
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
-		case err := <-done:
+		case <-p.done:
 			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("%s exited: %v\n%s", a.Name(), err, b)
+			t.Fatalf("%s exited: %v\n%s", a.Name(), p.err, b)
 		default:
 		}
 		if resp, err := http.Get(inst.Ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				p.inst = inst
+				return p
 			}
 		}
 		if time.Now().After(deadline) {
@@ -209,6 +228,11 @@ func TestPeersForward(t *testing.T) {
 				listen, admin := freeAddr(t), freeAddr(t)
 				startPeer(t, a, bin, w.config(listen, admin), peers.TrafficGRPC)
 				checkGRPC(t, listen)
+			})
+			t.Run("drain", func(t *testing.T) {
+				listen, admin := freeAddr(t), freeAddr(t)
+				p := startPeer(t, a, bin, w.config(listen, admin), peers.TrafficHTTP1)
+				checkDrain(t, p, listen)
 			})
 			t.Run("h2c", func(t *testing.T) {
 				listen, admin := freeAddr(t), freeAddr(t)
@@ -373,5 +397,43 @@ func checkGRPC(t *testing.T, listen string) {
 	}
 	if _, err := fd.Recv(); !errors.Is(err, io.EOF) {
 		t.Errorf("bidi end: %v, want EOF", err)
+	}
+}
+
+// checkDrain sends the peer its drain signal while a request is in
+// flight: the request must complete, and the peer must exit by itself
+// within the drain timeout.
+func checkDrain(t *testing.T, p *running, listen string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	type answer struct {
+		code int
+		err  error
+	}
+	ans := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/_echo/slow", nil)
+		req.Host = "echo"
+		resp, err := c.Do(req)
+		if err != nil {
+			ans <- answer{err: err}
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ans <- answer{code: resp.StatusCode}
+	}()
+	time.Sleep(slowResponse / 3) // the request has reached the echo server
+	start := time.Now()
+	if err := syscall.Kill(-p.cmd.Process.Pid, p.inst.Drain); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-ans; a.err != nil || a.code != http.StatusOK {
+		t.Errorf("the request in flight during the drain: %d %v, want 200", a.code, a.err)
+	}
+	select {
+	case <-p.done:
+		t.Logf("exited %v after the drain signal (%v)", time.Since(start).Round(time.Millisecond), p.inst.Drain)
+	case <-time.After(time.Duration(config.DefaultDrainTimeout) + 5*time.Second):
+		t.Errorf("still running %v after its drain signal %v", time.Since(start).Round(time.Second), p.inst.Drain)
 	}
 }
