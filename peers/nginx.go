@@ -102,7 +102,6 @@ func (n Nginx) Render(c *config.Config, o Options) (*Instance, error) {
 		fmt.Fprintf(servers, "  server {\n    listen %s;\n    location = /ready { return 200 \"ready\\n\"; }\n    location = /nginx_status { stub_status; }\n    location / { return 404; }\n  }\n", c.Admin)
 	}
 	b := &g.b
-	tmp := filepath.Join(o.Dir, "tmp")
 	fmt.Fprintf(b, "# nginx configuration of %s, rendered by meshbench from the neutral proxy config.\n", o.Name)
 	b.WriteString("daemon off;\nmaster_process on;\n")
 	if o.User != "" {
@@ -114,8 +113,9 @@ func (n Nginx) Render(c *config.Config, o Options) (*Instance, error) {
 	fmt.Fprintf(b, "pid %s;\nerror_log stderr warn;\n", filepath.Join(o.Dir, "nginx.pid"))
 	b.WriteString("events {\n  worker_connections 16384;\n}\n")
 	b.WriteString("http {\n  access_log off;\n  server_tokens off;\n")
+	// Directly in Dir: nginx creates them, but not their parents.
 	for _, t := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		fmt.Fprintf(b, "  %s_temp_path %s;\n", t, filepath.Join(tmp, t))
+		fmt.Fprintf(b, "  %s_temp_path %s;\n", t, filepath.Join(o.Dir, t+"_temp"))
 	}
 	b.WriteString("  # Stream both ways, like the reference proxy: no buffering of bodies.\n")
 	b.WriteString("  proxy_buffering off;\n  proxy_request_buffering off;\n  grpc_buffer_size 64k;\n  client_max_body_size 0;\n")

@@ -146,9 +146,6 @@ func startPeer(t *testing.T, a peers.Adapter, bin string, c *config.Config, traf
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"tmp", "data"} {
-		os.MkdirAll(filepath.Join(dir, sub), 0o755)
-	}
 	for _, f := range inst.Files {
 		if err := os.WriteFile(filepath.Join(dir, f.Path), f.Data, 0o644); err != nil {
 			t.Fatal(err)
@@ -266,18 +263,25 @@ func get(t *testing.T, c *http.Client, url, host string, hdr map[string]string) 
 	return resp
 }
 
-func checkHTTP1(t *testing.T, listen string) {
-	c := &http.Client{Timeout: 5 * time.Second}
+// checkBalance sends 30 GETs through the peer with client c, each of
+// protocol major version major, and checks their spread over the backends.
+func checkBalance(t *testing.T, c *http.Client, listen string, major int) {
+	t.Helper()
 	seen := map[string]int{}
 	const n = 30
 	for range n {
 		resp := get(t, c, "http://"+listen+"/", "echo", nil)
-		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 {
-			t.Fatalf("GET /: %s %s", resp.Proto, resp.Status)
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != major {
+			t.Fatalf("GET /: %s %s, want HTTP/%d 200", resp.Proto, resp.Status, major)
 		}
 		seen[resp.Header.Get(backends.HeaderBackend)]++
 	}
-	checkSpread(t, "HTTP/1.1", seen, n)
+	checkSpread(t, fmt.Sprintf("HTTP/%d", major), seen, n)
+}
+
+func checkHTTP1(t *testing.T, listen string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	checkBalance(t, c, listen, 1)
 
 	// X-Forwarded-For appended, X-Request-Id generated or kept, Host kept.
 	resp := get(t, c, "http://"+listen+"/_echo/a", "echo", map[string]string{"X-Forwarded-For": "10.1.2.3"})
@@ -303,17 +307,7 @@ func checkHTTP1(t *testing.T, listen string) {
 func checkH2C(t *testing.T, listen string) {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &p}}
-	seen := map[string]int{}
-	const n = 30
-	for range n {
-		resp := get(t, c, "http://"+listen+"/", "echo", nil)
-		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
-			t.Fatalf("h2c GET /: %s %s", resp.Proto, resp.Status)
-		}
-		seen[resp.Header.Get(backends.HeaderBackend)]++
-	}
-	checkSpread(t, "h2c", seen, n)
+	checkBalance(t, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &p}}, listen, 2)
 }
 
 func checkGRPC(t *testing.T, listen string) {

@@ -48,6 +48,9 @@ func TestRunVerbDryRun(t *testing.T) {
 
 // buildBinaries builds meshbench and meshproxy into one directory, as
 // `make build` does.
+// buildBinaries builds meshbench and meshproxy as `make build` does
+// (static, so that the kind platform can put them in its image) into a
+// temporary directory and returns it.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -55,8 +58,9 @@ func buildBinaries(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
+	build := exec.Command("go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
 	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building: %v\n%s", err, out)
 	}

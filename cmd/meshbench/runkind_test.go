@@ -23,17 +23,7 @@ import (
 // cluster's facts in run.json, and a report.
 func TestRunQuickOnKind(t *testing.T) {
 	kindtest.Require(t)
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building: %v\n%s", err, out)
-	}
+	dir := buildBinaries(t)
 	name := fmt.Sprintf("meshbench-e2e-%d", os.Getpid())
 	log := slog.New(slog.DiscardHandler)
 	t.Cleanup(func() {

@@ -1,22 +1,23 @@
 package main
 
 import (
-	"github.com/meshbench/meshbench/scenarios/platform"
-
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshbench/meshbench/kind/cluster"
 	"github.com/meshbench/meshbench/kind/image"
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/kube"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 // kubeFlags are `meshbench run`'s flags for the kind and kube platforms.
@@ -72,6 +73,9 @@ func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.S
 			return nil, cleanup, err
 		}
 		opts.Image = ref
+		if opts.Peers, err = peerImages(ctx, c, sc, stderr); err != nil {
+			return nil, cleanup, err
+		}
 		if opts.Nodes, err = c.Nodes(ctx); err != nil {
 			return nil, cleanup, err
 		}
@@ -113,4 +117,52 @@ func kindCluster(ctx context.Context, k kubeFlags, nodes int, log *slog.Logger, 
 	fmt.Fprintf(stderr, "meshbench run: creating kind cluster %s with %d nodes\n", k.clusterName, max(nodes, 1))
 	c, err = cluster.Create(ctx, cluster.Config{Name: k.clusterName, Nodes: max(nodes, 1), NodeImage: k.nodeImage}, log)
 	return c, err == nil, err
+}
+
+// peerImages builds a FROM scratch image of every peer the scenario names
+// whose binary is on PATH (the binary, its shared libraries and loader:
+// kind/image.PeerFiles), loads it into the cluster and returns them by
+// peer. A peer whose binary is missing gets none: its cells fail with the
+// package to install (Envoy's are n/a).
+func peerImages(ctx context.Context, c *cluster.Cluster, sc *scenarios.Scenario, stderr io.Writer) (map[string]kube.PeerImage, error) {
+	cells, err := sc.Cells(scenarios.CellOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]kube.PeerImage{}
+	for _, cell := range cells {
+		name := cell.Labels[scenarios.DimProxy]
+		a, ok := peers.Lookup(name)
+		if _, done := out[name]; !ok || done {
+			continue
+		}
+		bin, err := peers.Find(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshbench run: no image for %s: %v\n", name, err)
+			continue
+		}
+		version, err := a.Version(ctx, bin)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp("", "meshbench-peer-image-")
+		if err != nil {
+			return nil, err
+		}
+		files, err := image.PeerFiles(ctx, bin, dir)
+		var ref string
+		if err == nil {
+			fmt.Fprintf(stderr, "meshbench run: building and loading the %s image\n", name)
+			ref, err = image.BuildFiles(ctx, "meshbench/peer-"+name, files)
+		}
+		os.RemoveAll(dir)
+		if err != nil {
+			return nil, fmt.Errorf("the %s image: %w", name, err)
+		}
+		if err := c.LoadImage(ctx, ref); err != nil {
+			return nil, err
+		}
+		out[name] = kube.PeerImage{Ref: ref, Binary: bin, Version: version}
+	}
+	return out, nil
 }

@@ -40,17 +40,40 @@ func Binaries(dir string) map[string]string {
 // repo:TAG, TAG being Tag(files). When docker already has that reference
 // it is not built again.
 func Build(ctx context.Context, repo string, files map[string]string) (string, error) {
-	if repo == "" || strings.Contains(repo, ":") || strings.ToLower(repo) != repo {
-		return "", fmt.Errorf("building image: repository %q must be non-empty, lower case and without a tag", repo)
-	}
-	if err := checkFiles(files); err != nil {
-		return "", fmt.Errorf("building image %s: %w", repo, err)
+	if err := validate(repo, files); err != nil {
+		return "", err
 	}
 	for _, src := range files {
 		if err := CheckStatic(src); err != nil {
 			return "", fmt.Errorf("building image %s: %w", repo, err)
 		}
 	}
+	return buildValid(ctx, repo, files)
+}
+
+// BuildFiles is Build without the check that every file is a static
+// executable: for an image that carries a dynamically linked binary with
+// its loader and libraries (PeerFiles).
+func BuildFiles(ctx context.Context, repo string, files map[string]string) (string, error) {
+	if err := validate(repo, files); err != nil {
+		return "", err
+	}
+	return buildValid(ctx, repo, files)
+}
+
+// validate checks an image's repository and files.
+func validate(repo string, files map[string]string) error {
+	if repo == "" || strings.Contains(repo, ":") || strings.ToLower(repo) != repo {
+		return fmt.Errorf("building image: repository %q must be non-empty, lower case and without a tag", repo)
+	}
+	if err := checkFiles(files); err != nil {
+		return fmt.Errorf("building image %s: %w", repo, err)
+	}
+	return nil
+}
+
+// buildValid builds the image of validated files unless docker has it.
+func buildValid(ctx context.Context, repo string, files map[string]string) (string, error) {
 	tag, err := Tag(files)
 	if err != nil {
 		return "", fmt.Errorf("building image %s: %w", repo, err)
@@ -211,4 +234,44 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// PeerFiles returns the files of a FROM scratch image that runs the
+// dynamically linked binary bin (a peer proxy from a Debian package): bin
+// and every shared library ldd lists for it (the dynamic loader included),
+// each at its host path, and an /etc/passwd and /etc/group naming root and
+// nobody (nginx looks its worker user up). The two files are written into
+// dir, which must outlive the build.
+func PeerFiles(ctx context.Context, bin, dir string) (map[string]string, error) {
+	out, err := exec.CommandContext(ctx, "ldd", bin).Output()
+	if err != nil {
+		return nil, fmt.Errorf("listing the libraries of %s (ldd): %w", bin, err)
+	}
+	files := map[string]string{bin: bin}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		var lib string
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			lib = f[2] // libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0] // /lib64/ld-linux-x86-64.so.2 (0x...)
+		case len(f) >= 3 && f[1] == "=>" && f[2] == "not":
+			return nil, fmt.Errorf("%s: library %s not found (ldd)", bin, f[0])
+		}
+		if lib != "" {
+			files[lib] = lib
+		}
+	}
+	for name, data := range map[string]string{
+		"passwd": "root:x:0:0:root:/:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n",
+		"group":  "root:x:0:\nnogroup:x:65534:\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			return nil, fmt.Errorf("writing the image's /etc/%s: %w", name, err)
+		}
+		files["/etc/"+name] = p
+	}
+	return files, nil
 }

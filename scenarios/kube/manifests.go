@@ -1,9 +1,8 @@
 package kube
 
 import (
-	"github.com/meshbench/meshbench/scenarios/platform"
-
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 // Labels and names of the objects a cell creates.
@@ -63,6 +63,11 @@ type target struct {
 	Certs map[string][]byte
 	// Resources of the proxy and app containers (zero: none set).
 	ProxyResources, AppResources corev1.ResourceRequirements
+	// Peer is the peer proxy the cell runs instead of meshproxy, or nil.
+	Peer *cellPeer
+	// ServicePods lists each service's plan pods, for a peer's static
+	// endpoints.
+	ServicePods map[string][]string
 }
 
 // podResolver resolves the references of a process in pod.
@@ -117,7 +122,9 @@ func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 	}
 	for i := range plan.Pods {
 		pod := &plan.Pods[i]
-		if pod.Sidecar != "" {
+		// A peer's client sidecar names the backends' IPs: its ConfigMap
+		// comes with the load Job, once they run (clientObjects).
+		if pod.Sidecar != "" && (pod.Backend != nil || t.Peer == nil) {
 			cm, err := sidecarConfigMap(plan, t, pod)
 			if err != nil {
 				return nil, err
@@ -143,17 +150,17 @@ func sidecarConfigMap(plan *scenarios.Plan, t *target, pod *scenarios.Pod) (*cor
 	if px == nil {
 		return nil, fmt.Errorf("pod %s: no proxy %s in the plan", pod.Name, pod.Sidecar)
 	}
-	c, err := t.podResolver(pod.Name).render(px)
+	files, _, err := t.proxyFiles(px, t.podResolver(pod.Name), sidecarPrefix)
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.YAML()
-	if err != nil {
-		return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
-	}
 	return &corev1.ConfigMap{TypeMeta: typeMeta("v1", "ConfigMap"), ObjectMeta: t.meta(proxyConfigName(pod.Name), map[string]string{LabelPod: pod.Name}),
-		Data: map[string]string{"config.yaml": string(b)}}, nil
+		Data: files}, nil
 }
+
+// sidecarPrefix prefixes the keys of a sidecar's ConfigMap: config.yaml
+// for meshproxy.
+const sidecarPrefix = "config."
 
 // backendDeployment is one backend pod: its app and, in sidecar
 // topologies, its proxy, pinned to the pod's node.
@@ -169,7 +176,10 @@ func backendDeployment(plan *scenarios.Plan, t *target, pod *scenarios.Pod) (*ap
 	spec := corev1.PodSpec{Containers: []corev1.Container{app}}
 	if pod.Sidecar != "" {
 		px := proxyNamed(plan, pod.Sidecar)
-		c, vols := proxyContainer(t, px, proxyConfigName(pod.Name), "config.yaml", certSecretFor(t, px))
+		c, vols, err := t.sidecarContainer(px, pod)
+		if err != nil {
+			return nil, err
+		}
 		spec.Containers = append(spec.Containers, c)
 		spec.Volumes = vols
 	}
@@ -203,6 +213,20 @@ func (t *target) place(spec *corev1.PodSpec, planNode string, discovery bool) er
 		spec.ServiceAccountName = serviceAccount
 	}
 	return nil
+}
+
+// sidecarContainer is a pod's sidecar: meshproxy or the cell's peer.
+func (t *target) sidecarContainer(px *scenarios.Proxy, pod *scenarios.Pod) (corev1.Container, []corev1.Volume, error) {
+	if t.Peer == nil {
+		c, vols := proxyContainer(t, px, proxyConfigName(pod.Name), sidecarPrefix+"yaml", certSecretFor(t, px))
+		return c, vols, nil
+	}
+	files, args, err := t.proxyFiles(px, t.podResolver(pod.Name), sidecarPrefix)
+	if err != nil {
+		return corev1.Container{}, nil, err
+	}
+	c, vols := peerContainer(t, px, proxyConfigName(pod.Name), sidecarPrefix, peerFileNames(files, sidecarPrefix), args)
+	return c, vols, nil
 }
 
 // proxyContainer runs meshproxy with the configuration key of a ConfigMap
@@ -266,6 +290,7 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 		return nil, nil
 	}
 	configs := map[string]string{}
+	var args, names []string // a peer's command line and file names, the same on every node
 	certs := map[string][]byte{}
 	var items []corev1.KeyToPath
 	var clusterNodes []string
@@ -294,15 +319,12 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 			return scenarios.CertsDir + "/" + px.Node + "/" + base, nil
 		}
 		r := &resolver{t: t, self: scenarios.Ref{Kind: scenarios.RefNode, Name: px.Node}, certPath: certPath}
-		c, err := r.render(px)
+		files, a, err := t.proxyFiles(px, r, node+".")
 		if err != nil {
 			return nil, err
 		}
-		b, err := c.YAML()
-		if err != nil {
-			return nil, fmt.Errorf("configuring %s: %w", px.Name, err)
-		}
-		configs[node+".yaml"] = string(b)
+		maps.Copy(configs, files)
+		args, names = a, peerFileNames(files, node+".")
 	}
 	labels := map[string]string{LabelRole: RoleNodeProxy}
 	objs := []runtime.Object{&corev1.ConfigMap{TypeMeta: typeMeta("v1", "ConfigMap"), ObjectMeta: t.meta(nodeProxyName, labels), Data: configs}}
@@ -314,12 +336,15 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 	// Every node's configuration has the same listeners' ports; the
 	// first one's declare them, as host ports.
 	c, vols := proxyContainer(t, nodes[0], nodeProxyName, "$("+nodeNameVar+").yaml", "")
+	if t.Peer != nil {
+		c, vols = peerContainer(t, nodes[0], nodeProxyName, "$("+nodeNameVar+").", names, args)
+	}
 	for i := range c.Ports {
 		if c.Ports[i].Name != "admin" {
 			c.Ports[i].HostPort = c.Ports[i].ContainerPort
 		}
 	}
-	c.Env = []corev1.EnvVar{{Name: nodeNameVar, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}}
+	c.Env = append(c.Env, corev1.EnvVar{Name: nodeNameVar, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}})
 	if secret != "" {
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "certs", MountPath: proxyDir + "/" + scenarios.CertsDir, ReadOnly: true})
 		slices.SortFunc(items, func(x, y corev1.KeyToPath) int { return strings.Compare(x.Key, y.Key) })
@@ -382,7 +407,10 @@ func loadJob(plan *scenarios.Plan, t *target) (*batchv1.Job, error) {
 	}
 	if client.Sidecar != "" {
 		px := proxyNamed(plan, client.Sidecar)
-		c, vols := proxyContainer(t, px, proxyConfigName(client.Name), "config.yaml", certSecretFor(t, px))
+		c, vols, err := t.sidecarContainer(px, client)
+		if err != nil {
+			return nil, err
+		}
 		always := corev1.ContainerRestartPolicyAlways
 		c.RestartPolicy = &always
 		c.StartupProbe = &corev1.Probe{ProbeHandler: c.ReadinessProbe.ProbeHandler, PeriodSeconds: 1, FailureThreshold: 60}
@@ -489,6 +517,13 @@ func dnsSafe(s string) string {
 		b = b[:63]
 	}
 	return strings.Trim(string(b), "-._")
+}
+
+// dnsLabel makes s an RFC 1123 label, as a namespace's name must be:
+// lower case, digits and '-' (a cell ID's '_' and '.' become '-'), at most
+// 63 characters.
+func dnsLabel(s string) string {
+	return strings.Trim(strings.NewReplacer("_", "-", ".", "-").Replace(dnsSafe(s)), "-")
 }
 
 // Manifests renders objects as one multi-document YAML stream, in order.

@@ -100,7 +100,15 @@ func decode(t *testing.T, objs []runtime.Object) *objects {
 // for a two-node cluster, with made-up pod IPs (10.244.<node>.<replica>).
 func cellObjects(t *testing.T, scenario, variant string) (*scenarios.Plan, *target, *objects) {
 	t.Helper()
-	s, err := scenarios.Parse(scenario+".yaml", []byte(testScenario(scenario)))
+	return cellObjectsOf(t, scenario, testScenario(scenario), variant, nil)
+}
+
+// cellObjectsOf is cellObjects for a scenario file's text, with the cell's
+// peer (nil: meshproxy); a peer's client sidecar ConfigMap is made after
+// the backends, as Deploy does.
+func cellObjectsOf(t *testing.T, scenario, text, variant string, peer *cellPeer) (*scenarios.Plan, *target, *objects) {
+	t.Helper()
+	s, err := scenarios.Parse(scenario+".yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +131,10 @@ func cellObjects(t *testing.T, scenario, variant string) (*scenarios.Plan, *targ
 	tg := &target{Namespace: "mb-test", Image: "meshbench/meshbench:test",
 		Nodes:   map[string]string{"node-0": "kind-control-plane", "node-1": "kind-worker"},
 		NodeIPs: map[string]string{"node-0": "172.18.0.2", "node-1": "172.18.0.3"},
-		PodIPs:  map[string]string{}}
+		PodIPs:  map[string]string{}, Peer: peer, ServicePods: map[string][]string{}}
 	for i, p := range plan.Pods {
 		tg.PodIPs[p.Name] = fmt.Sprintf("10.244.%s.%d", strings.TrimPrefix(p.Node, "node-"), 10+i)
+		tg.ServicePods[p.Service] = append(tg.ServicePods[p.Service], p.Name)
 	}
 	if len(plan.Identities) > 0 {
 		tg.Certs = map[string][]byte{"ca.pem": []byte("ca")}
@@ -144,6 +153,17 @@ func cellObjects(t *testing.T, scenario, variant string) (*scenarios.Plan, *targ
 	more, err := nodeProxyObjects(plan, tg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if peer != nil {
+		for i := range plan.Pods {
+			if pod := &plan.Pods[i]; pod.Backend == nil && pod.Sidecar != "" {
+				cm, err := sidecarConfigMap(plan, tg, pod)
+				if err != nil {
+					t.Fatal(err)
+				}
+				more = append(more, cm)
+			}
+		}
 	}
 	job, err := loadJob(plan, tg)
 	if err != nil {

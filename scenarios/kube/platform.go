@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/scenarios"
 )
 
@@ -50,6 +51,10 @@ type Options struct {
 	// CertLifetime is the lifetime of a cell's mTLS certificates.
 	// Default 24h.
 	CertLifetime time.Duration
+	// Peers are the images of the peer proxies the cluster can run, by
+	// peer name; a cell of another peer fails (or, for Envoy, which no
+	// package provides, is not applicable).
+	Peers map[string]PeerImage
 	// ProxyResources and AppResources are the proxy and app containers'
 	// requests and limits (none by default).
 	ProxyResources, AppResources corev1.ResourceRequirements
@@ -120,6 +125,14 @@ func (p *Platform) Facts() map[string]any {
 	if v, err := p.cs.Discovery().ServerVersion(); err == nil {
 		f["kubernetes_version"] = v.GitVersion
 	}
+	if len(p.opts.Peers) > 0 {
+		vers := map[string]string{}
+		for name, img := range p.opts.Peers {
+			vers[name] = img.Version
+		}
+		f["peers"] = vers
+	}
+	f["proxy_workers"] = proxyWorkers
 	if nodes, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 		f["nodes"] = len(nodes.Items)
 		if len(nodes.Items) > 0 {
@@ -198,11 +211,9 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	if p.plan != nil {
 		return errors.New("deploying: a cell is still deployed")
 	}
-	switch plan.ProxyImpl {
-	case "", scenarios.ProxyReference, scenarios.None:
-	default:
-		// Never the reference proxy under a peer's name.
-		return fmt.Errorf("deploying: proxy %q: peers run on the local platform only; no peer image is built for Kubernetes", plan.ProxyImpl)
+	peer, err := p.cellPeer(plan)
+	if err != nil {
+		return err
 	}
 	p.cells++
 	nodes, ips, err := p.clusterNodes(ctx, plan)
@@ -210,9 +221,13 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		return fmt.Errorf("deploying: %w", err)
 	}
 	t := &target{
-		Namespace: dnsSafe(fmt.Sprintf("meshbench-%d-%s", p.cells, plan.Cell.ID)),
+		Namespace: dnsLabel(fmt.Sprintf("meshbench-%d-%s", p.cells, plan.Cell.ID)),
 		Image:     p.opts.Image, Nodes: nodes, NodeIPs: ips, PodIPs: map[string]string{},
 		ProxyResources: p.opts.ProxyResources, AppResources: p.opts.AppResources,
+		Peer: peer, ServicePods: map[string][]string{},
+	}
+	for _, pod := range plan.Pods {
+		t.ServicePods[pod.Service] = append(t.ServicePods[pod.Service], pod.Name)
 	}
 	if t.ProxyResources, err = requirements(plan.Kubernetes.ProxyResources, p.opts.ProxyResources); err != nil {
 		return fmt.Errorf("deploying: proxy resources: %w", err)
@@ -264,6 +279,20 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		}
 		if _, err := p.waitPods(ctx, RoleNodeProxy, n); err != nil {
 			return fmt.Errorf("deploying: node proxies: %w", err)
+		}
+	}
+	if peer != nil {
+		// A peer's client sidecar names the backends' IPs, known now.
+		for i := range plan.Pods {
+			if pod := &plan.Pods[i]; pod.Backend == nil && pod.Sidecar != "" {
+				cm, err := sidecarConfigMap(plan, t, pod)
+				if err != nil {
+					return fmt.Errorf("deploying: %w", err)
+				}
+				if err := p.apply(ctx, []runtime.Object{cm}); err != nil {
+					return fmt.Errorf("deploying: %w", err)
+				}
+			}
 		}
 	}
 	job, err := loadJob(plan, t)
@@ -508,4 +537,26 @@ func requirements(r scenarios.ContainerResources, def corev1.ResourceRequirement
 		return out, err
 	}
 	return out, nil
+}
+
+// cellPeer returns the peer a plan runs instead of meshproxy, or nil. It
+// never runs meshproxy under a peer's name: a peer without an image is an
+// error, or for Envoy not applicable.
+func (p *Platform) cellPeer(plan *scenarios.Plan) (*cellPeer, error) {
+	switch plan.ProxyImpl {
+	case "", scenarios.ProxyReference, scenarios.None:
+		return nil, nil
+	}
+	a, ok := peers.Lookup(plan.ProxyImpl)
+	if !ok {
+		return nil, fmt.Errorf("deploying: proxy %q: not a peer (known: %v)", plan.ProxyImpl, peers.Names())
+	}
+	img, ok := p.opts.Peers[a.Name()]
+	if !ok {
+		if a.Package() == "" {
+			return nil, &peers.NotApplicable{Peer: a.Name(), Reason: "not run: no " + a.Name() + " image (no package provides its binary on this machine)"}
+		}
+		return nil, fmt.Errorf("deploying: no image of %s for the cluster: the kind platform builds one from the %s binary on PATH (apt-get install %s)", a.Name(), a.Binary(), a.Package())
+	}
+	return &cellPeer{adapter: a, image: img, traffic: []string{plan.Load.Protocol}}, nil
 }

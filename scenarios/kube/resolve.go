@@ -87,8 +87,12 @@ func (r *resolver) Reach(ref scenarios.Ref) (string, error) {
 	return "", fmt.Errorf("a %s is not one address", ref.Kind)
 }
 
-// Service makes the service's EndpointSlices the cluster's endpoints.
+// Service makes the service's EndpointSlices the cluster's endpoints, or,
+// for a peer, its pods' IPs.
 func (r *resolver) Service(cl *config.Cluster, ref scenarios.Ref) error {
+	if r.t.Peer != nil {
+		return r.staticEndpoints(cl, ref)
+	}
 	port, err := servicePort(ref.Port)
 	if err != nil {
 		return err

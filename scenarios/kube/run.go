@@ -93,7 +93,9 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 		if err == nil && st.Phase != loadgen.PhaseWarmup && measured.IsZero() {
 			measured = time.Now()
 			for _, w := range m.proxies {
-				w.start, w.scrapeErr = p.scrape(ctx, w)
+				if p.t.Peer == nil { // a peer's metrics are not meshproxy's series
+					w.start, w.scrapeErr = p.scrape(ctx, w)
+				}
 			}
 			stopSampling = p.sample(m.proxies)
 			evCtx, cancel := context.WithCancel(ctx)
@@ -124,7 +126,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 		records, evErr = events()
 	}
 	for _, w := range m.proxies {
-		if w.scrapeErr == nil {
+		if w.scrapeErr == nil && p.t.Peer == nil {
 			w.end, w.scrapeErr = p.scrape(ctx, w)
 		}
 	}

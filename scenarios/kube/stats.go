@@ -166,7 +166,7 @@ func (p *Platform) Resources(_ context.Context) (result.Resources, []result.Prox
 	samples := make([]platform.ProxySample, len(m.proxies))
 	for i, w := range m.proxies {
 		s := platform.ProxySample{Name: w.name, Kind: w.kind, Node: w.planNode, Usage: w.usage(m.window, m.requests),
-			ScrapeErr: w.scrapeErr, Start: w.start, End: w.end}
+			ScrapeErr: w.scrapeErr, Start: w.start, End: w.end, NoMetrics: p.t != nil && p.t.Peer != nil}
 		if w.sampleErr != nil && len(w.samples) == 0 {
 			// A sample missed among others still gives the usage.
 			s.SampleErr = w.sampleErr

@@ -61,10 +61,8 @@ func renderPeer(a peers.Adapter, plan *scenarios.Plan, name, dir, sockets string
 	if err != nil {
 		return nil, err
 	}
-	for _, sub := range []string{"tmp", "data"} {
-		if err := os.MkdirAll(filepath.Join(own, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("writing the %s configuration: %w", a.Name(), err)
-		}
+	if err := os.MkdirAll(own, 0o755); err != nil {
+		return nil, fmt.Errorf("writing the %s configuration: %w", a.Name(), err)
 	}
 	for _, f := range inst.Files {
 		if err := os.WriteFile(filepath.Join(own, f.Path), f.Data, 0o644); err != nil {
