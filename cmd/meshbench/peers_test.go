@@ -21,3 +21,24 @@ func TestPeersVerb(t *testing.T) {
 		t.Errorf("meshbench peers extra: exit %d, want 2", code)
 	}
 }
+
+func TestPeerImageFlag(t *testing.T) {
+	f := peerImageFlag{}
+	if err := f.Set("envoy=registry.local/envoy:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Set("haproxy=registry.local/haproxy:2.6,/usr/sbin/haproxy"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f["envoy"]; got.Ref != "registry.local/envoy:v1" || got.Binary != "/usr/local/bin/envoy" {
+		t.Errorf("envoy: %+v", got)
+	}
+	if got := f["haproxy"]; got.Ref != "registry.local/haproxy:2.6" || got.Binary != "/usr/sbin/haproxy" {
+		t.Errorf("haproxy: %+v", got)
+	}
+	for _, bad := range []string{"linkerd=img", "envoy", "envoy=", "nginx=img,bin/nginx"} {
+		if err := f.Set(bad); err == nil {
+			t.Errorf("--peer-image %s accepted", bad)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -26,6 +27,31 @@ type kubeFlags struct {
 	keepCluster            bool
 	kubeconfig, context    string
 	image                  string
+	peerImages             peerImageFlag
+}
+
+// peerImageFlag collects --peer-image NAME=REF[,BINARY]: the image of a
+// peer proxy the cluster's nodes can pull, and the binary's path in it
+// (default /usr/local/bin/<binary>).
+type peerImageFlag map[string]kube.PeerImage
+
+func (f peerImageFlag) String() string { return "" }
+
+func (f peerImageFlag) Set(v string) error {
+	name, rest, ok := strings.Cut(v, "=")
+	a, known := peers.Lookup(name)
+	if !ok || rest == "" || !known {
+		return fmt.Errorf("%q: want NAME=REF[,BINARY] with NAME one of %s", v, strings.Join(peers.Names(), ", "))
+	}
+	ref, bin, _ := strings.Cut(rest, ",")
+	if bin == "" {
+		bin = "/usr/local/bin/" + a.Binary()
+	}
+	if !strings.HasPrefix(bin, "/") {
+		return fmt.Errorf("%q: the binary's path in the image must be absolute", v)
+	}
+	f[name] = kube.PeerImage{Ref: ref, Binary: bin, Version: "image " + ref}
+	return nil
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
@@ -35,6 +61,8 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kube: kubeconfig `file` of the cluster")
 	fs.StringVar(&k.context, "context", "", "kube: kubeconfig `context` (default: the current one)")
 	fs.StringVar(&k.image, "image", "", "kube: the meshbench `image` the cluster's nodes can pull (built with meshbench kind load or pushed by you); kind: built and loaded for you")
+	k.peerImages = peerImageFlag{}
+	fs.Var(k.peerImages, "peer-image", "kube: a peer proxy's image as `NAME=REF[,BINARY]` (repeatable; BINARY defaults to /usr/local/bin/NAME's binary); kind: built from the peer's binary on PATH and loaded for you")
 }
 
 // kubePlatform returns the kind or kube platform for a scenario, and what
@@ -94,7 +122,7 @@ func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.S
 		if err != nil {
 			return nil, noop, fmt.Errorf("loading the kubeconfig: %w", err)
 		}
-		opts.RESTConfig, opts.Image = cfg, k.image
+		opts.RESTConfig, opts.Image, opts.Peers = cfg, k.image, k.peerImages
 		opts.Facts = map[string]any{"provider": "kube", "context": k.context, "image": k.image}
 		p, err := kube.New(opts)
 		return p, noop, err

@@ -556,7 +556,7 @@ func (p *Platform) cellPeer(plan *scenarios.Plan) (*cellPeer, error) {
 		if a.Package() == "" {
 			return nil, &peers.NotApplicable{Peer: a.Name(), Reason: "not run: no " + a.Name() + " image (no package provides its binary on this machine)"}
 		}
-		return nil, fmt.Errorf("deploying: no image of %s for the cluster: the kind platform builds one from the %s binary on PATH (apt-get install %s)", a.Name(), a.Binary(), a.Package())
+		return nil, fmt.Errorf("deploying: no image of %s for the cluster: name one with --peer-image %s=REF (the kind platform builds one from the %s binary on PATH: apt-get install %s)", a.Name(), a.Name(), a.Binary(), a.Package())
 	}
 	return &cellPeer{adapter: a, image: img, traffic: []string{plan.Load.Protocol}}, nil
 }
