@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,9 +72,20 @@ func buildBinaries(t *testing.T) string {
 // the test left it running (its own children die with it: Pdeathsig).
 func startRun(t *testing.T, bin, out, network string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bin, "meshbench"), "run", "quick", "--out", out, "--network", network)
+	return startMeshbench(t, bin, nil, "run", "quick", "--out", out, "--network", network)
+}
+
+// startMeshbench starts bin/meshbench with args as a child, its stderr
+// also copied to log when log is not nil; the cleanup kills it if the
+// test left it running.
+func startMeshbench(t *testing.T, bin string, log io.Writer, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "meshbench"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if log != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, log)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

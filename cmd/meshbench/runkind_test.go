@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,30 +23,9 @@ import (
 func TestRunQuickOnKind(t *testing.T) {
 	kindtest.Require(t)
 	dir := buildBinaries(t)
-	name := fmt.Sprintf("meshbench-e2e-%d", os.Getpid())
+	name := kindRunCluster(t, "meshbench-e2e")
 	log := slog.New(slog.DiscardHandler)
-	t.Cleanup(func() {
-		if ok, _ := cluster.Exists(name, log); ok {
-			t.Errorf("kind cluster %s left behind; deleting it", name)
-			if c, err := cluster.Open(t.Context(), name, log); err == nil {
-				_ = c.Delete(t.Context())
-			}
-		}
-	})
-
-	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(dir, "meshbench"), "run", "quick", "--platform", "kind", "--cluster-name", name, "--out", out)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(&stderr, testWriter{t})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	cmd, stdout, _ := startMeshbench(t, dir, testWriter{t}, "run", "quick", "--platform", "kind", "--cluster-name", name, "--out", t.TempDir())
 	if code := wait(t, cmd, 14*time.Minute); code != 0 {
 		t.Fatalf("exit %d, want 0", code)
 	}
@@ -114,6 +92,23 @@ func TestRunQuickOnKind(t *testing.T) {
 			t.Errorf("report.md does not mention %s", want)
 		}
 	}
+}
+
+// kindRunCluster names the kind cluster a test's run creates (and deletes)
+// and makes sure it is gone when the test ends.
+func kindRunCluster(t *testing.T, prefix string) string {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	log := slog.New(slog.DiscardHandler)
+	t.Cleanup(func() {
+		if ok, _ := cluster.Exists(name, log); ok {
+			t.Errorf("kind cluster %s left behind; deleting it", name)
+			if c, err := cluster.Open(t.Context(), name, log); err == nil {
+				_ = c.Delete(t.Context())
+			}
+		}
+	})
+	return name
 }
 
 // testWriter sends a child's output to the test log, line by line.

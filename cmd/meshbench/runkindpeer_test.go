@@ -2,16 +2,12 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/meshbench/meshbench/kind/cluster"
 	"github.com/meshbench/meshbench/kind/kindtest"
 	"github.com/meshbench/meshbench/reports/result"
 )
@@ -29,16 +25,7 @@ func TestRunPeerOnKind(t *testing.T) {
 		t.Skip("haproxy not on PATH (Debian package haproxy)")
 	}
 	bin := buildBinaries(t)
-	name := fmt.Sprintf("meshbench-e2e-peer-%d", os.Getpid())
-	log := slog.New(slog.DiscardHandler)
-	t.Cleanup(func() {
-		if ok, _ := cluster.Exists(name, log); ok {
-			t.Errorf("kind cluster %s left behind; deleting it", name)
-			if c, err := cluster.Open(t.Context(), name, log); err == nil {
-				_ = c.Delete(t.Context())
-			}
-		}
-	})
+	name := kindRunCluster(t, "meshbench-e2e-peer")
 	scenario := filepath.Join(t.TempDir(), "peer-kind.yaml")
 	if err := os.WriteFile(scenario, []byte(`name: peer-kind
 nodes: 2
@@ -51,19 +38,7 @@ matrix:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(bin, "meshbench"), "run", scenario, "--platform", "kind", "--cluster-name", name, "--out", out)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(&stderr, testWriter{t})
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
+	cmd, stdout, _ := startMeshbench(t, bin, testWriter{t}, "run", scenario, "--platform", "kind", "--cluster-name", name, "--out", t.TempDir())
 	if code := wait(t, cmd, 12*time.Minute); code != 0 {
 		t.Fatalf("exit %d, want 0", code)
 	}

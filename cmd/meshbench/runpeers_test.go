@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,12 +31,7 @@ func TestRunPeersQuick(t *testing.T) {
 	_, envoyErr := exec.LookPath("envoy")
 	bin := buildBinaries(t)
 	out := t.TempDir()
-	cmd := exec.Command(filepath.Join(bin, "meshbench"), "run", "peers", "--quick", "--out", out, "--network", "127.73")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startMeshbench(t, bin, nil, "run", "peers", "--quick", "--out", out, "--network", "127.73")
 	code := wait(t, cmd, 15*time.Minute)
 	t.Logf("stderr:\n%s", stderr.String())
 	if code != 0 {
