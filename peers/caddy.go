@@ -276,7 +276,7 @@ func (g *caddyConf) proxy(cl *config.Cluster, r *config.Route) ([]obj, error) {
 			return nil, notApplicable(NameCaddy, "passive health without a failure count")
 		}
 		rp["health_checks"] = obj{"passive": obj{"fail_duration": millis(od.BaseEjectionTime), "max_fails": n, "unhealthy_status": []int{502, 503, 504}}}
-		g.notes = append(g.notes, "outlier detection as passive health checks: failures within fail_duration, not consecutive ones, and no growing ejection time")
+		g.notes = addNote(g.notes, "outlier detection as passive health checks: failures within fail_duration, not consecutive ones, and no growing ejection time")
 	}
 	return []obj{rp}, nil
 }
@@ -319,8 +319,6 @@ func (g *caddyConf) hop(cl *config.Cluster, s server, proto string, timeout conf
 	rp["headers"] = obj{"request": obj{"set": obj{cl.Via.Header: []string{s.Endpoint}}}}
 	g.servers["hop_"+strconv.Itoa(g.hops)] = g.server([]string{"unix/" + sock}, []string{"h1", "h2c"},
 		[]obj{{"handle": []obj{rp}}}, config.Limits{ReadHeaderTimeout: config.Duration(10e9), IdleTimeout: cl.Pool.IdleTimeout, MaxHeaderBytes: 64 << 10})
-	if len(g.notes) == 0 || !strings.HasPrefix(g.notes[len(g.notes)-1], "a node proxy") {
-		g.notes = append(g.notes, "a node proxy reaches a pod on another node through a second pass inside Caddy (a unix socket per remote pod): Caddy cannot dial a gateway for the upstream it picked")
-	}
+	g.notes = addNote(g.notes, "a node proxy reaches a pod on another node through a second pass inside Caddy (a unix socket per remote pod): Caddy cannot dial a gateway for the upstream it picked")
 	return "unix/" + sock
 }

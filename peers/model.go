@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -173,3 +174,11 @@ func ident(s string) string {
 }
 
 var identRE = regexp.MustCompile(`[^A-Za-z0-9_]`)
+
+// addNote adds a parity note once.
+func addNote(notes []string, n string) []string {
+	if slices.Contains(notes, n) {
+		return notes
+	}
+	return append(notes, n)
+}

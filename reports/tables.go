@@ -368,8 +368,14 @@ func proxyTable(run *Run) Table {
 		}
 	}
 	slices.SortStableFunc(cmps, func(a, b Comparison) int { return first[key(a.Variant)] - first[key(b.Variant)] })
+	var notes []string
 	for _, c := range cmps {
 		v := c.Variant
+		for _, n := range variantNotes(v) {
+			if line := v.Label(LabelProxy) + " as " + v.Label(LabelTopology) + ": " + n; !slices.Contains(notes, line) {
+				notes = append(notes, line)
+			}
+		}
 		p50, p99 := FormatDeltaSpread(c.P50.Added), FormatDeltaSpread(c.P99.Added)
 		t.Rows = append(t.Rows, []string{
 			v.Label(LabelProxy), v.Label(LabelTopology), v.ID, p50, p99,
@@ -379,7 +385,21 @@ func proxyTable(run *Run) Table {
 			FormatCountSpread(v.Stats.Errors),
 		})
 	}
+	t.Notes = append(t.Notes, notes...)
 	return t
+}
+
+// variantNotes returns the parity notes of a variant's cells, each once.
+func variantNotes(v *Variant) []string {
+	var out []string
+	for _, c := range v.Done() {
+		for _, n := range c.Result.Notes {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // naTable lists the variants that were not run because their proxy lacks

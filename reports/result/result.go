@@ -79,6 +79,9 @@ type CellResult struct {
 	// Events are the personality changes applied during the cell, with
 	// their offset from the start of the measured part.
 	Events []Event `json:"events,omitempty"`
+	// Notes are the parity choices a peer's adapter made for the cell
+	// (docs/peers.md), each once.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Resources is the CPU and memory of the proxies over the measured part.

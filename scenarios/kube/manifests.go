@@ -68,6 +68,8 @@ type target struct {
 	// ServicePods lists each service's plan pods, for a peer's static
 	// endpoints.
 	ServicePods map[string][]string
+	// Notes are the peer adapter's parity notes for the cell, each once.
+	Notes []string
 }
 
 // podResolver resolves the references of a process in pod.

@@ -58,6 +58,11 @@ func (t *target) proxyFiles(px *scenarios.Proxy, r *resolver, prefix string) (fi
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 	}
+	for _, n := range inst.Notes {
+		if !slices.Contains(t.Notes, n) {
+			t.Notes = append(t.Notes, n)
+		}
+	}
 	files = map[string]string{}
 	for _, f := range inst.Files {
 		files[prefix+f.Path] = string(f.Data)

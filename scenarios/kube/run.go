@@ -145,7 +145,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	}
 	m.requests = res.Requests
 	p.last = m
-	return &result.CellResult{Result: *res, Events: records}, nil
+	return &result.CellResult{Result: *res, Events: records, Notes: p.t.Notes}, nil
 }
 
 // fetchResult copies the load generator's result and histogram log into

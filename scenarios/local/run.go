@@ -176,7 +176,17 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	}
 	m.requests = res.Requests
 	p.last = m
-	return &result.CellResult{Result: *res, Events: records}, nil
+	var notes []string
+	for _, px := range plan.Proxies {
+		if inst := p.instances[px.Name]; inst != nil {
+			for _, n := range inst.Notes {
+				if !slices.Contains(notes, n) {
+					notes = append(notes, n)
+				}
+			}
+		}
+	}
+	return &result.CellResult{Result: *res, Events: records, Notes: notes}, nil
 }
 
 // interrupt stops an interrupted load generator with SIGINT (it writes
