@@ -268,15 +268,12 @@ func (g *caddyConf) proxy(cl *config.Cluster, r *config.Route) ([]obj, error) {
 	}
 	rp["upstreams"] = ups
 	if od := cl.OutlierDetection; od != nil {
-		n := od.ConsecutiveGatewayFailure
-		if n <= 0 {
-			n = od.Consecutive5xx
-		}
-		if n <= 0 {
-			return nil, notApplicable(NameCaddy, "passive health without a failure count")
+		n, err := failureCount(NameCaddy, od)
+		if err != nil {
+			return nil, err
 		}
 		rp["health_checks"] = obj{"passive": obj{"fail_duration": millis(od.BaseEjectionTime), "max_fails": n, "unhealthy_status": []int{502, 503, 504}}}
-		g.notes = addNote(g.notes, "outlier detection as passive health checks: failures within fail_duration, not consecutive ones, and no growing ejection time")
+		g.notes = AddNotes(g.notes, "outlier detection as passive health checks: failures within fail_duration, not consecutive ones, and no growing ejection time")
 	}
 	return []obj{rp}, nil
 }
@@ -319,6 +316,6 @@ func (g *caddyConf) hop(cl *config.Cluster, s server, proto string, timeout conf
 	rp["headers"] = obj{"request": obj{"set": obj{cl.Via.Header: []string{s.Endpoint}}}}
 	g.servers["hop_"+strconv.Itoa(g.hops)] = g.server([]string{"unix/" + sock}, []string{"h1", "h2c"},
 		[]obj{{"handle": []obj{rp}}}, config.Limits{ReadHeaderTimeout: config.Duration(10e9), IdleTimeout: cl.Pool.IdleTimeout, MaxHeaderBytes: 64 << 10})
-	g.notes = addNote(g.notes, "a node proxy reaches a pod on another node through a second pass inside Caddy (a unix socket per remote pod): Caddy cannot dial a gateway for the upstream it picked")
+	g.notes = AddNotes(g.notes, "a node proxy reaches a pod on another node through a second pass inside Caddy (a unix socket per remote pod): Caddy cannot dial a gateway for the upstream it picked")
 	return "unix/" + sock
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -175,10 +174,15 @@ func ident(s string) string {
 
 var identRE = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
-// addNote adds a parity note once.
-func addNote(notes []string, n string) []string {
-	if slices.Contains(notes, n) {
-		return notes
+// failureCount is the number of failures passive health counts before it
+// takes an endpoint out: the gateway-failure count, else the 5xx count.
+func failureCount(peer string, od *config.OutlierDetection) (int, error) {
+	n := od.ConsecutiveGatewayFailure
+	if n <= 0 {
+		n = od.Consecutive5xx
 	}
-	return append(notes, n)
+	if n <= 0 {
+		return 0, notApplicable(peer, "passive health without a failure count")
+	}
+	return n, nil
 }

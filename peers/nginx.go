@@ -337,15 +337,12 @@ func (g *nginxConf) upstream(cl *config.Cluster, proto string) (string, error) {
 	}
 	fails := "max_fails=0"
 	if od := cl.OutlierDetection; od != nil {
-		n := od.ConsecutiveGatewayFailure
-		if n <= 0 {
-			n = od.Consecutive5xx
-		}
-		if n <= 0 {
-			return "", notApplicable(NameNginx, "passive health without a failure count")
+		n, err := failureCount(NameNginx, od)
+		if err != nil {
+			return "", err
 		}
 		fails = fmt.Sprintf("max_fails=%d fail_timeout=%s", n, millis(od.BaseEjectionTime))
-		g.notes = addNote(g.notes, "outlier detection as max_fails/fail_timeout: failures within fail_timeout, not consecutive ones, and no growing ejection time")
+		g.notes = AddNotes(g.notes, "outlier detection as max_fails/fail_timeout: failures within fail_timeout, not consecutive ones, and no growing ejection time")
 	}
 	for i, s := range servers(cl) {
 		dial := s.Dial
@@ -395,7 +392,7 @@ func (g *nginxConf) hop(w *strings.Builder, h nginxHop) {
 		w.WriteString("      grpc_next_upstream off;\n")
 	}
 	fmt.Fprintf(w, "      %s %s \"%s\";\n      %s%s;\n    }\n  }\n", set, h.header, h.endpoint, pass, h.upstream)
-	g.notes = addNote(g.notes, "a node proxy reaches a pod on another node through a second pass inside nginx (a unix socket per remote pod): nginx cannot dial a gateway for the server its balancer picked")
+	g.notes = AddNotes(g.notes, "a node proxy reaches a pod on another node through a second pass inside nginx (a unix socket per remote pod): nginx cannot dial a gateway for the server its balancer picked")
 }
 
 // nginxRouteRegex turns a route's match into a regex over the map key

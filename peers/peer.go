@@ -133,6 +133,28 @@ func notApplicable(peer, format string, args ...any) error {
 	return &NotApplicable{Peer: peer, Reason: fmt.Sprintf(format, args...)}
 }
 
+// Render renders c for the peer a after applying the defaults the
+// reference proxy would apply (config.WithDefaults): adapters translate
+// the configuration the reference proxy would run, timeouts, pools and
+// policies included. Platforms render peers through it.
+func Render(a Adapter, c *config.Config, o Options) (*Instance, error) {
+	full, err := c.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", a.Name(), err)
+	}
+	return a.Render(full, o)
+}
+
+// AddNotes appends to notes each of more it does not hold yet.
+func AddNotes(notes []string, more ...string) []string {
+	for _, n := range more {
+		if !slices.Contains(notes, n) {
+			notes = append(notes, n)
+		}
+	}
+	return notes
+}
+
 // All returns every adapter, in the order reports list them.
 func All() []Adapter {
 	return []Adapter{Nginx{}, HAProxy{}, Caddy{}, Envoy{}}

@@ -87,8 +87,9 @@ func Figures(run *Run) ([]Figure, error) {
 	if err := add(FigEndpoints, "endpoints", c, err); err != nil {
 		return nil, err
 	}
+	cmps := proxyComparisons(run)
 	for _, m := range []string{"p50", "p99", "cpu", "rss"} {
-		c, err = proxyChart(run, m)
+		c, err = proxyChart(run, cmps, m)
 		if err := add(FigProxies, "proxies-"+m, c, err); err != nil {
 			return nil, err
 		}
@@ -469,23 +470,21 @@ func timeseriesChart(g variantGroup) (*plots.Chart, error) {
 	return c, nil
 }
 
-// proxyChart draws one measure of the proxy comparison: a category per
+// proxyChart draws one measure of the proxy comparison (cmps, from
+// proxyComparisons): a category per
 // topology and set of other labels, a series per proxy (added p50 or p99
 // against the baseline, or CPU per request or peak RSS of the topology),
 // median with min–max over the repeats. It has no data unless the run
 // compares two proxies or more.
-func proxyChart(run *Run, measure string) (*plots.Chart, error) {
-	if len(proxyTable(run).Rows) == 0 {
+func proxyChart(run *Run, cmps []Comparison, measure string) (*plots.Chart, error) {
+	if len(cmps) == 0 {
 		return nil, plots.ErrNoData
 	}
 	var proxies, cats []string
 	vals := map[string]map[string]plots.Estimate{} // category -> proxy -> value
-	var cmps []Comparison
-	var vs []*Variant
-	for _, c := range Compare(run) {
-		if c.Baseline != nil && c.Variant.Label(LabelProxy) != "" {
-			cmps, vs = append(cmps, c), append(vs, c.Variant)
-		}
+	vs := make([]*Variant, len(cmps))
+	for i, c := range cmps {
+		vs[i] = c.Variant
 	}
 	for _, c := range cmps {
 		v := c.Variant

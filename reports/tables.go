@@ -330,6 +330,34 @@ func proxyTable(run *Run) Table {
 			"Added latency per repeat against the baseline of this run (cells interleaved), median (min–max) over the pairs. CPU/req total sums every proxy of the topology; per instance: the range of the instances' medians. Every proxy runs one worker (docs/peers.md).",
 		},
 	}
+	cmps := proxyComparisons(run)
+	var notes []string
+	for _, c := range cmps {
+		v := c.Variant
+		for _, n := range variantNotes(v) {
+			if line := v.Label(LabelProxy) + " as " + v.Label(LabelTopology) + ": " + n; !slices.Contains(notes, line) {
+				notes = append(notes, line)
+			}
+		}
+		p50, p99 := FormatDeltaSpread(c.P50.Added), FormatDeltaSpread(c.P99.Added)
+		t.Rows = append(t.Rows, []string{
+			v.Label(LabelProxy), v.Label(LabelTopology), v.ID, p50, p99,
+			FormatMicrosSpread(v.Stats.CPUPerRequest),
+			instanceRange(v, func(p ProxyStats) Spread { return p.CPUPerRequest }, FormatMicros),
+			instanceRange(v, func(p ProxyStats) Spread { return p.RSSPeak }, FormatBytes),
+			FormatCountSpread(v.Stats.Errors),
+		})
+	}
+	t.Notes = append(t.Notes, notes...)
+	return t
+}
+
+// proxyComparisons are the comparisons the proxy table and charts show:
+// the variants with a proxy and a baseline, those that differ only by
+// proxy adjacent (groups in the order they first ran, proxies in run
+// order within a group); none unless the run compares two proxies or
+// more.
+func proxyComparisons(run *Run) []Comparison {
 	proxies := map[string]bool{}
 	for _, v := range run.Variants {
 		if p := v.Label(LabelProxy); p != "" && p != "none" {
@@ -342,10 +370,8 @@ func proxyTable(run *Run) Table {
 		}
 	}
 	if len(proxies) < 2 {
-		return t
+		return nil
 	}
-	// Group the variants that differ only by proxy, groups in the order
-	// they first ran, proxies in run order within a group.
 	var cmps []Comparison
 	for _, c := range Compare(run) {
 		if c.Baseline != nil && c.Variant.Label(LabelProxy) != "" {
@@ -368,25 +394,7 @@ func proxyTable(run *Run) Table {
 		}
 	}
 	slices.SortStableFunc(cmps, func(a, b Comparison) int { return first[key(a.Variant)] - first[key(b.Variant)] })
-	var notes []string
-	for _, c := range cmps {
-		v := c.Variant
-		for _, n := range variantNotes(v) {
-			if line := v.Label(LabelProxy) + " as " + v.Label(LabelTopology) + ": " + n; !slices.Contains(notes, line) {
-				notes = append(notes, line)
-			}
-		}
-		p50, p99 := FormatDeltaSpread(c.P50.Added), FormatDeltaSpread(c.P99.Added)
-		t.Rows = append(t.Rows, []string{
-			v.Label(LabelProxy), v.Label(LabelTopology), v.ID, p50, p99,
-			FormatMicrosSpread(v.Stats.CPUPerRequest),
-			instanceRange(v, func(p ProxyStats) Spread { return p.CPUPerRequest }, FormatMicros),
-			instanceRange(v, func(p ProxyStats) Spread { return p.RSSPeak }, FormatBytes),
-			FormatCountSpread(v.Stats.Errors),
-		})
-	}
-	t.Notes = append(t.Notes, notes...)
-	return t
+	return cmps
 }
 
 // variantNotes returns the parity notes of a variant's cells, each once.

@@ -238,7 +238,9 @@ func proxyContainer(t *target, px *scenarios.Proxy, configMap, key, secret strin
 		Name: "proxy", Image: t.Image, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:    []string{"/meshproxy", "--config", proxyConfigDir + "/" + key},
 		WorkingDir: proxyDir,
-		Ports:      proxyPorts(px.Config),
+		// One worker, as every proxy on every platform (peers included).
+		Env:   []corev1.EnvVar{{Name: "GOMAXPROCS", Value: strconv.Itoa(platform.ProxyWorkers)}},
+		Ports: proxyPorts(px.Config),
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(scenarios.PortAdmin)}},
 			PeriodSeconds: 1},
 		VolumeMounts: []corev1.VolumeMount{{Name: "config", MountPath: proxyConfigDir, ReadOnly: true}},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -11,6 +12,7 @@ import (
 	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 // PeerImage is a peer proxy's image, built from the host's binary (for
@@ -49,31 +51,18 @@ func (t *target) proxyFiles(px *scenarios.Proxy, r *resolver, prefix string) (fi
 		}
 		return map[string]string{prefix + "yaml": string(b)}, nil, nil
 	}
-	full, err := c.WithDefaults()
+	inst, err := peers.Render(t.Peer.adapter, c, peers.Options{Name: px.Name, Dir: peerDir, SocketDir: peerDir, User: "root",
+		Traffic: t.Peer.traffic, Workers: platform.ProxyWorkers})
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuring %s: %w", px.Name, err)
 	}
-	inst, err := t.Peer.adapter.Render(full, peers.Options{Name: px.Name, Dir: peerDir, SocketDir: peerDir, User: "root",
-		Traffic: t.Peer.traffic, Workers: proxyWorkers})
-	if err != nil {
-		return nil, nil, fmt.Errorf("configuring %s: %w", px.Name, err)
-	}
-	for _, n := range inst.Notes {
-		if !slices.Contains(t.Notes, n) {
-			t.Notes = append(t.Notes, n)
-		}
-	}
+	t.Notes = peers.AddNotes(t.Notes, inst.Notes...)
 	files = map[string]string{}
 	for _, f := range inst.Files {
 		files[prefix+f.Path] = string(f.Data)
 	}
 	return files, inst.Args, nil
 }
-
-// proxyWorkers is every proxy's number of workers, as on the local
-// platform: GOMAXPROCS for meshproxy, worker processes or threads for a
-// peer.
-const proxyWorkers = 1
 
 // peerContainer runs the cell's peer with its files from a ConfigMap
 // (keys prefix+name, prefix may name $(NODE_NAME)) mounted into peerDir.
@@ -82,7 +71,7 @@ func peerContainer(t *target, px *scenarios.Proxy, configMap, prefix string, nam
 		Name: "proxy", Image: t.Peer.image.Ref, ImagePullPolicy: corev1.PullIfNotPresent,
 		Command:    append([]string{t.Peer.image.Binary}, args...),
 		WorkingDir: peerDir,
-		Env: []corev1.EnvVar{{Name: "GOMAXPROCS", Value: strconv.Itoa(proxyWorkers)},
+		Env: []corev1.EnvVar{{Name: "GOMAXPROCS", Value: strconv.Itoa(platform.ProxyWorkers)},
 			{Name: "HOME", Value: peerDir}, {Name: "XDG_CONFIG_HOME", Value: peerDir}, {Name: "XDG_DATA_HOME", Value: peerDir}},
 		Ports: proxyPorts(px.Config),
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(scenarios.PortAdmin)}},
@@ -105,8 +94,8 @@ func peerContainer(t *target, px *scenarios.Proxy, configMap, prefix string, nam
 func peerFileNames(files map[string]string, prefix string) []string {
 	var out []string
 	for k := range files {
-		if len(k) > len(prefix) && k[:len(prefix)] == prefix {
-			out = append(out, k[len(prefix):])
+		if n, ok := strings.CutPrefix(k, prefix); ok && n != "" {
+			out = append(out, n)
 		}
 	}
 	slices.Sort(out)

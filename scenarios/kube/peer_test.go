@@ -117,3 +117,16 @@ func TestNamespaceName(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyWorkers: meshproxy and a peer get the same number of workers.
+func TestProxyWorkers(t *testing.T) {
+	_, _, ref := cellObjects(t, "quick", "sidecar")
+	_, _, peer := cellObjectsOf(t, "peers", peerScenario, "sidecar-haproxy-round_robin", testPeer())
+	for name, o := range map[string]*objects{"meshproxy": ref, "haproxy": peer} {
+		c := o.deployments["echo-0"].Spec.Template.Spec.Containers
+		i := slices.IndexFunc(c, func(c corev1.Container) bool { return c.Name == "proxy" })
+		if i < 0 || !slices.Contains(c[i].Env, corev1.EnvVar{Name: "GOMAXPROCS", Value: "1"}) {
+			t.Errorf("%s sidecar: no GOMAXPROCS=1 in %+v", name, c)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func (p *Platform) Facts() map[string]any {
 		}
 		f["peers"] = vers
 	}
-	f["proxy_workers"] = proxyWorkers
+	f["proxy_workers"] = platform.ProxyWorkers
 	if nodes, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 		f["nodes"] = len(nodes.Items)
 		if len(nodes.Items) > 0 {

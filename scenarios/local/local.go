@@ -123,7 +123,7 @@ func (p *Platform) Facts() map[string]any {
 	if len(p.peerVers) > 0 {
 		f["peers"] = p.peerVers
 	}
-	f["proxy_workers"] = ProxyWorkers
+	f["proxy_workers"] = platform.ProxyWorkers
 	return f
 }
 
@@ -293,7 +293,7 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	for _, px := range plan.Proxies {
 		// Every proxy gets one worker, whatever it is: GOMAXPROCS=1 for
 		// the Go proxies, one worker process or thread for the others.
-		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), dir, []string{"GOMAXPROCS=" + strconv.Itoa(ProxyWorkers)}, bin, args[px.Name]...)
+		proc, err := p.start(px.Name, filepath.Join(logs, px.Name+".log"), dir, []string{"GOMAXPROCS=" + strconv.Itoa(platform.ProxyWorkers)}, bin, args[px.Name]...)
 		if err != nil {
 			return fmt.Errorf("deploying: %w", err)
 		}

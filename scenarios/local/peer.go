@@ -9,12 +9,8 @@ import (
 	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
-
-// ProxyWorkers is the number of cores' worth of workers every proxy gets,
-// the reference proxy (GOMAXPROCS) and each peer (worker processes or
-// threads) alike.
-const ProxyWorkers = 1
 
 // proxyBinary returns the binary the plan's proxies run and, for a peer,
 // its adapter. A peer whose binary is missing is an error naming the
@@ -52,12 +48,8 @@ func (p *Platform) proxyBinary(ctx context.Context, impl string) (string, peers.
 // renderPeer renders one proxy of the plan for a peer and writes its
 // files into dir/proxies/<name>; its internal sockets go to sockets.
 func renderPeer(a peers.Adapter, plan *scenarios.Plan, name, dir, sockets string, c *config.Config) (*peers.Instance, error) {
-	full, err := c.WithDefaults()
-	if err != nil {
-		return nil, err
-	}
 	own := filepath.Join(dir, "proxies", name)
-	inst, err := a.Render(full, peers.Options{Name: name, Dir: own, SocketDir: sockets, User: workerUser(), Traffic: []string{plan.Load.Protocol}, Workers: ProxyWorkers})
+	inst, err := peers.Render(a, c, peers.Options{Name: name, Dir: own, SocketDir: sockets, User: workerUser(), Traffic: []string{plan.Load.Protocol}, Workers: platform.ProxyWorkers})
 	if err != nil {
 		return nil, err
 	}

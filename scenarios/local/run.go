@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/meshbench/meshbench/loadgen"
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/platform"
@@ -179,11 +180,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	var notes []string
 	for _, px := range plan.Proxies {
 		if inst := p.instances[px.Name]; inst != nil {
-			for _, n := range inst.Notes {
-				if !slices.Contains(notes, n) {
-					notes = append(notes, n)
-				}
-			}
+			notes = peers.AddNotes(notes, inst.Notes...)
 		}
 	}
 	return &result.CellResult{Result: *res, Events: records, Notes: notes}, nil

@@ -82,6 +82,11 @@ func Usage(cpuSeconds float64, memory []int64, requests int64) result.Usage {
 	return u
 }
 
+// ProxyWorkers is the number of workers every proxy gets on every
+// platform, the reference proxy (GOMAXPROCS) and each peer (worker
+// processes or threads) alike (docs/design.md).
+const ProxyWorkers = 1
+
 // ProxySample is what a platform measured of one proxy over a cell's
 // measured part.
 type ProxySample struct {

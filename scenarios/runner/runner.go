@@ -194,14 +194,13 @@ func (r *runner) cell(ctx context.Context, i int) {
 	res, err := r.runCell(ctx, *c)
 	r.spent += r.o.Now().Sub(start)
 	r.ran++
+	var na *peers.NotApplicable
 	switch {
 	case err == nil:
 		c.Status = result.StatusDone
 		r.progress(i, fmt.Sprintf("achieved %.1f rps  p99 %.2f ms", res.AchievedRate, float64(res.Latency.P99)/1000))
-	case peers.IsNotApplicable(err):
+	case errors.As(err, &na):
 		// Not run and not substituted: the proxy lacks what the cell needs.
-		var na *peers.NotApplicable
-		errors.As(err, &na)
 		c.Status, c.Error = result.StatusNA, na.Error()
 		r.progress(i, "n/a — "+na.Error())
 	case ctx.Err() != nil:
