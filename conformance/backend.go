@@ -1,0 +1,281 @@
+package conformance
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/interop"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/meshbench/meshbench/proxy/identity"
+)
+
+// HeaderBackend names the backend in every HTTP response and in every
+// gRPC response's header metadata.
+const HeaderBackend = "X-Backend"
+
+// BackendOptions configure a check's backend.
+type BackendOptions struct {
+	// Name is what the backend answers in HeaderBackend.
+	Name string
+	// TLS, when set, serves HTTPS (h2 or http/1.1 by ALPN) with it instead
+	// of cleartext HTTP/1.1 and h2c.
+	TLS *tls.Config
+	// DropTrailers makes a broken backend: gRPC responses end without
+	// their trailers (no grpc-status).
+	DropTrailers bool
+	// Behaviour is how it answers at first; Backend.Set changes it.
+	Behaviour Behaviour
+}
+
+// Behaviour is how a backend answers the requests no handler of its own
+// takes.
+type Behaviour struct {
+	// Status answers HTTP requests with this status (0: 200); gRPC calls
+	// fail UNAVAILABLE when it is 503.
+	Status int
+	// Delay is waited before answering.
+	Delay time.Duration
+	// Reset closes the connection (HTTP/1.1) or resets the stream (HTTP/2)
+	// without an answer.
+	Reset bool
+}
+
+// Request is what a backend saw of one request.
+type Request struct {
+	Time       time.Time
+	Proto      string // HTTP/1.1, HTTP/2.0
+	Method     string
+	Host       string
+	Path       string
+	Header     http.Header
+	RemoteAddr string
+	// GRPC is set for gRPC calls; Timeout is the grpc-timeout they carry
+	// (0: none).
+	GRPC    bool
+	Timeout time.Duration
+	// PeerID is the SPIFFE ID of the client certificate (TLS backends).
+	PeerID string
+}
+
+// Backend is a real HTTP server on loopback that serves HTTP/1.1 and h2c
+// (or h2 and HTTP/1.1 over TLS) and gRPC's interop TestService on one
+// port, records every request and answers as its Behaviour says.
+type Backend struct {
+	// Name is the backend's name; Addr its host:port.
+	Name, Addr string
+
+	opts     BackendOptions
+	beh      atomic.Pointer[Behaviour]
+	mu       sync.Mutex
+	reqs     []Request
+	handlers map[string]http.HandlerFunc
+	srv      *http.Server
+	grpc     *grpc.Server
+	closed   atomic.Bool
+}
+
+// StartBackend starts a backend on a free loopback port; it stops when
+// the check ends.
+func (e *Env) StartBackend(o BackendOptions) (*Backend, error) {
+	if e.sabotage != nil && e.sabotage.Backend != nil {
+		e.sabotage.Backend(&o)
+	}
+	if o.Name == "" {
+		o.Name = fmt.Sprintf("be-%d", e.n)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", o.Name, err)
+	}
+	b := &Backend{Name: o.Name, Addr: ln.Addr().String(), opts: o, handlers: map[string]http.HandlerFunc{}}
+	b.beh.Store(&o.Behaviour)
+	b.grpc = grpc.NewServer(
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := b.grpcBehave(ctx); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := b.grpcBehave(ss.Context()); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	)
+	testgrpc.RegisterTestServiceServer(b.grpc, interop.NewTestServer())
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	if o.TLS != nil {
+		protos.SetHTTP2(true)
+	} else {
+		protos.SetUnencryptedHTTP2(true)
+	}
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), Protocols: &protos, TLSConfig: o.TLS, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if o.TLS != nil {
+			b.srv.ServeTLS(ln, "", "")
+		} else {
+			b.srv.Serve(ln)
+		}
+	}()
+	e.Cleanup(b.Close)
+	return b, nil
+}
+
+// Handle serves path (exactly) with h instead of the Behaviour; the
+// request is still recorded.
+func (b *Backend) Handle(path string, h http.HandlerFunc) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.handlers[path] = h
+}
+
+// Set changes how the backend answers from now on.
+func (b *Backend) Set(beh Behaviour) { b.beh.Store(&beh) }
+
+// Requests returns what the backend has seen, oldest first.
+func (b *Backend) Requests() []Request {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Request(nil), b.reqs...)
+}
+
+// Count is the number of requests seen.
+func (b *Backend) Count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.reqs)
+}
+
+// Clear forgets the requests seen.
+func (b *Backend) Clear() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reqs = nil
+}
+
+// Close stops the backend at once: its listener and every connection.
+func (b *Backend) Close() {
+	if b.closed.Swap(true) {
+		return
+	}
+	b.srv.Close()
+	b.grpc.Stop()
+}
+
+func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
+	isGRPC := r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+	seen := Request{Time: time.Now(), Proto: r.Proto, Method: r.Method, Host: r.Host, Path: r.URL.Path,
+		Header: r.Header.Clone(), RemoteAddr: r.RemoteAddr, GRPC: isGRPC}
+	if isGRPC {
+		seen.Timeout = parseGRPCTimeout(r.Header.Get("Grpc-Timeout"))
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		if id, err := identity.CertificateID(r.TLS.PeerCertificates[0]); err == nil {
+			seen.PeerID = id.String()
+		}
+	}
+	b.mu.Lock()
+	b.reqs = append(b.reqs, seen)
+	h := b.handlers[r.URL.Path]
+	b.mu.Unlock()
+
+	w.Header().Set(HeaderBackend, b.Name)
+	if isGRPC {
+		if b.opts.DropTrailers {
+			dropTrailers(w)
+			return
+		}
+		b.grpc.ServeHTTP(w, r)
+		return
+	}
+	if h != nil {
+		h(w, r)
+		return
+	}
+	beh := *b.beh.Load()
+	status := beh.Status
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
+		if n, err := strconv.Atoi(rest); err == nil && n >= 200 && n < 600 {
+			status = n
+		}
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/delay/"); ok {
+		if ms, err := strconv.Atoi(rest); err == nil {
+			beh.Delay = time.Duration(ms) * time.Millisecond
+		}
+	}
+	if beh.Delay > 0 {
+		select {
+		case <-time.After(beh.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if beh.Reset {
+		panic(http.ErrAbortHandler)
+	}
+	io.Copy(io.Discard, r.Body)
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(status)
+	io.WriteString(w, b.Name+"\n")
+}
+
+// grpcBehave applies the Behaviour to a gRPC call.
+func (b *Backend) grpcBehave(ctx context.Context) error {
+	grpc.SetHeader(ctx, metadata.Pairs(strings.ToLower(HeaderBackend), b.Name))
+	beh := *b.beh.Load()
+	if beh.Delay > 0 {
+		select {
+		case <-time.After(beh.Delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if beh.Reset {
+		panic(http.ErrAbortHandler)
+	}
+	if beh.Status == http.StatusServiceUnavailable {
+		return status.Errorf(codes.Unavailable, "backend %s: unavailable", b.Name)
+	}
+	return nil
+}
+
+// dropTrailers answers a gRPC call as a broken server would: headers and
+// one empty message, then the end of the stream without trailers.
+func dropTrailers(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/grpc")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte{0, 0, 0, 0, 0})
+}
+
+// parseGRPCTimeout parses a grpc-timeout header value ("250m").
+func parseGRPCTimeout(v string) time.Duration {
+	if len(v) < 2 {
+		return 0
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	return time.Duration(n) * unit
+}
