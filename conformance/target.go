@@ -2,9 +2,8 @@ package conformance
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/meshbench/meshbench/peers"
@@ -47,24 +46,19 @@ func (t *Target) Lacks(capability string) (string, bool) {
 }
 
 // Reference returns the reference proxy as a target; meshproxy is its
-// binary.
-func Reference(ctx context.Context, meshproxy string) (*Target, error) {
-	t := &Target{Name: NameReference, Binary: meshproxy}
-	out, err := exec.CommandContext(ctx, "go", "version", "-m", meshproxy).Output()
-	if err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(l); len(f) >= 3 && f[0] == "mod" {
-				t.Version = "meshproxy " + f[2]
-			}
-			if f := strings.Fields(l); len(f) >= 2 && strings.HasPrefix(f[0], "build") && strings.HasPrefix(f[1], "vcs.revision=") {
-				t.Version += " " + strings.TrimPrefix(f[1], "vcs.revision=")[:min(12, len(f[1])-13)]
-			}
+// binary, whose build information gives the version.
+func Reference(meshproxy string) (*Target, error) {
+	bi, err := buildinfo.ReadFile(meshproxy)
+	if err != nil {
+		return nil, fmt.Errorf("reading the build information of %s: %w", meshproxy, err)
+	}
+	v := "meshproxy " + bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
 		}
 	}
-	if t.Version == "" {
-		t.Version = "meshproxy (this checkout)"
-	}
-	return t, nil
+	return &Target{Name: NameReference, Binary: meshproxy, Version: v + ", " + bi.GoVersion}, nil
 }
 
 // Peer returns a peer as a target: its binary from PATH and its version,

@@ -19,6 +19,9 @@ import (
 	"runtime/debug"
 	"sort"
 	"syscall"
+
+	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/conformance/suite"
 )
 
 // verb is one subcommand.
@@ -30,6 +33,7 @@ type verb struct {
 func verbs() map[string]verb {
 	return map[string]verb{
 		"kind":    {"create, delete or load images into a kind cluster for the kind platform", runKind},
+		"conform": {"run the conformance checks against the reference proxy and the peers: matrix, conformance.json, report, JUnit", runConform},
 		"certs":   {"write a CA, an issuer and per-service SPIFFE certificates for mTLS (reuses the CA in --out)", runCerts},
 		"backend": {"run an HTTP/1.1+h2c and gRPC test backend with a latency and failure personality", runBackend},
 		"load":    {"generate open- or closed-loop load and measure it (HdrHistogram, coordinated-omission free)", runLoad},
@@ -41,6 +45,11 @@ func verbs() map[string]verb {
 }
 
 func main() {
+	if os.Getenv(conformance.ChildEnv) != "" {
+		// A conformance check re-executed this program for work that
+		// must run in a process of its own.
+		os.Exit(suite.Child())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

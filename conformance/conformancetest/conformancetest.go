@@ -52,7 +52,7 @@ func Reference(t testing.TB) *conformance.Target {
 	if bin == "" {
 		t.Fatal("conformancetest.Main did not run: call it from TestMain")
 	}
-	tg, err := conformance.Reference(t.Context(), bin)
+	tg, err := conformance.Reference(bin)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,28 @@
+package suite
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/conformance/checks/corehttp"
+)
+
+// Checks returns every check, in profile order.
+func Checks() []conformance.Check {
+	var out []conformance.Check
+	for _, f := range []func() []conformance.Check{
+		corehttp.Checks,
+	} {
+		out = append(out, f()...)
+	}
+	return out
+}
+
+// Child runs the conformance child job named by conformance.ChildEnv and
+// returns the process's exit code.
+func Child() int {
+	job := os.Getenv(conformance.ChildEnv)
+	fmt.Fprintf(os.Stderr, "conformance: unknown child job %q\n", job)
+	return 2
+}
