@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test fuzz bench peers microbench lint fmt vet clean perf-http1 perf-loadgen
+.PHONY: all build test fuzz bench peers conform microbench lint fmt vet clean perf-http1 perf-loadgen
 
 all: build
 
@@ -57,6 +57,14 @@ peers: build
 	if [ $$rc -eq 130 ] || [ ! -f "$$dir/run.json" ]; then exit $$((rc ? rc : 1)); fi; \
 	$(BIN)/meshbench report $$dir || exit 1; \
 	echo; echo "report: $$dir/report/report.html"; exit $$rc
+
+# The conformance suite against the reference proxy and every installed
+# peer (docs/conformance.md); make test runs the same suite in
+# TestConformAll. CONFORM_ARGS passes flags: make conform CONFORM_ARGS='--profile grpc'
+CONFORMOUT ?= out/conform
+CONFORM_ARGS ?= --proxy all
+conform: build
+	$(BIN)/meshbench conform $(CONFORM_ARGS) --out $(CONFORMOUT)/$$(date -u +%Y%m%d-%H%M%S)
 
 # Go benchmarks of the proxy's forward path (allocations per request).
 microbench: build
