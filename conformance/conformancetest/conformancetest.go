@@ -13,8 +13,12 @@ import (
 	"github.com/meshbench/meshbench/peers"
 )
 
-// envMeshproxy holds the meshproxy binary Main built.
-const envMeshproxy = "MESHBENCH_TEST_MESHPROXY"
+// Main passes what it found to the tests in these variables: the
+// meshproxy binary it built and the h2spec binary ("" when none).
+const (
+	envMeshproxy = "MESHBENCH_TEST_MESHPROXY"
+	envH2Spec    = "MESHBENCH_TEST_H2SPEC"
+)
 
 // Main builds meshproxy from this checkout, runs the tests and removes
 // it. When the test binary is started as a conformance child
@@ -41,6 +45,7 @@ func Main(m *testing.M, child func() int) {
 			return 1
 		}
 		os.Setenv(envMeshproxy, bin)
+		os.Setenv(envH2Spec, conformance.FindTools(ctx, "").H2Spec)
 		return m.Run()
 	}())
 }
@@ -84,18 +89,21 @@ func Broken(t testing.TB, kind string) *conformance.Target {
 	return tg
 }
 
-// Tools finds the outside programs: prometheus on PATH, h2spec through
-// `go tool -n h2spec` (the version go.mod pins), and this test binary as
-// the conformance child. A missing one fails the test when
-// MESHBENCH_REQUIRE_TOOLS=1 (the Makefile's default) and only needed ones
-// matter: a check that needs a missing tool ends skipped.
+// Tools are the outside programs: prometheus on PATH, the h2spec Main
+// found (on PATH, else through `go tool -n h2spec`, the version go.mod
+// pins), and this test binary as the conformance child. A check that
+// needs a missing one ends skipped, which ExpectStatus turns into a
+// failure when MESHBENCH_REQUIRE_TOOLS=1 (the Makefile's default).
 func Tools(t testing.TB) conformance.Tools {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tools := conformance.FindTools(t.Context(), self)
+	tools := conformance.Tools{Self: self, H2Spec: os.Getenv(envH2Spec)}
+	if p, err := exec.LookPath("prometheus"); err == nil {
+		tools.Prometheus = p
+	}
 	return tools
 }
 
