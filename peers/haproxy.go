@@ -53,6 +53,7 @@ func (HAProxy) Capabilities() Capabilities {
 			"mtls":                  "cannot verify a SPIFFE URI SAN (verifyhost checks DNS names and the CN)",
 			"outlier":               "passive health (observe layer7) needs active health checks",
 			"retry-unavailable":     "cannot retry on a gRPC status",
+			CapHopByHop:             "removes only the close and keep-alive tokens of Connection: forwards the headers Connection names, Keep-Alive, Proxy-Connection and Upgrade, in both directions",
 		},
 		Metrics: "Prometheus exporter at /metrics on the admin address",
 	}

@@ -51,6 +51,7 @@ func (Nginx) Capabilities() Capabilities {
 			"mtls":                  "cannot verify a SPIFFE URI SAN, client or upstream",
 			"retry-unavailable":     "cannot retry on a gRPC status (grpc_next_upstream sees HTTP status only)",
 			"h2c-upstream-http":     "forwards HTTP/2 upstream only as gRPC (grpc_pass)",
+			CapHopByHop:             "removes a fixed set of hop-by-hop headers, not the ones the Connection header names, and forwards Proxy-Connection, in both directions",
 		},
 		Metrics: "none (stub_status is not Prometheus; served at /nginx_status on the admin address)",
 	}

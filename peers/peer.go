@@ -103,6 +103,16 @@ type File struct {
 	Data []byte
 }
 
+// Capabilities a peer may lack besides the balancer policies, by the
+// keys of Capabilities.Missing; conformance checks name them in their
+// Needs.
+const (
+	// CapHopByHop is the removal of hop-by-hop headers in both
+	// directions: those the Connection header names, Keep-Alive,
+	// Proxy-Connection, TE other than trailers, Upgrade (RFC 9110 §7.6.1).
+	CapHopByHop = "hop-by-hop"
+)
+
 // Capabilities is what a peer supports, by the neutral configuration's
 // names.
 type Capabilities struct {

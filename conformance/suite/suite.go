@@ -6,6 +6,7 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/checks/corehttp"
+	"github.com/meshbench/meshbench/conformance/checks/h2"
 )
 
 // Checks returns every check, in profile order.
@@ -13,6 +14,7 @@ func Checks() []conformance.Check {
 	var out []conformance.Check
 	for _, f := range []func() []conformance.Check{
 		corehttp.Checks,
+		h2.Checks,
 	} {
 		out = append(out, f()...)
 	}
