@@ -43,6 +43,9 @@ func servers(cl *config.Cluster) []server {
 func check(peer string, c *config.Config, spiffe bool) error {
 	for _, l := range c.Listeners {
 		if l.TLS != nil && !spiffe {
+			if !l.TLS.MTLS() {
+				return notApplicable(peer, "the adapter renders cleartext listeners only: TLS is translated for the mesh's mTLS, whose SPIFFE identities the peer cannot verify")
+			}
 			return notApplicable(peer, "cannot verify a client's SPIFFE identity (URI SAN) on a TLS listener, which the mesh's mTLS needs")
 		}
 		if l.Authz != nil && !spiffe {
