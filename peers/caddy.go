@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
@@ -83,7 +84,8 @@ func (cd Caddy) Render(c *config.Config, o Options) (*Instance, error) {
 		"admin":   obj{"disabled": true},
 		"logging": obj{"logs": obj{"default": obj{"level": "ERROR", "writer": obj{"output": "stderr"}}}},
 		"storage": obj{"module": "file_system", "root": filepath.Join(o.Dir, "data")},
-		"apps":    obj{"http": obj{"servers": g.servers}},
+		// The drain's bound, as the reference proxy's drain_timeout.
+		"apps": obj{"http": obj{"servers": g.servers, "grace_period": time.Duration(c.DrainTimeout).String()}},
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

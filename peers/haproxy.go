@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -75,6 +76,8 @@ func (h HAProxy) Render(c *config.Config, o Options) (*Instance, error) {
 	fmt.Fprintf(&b, "# HAProxy configuration of %s, rendered by meshbench from the neutral proxy config.\n", o.Name)
 	b.WriteString("global\n")
 	fmt.Fprintf(&b, "  nbthread %d\n", o.workers())
+	// The drain's bound, as the reference proxy's drain_timeout.
+	fmt.Fprintf(&b, "  hard-stop-after %s\n", millis(c.DrainTimeout))
 	fmt.Fprintf(&b, "  pidfile %s\n", filepath.Join(o.Dir, "haproxy.pid"))
 	b.WriteString("  # No log target: no access or event logs, like the other proxies.\n")
 	b.WriteString("\ndefaults\n  mode http\n  option http-keep-alive\n  # Share idle upstream connections between clients, like a mesh proxy's pool.\n  http-reuse always\n")
@@ -257,6 +260,7 @@ func (g *haproxyConf) backend(cl *config.Cluster, r *config.Route) (string, erro
 		// named by the pod it stands for, and dials the pod or its node.
 		fmt.Fprintf(w, "  http-send-name-header %s\n", cl.Via.Header)
 	}
+	ids := serverIDs(ss)
 	for i, s := range ss {
 		sname := "s" + strconv.Itoa(i)
 		if cl.Via != nil {
@@ -266,9 +270,29 @@ func (g *haproxyConf) backend(cl *config.Cluster, r *config.Route) (string, erro
 		if s.Weight > 0 {
 			weight = " weight " + strconv.Itoa(s.Weight)
 		}
-		fmt.Fprintf(w, "  server %s %s%s%s\n", sname, s.Dial, srvOpts, weight)
+		fmt.Fprintf(w, "  server %s %s id %d%s%s\n", sname, s.Dial, ids[i], srvOpts, weight)
 	}
 	return name, nil
+}
+
+// serverIDs gives each server an id derived from its endpoint's address,
+// unique within the backend. HAProxy's consistent hash places a server's
+// points on the ring by its id, which defaults to its position: removing
+// one endpoint would then renumber, and move the keys of, every endpoint
+// after it.
+func serverIDs(ss []server) []int {
+	ids := make([]int, len(ss))
+	used := map[int]bool{}
+	for i, s := range ss {
+		h := fnv.New32a()
+		h.Write([]byte(s.Endpoint))
+		id := 1 + int(h.Sum32()%(1<<30))
+		for used[id] {
+			id = 1 + id%(1<<30)
+		}
+		used[id], ids[i] = true, id
+	}
+	return ids
 }
 
 // haproxyRetry maps a retry policy onto retries and retry-on; without one,

@@ -111,6 +111,8 @@ func (n Nginx) Render(c *config.Config, o Options) (*Instance, error) {
 		fmt.Fprintf(b, "user %s;\n", o.User)
 	}
 	fmt.Fprintf(b, "worker_processes %d;\n", o.workers())
+	// The drain's bound, as the reference proxy's drain_timeout.
+	fmt.Fprintf(b, "worker_shutdown_timeout %s;\n", millis(c.DrainTimeout))
 	fmt.Fprintf(b, "pid %s;\nerror_log stderr warn;\n", filepath.Join(o.Dir, "nginx.pid"))
 	b.WriteString("events {\n  worker_connections 16384;\n}\n")
 	b.WriteString("http {\n  access_log off;\n  server_tokens off;\n")

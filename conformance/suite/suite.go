@@ -5,8 +5,10 @@ import (
 	"os"
 
 	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/conformance/checks/balancing"
 	"github.com/meshbench/meshbench/conformance/checks/corehttp"
 	"github.com/meshbench/meshbench/conformance/checks/h2"
+	"github.com/meshbench/meshbench/conformance/checks/lifecycle"
 )
 
 // Checks returns every check, in profile order.
@@ -14,6 +16,8 @@ func Checks() []conformance.Check {
 	var out []conformance.Check
 	for _, f := range []func() []conformance.Check{
 		corehttp.Checks,
+		balancing.Checks,
+		lifecycle.Checks,
 		h2.Checks,
 	} {
 		out = append(out, f()...)

@@ -1,0 +1,104 @@
+package balancing
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/conformance/conformancetest"
+	"github.com/meshbench/meshbench/peers"
+	"github.com/meshbench/meshbench/proxy/balancer"
+	"github.com/meshbench/meshbench/proxy/config"
+)
+
+func TestMain(m *testing.M) { conformancetest.Main(m, nil) }
+
+// policy is a sabotage that replaces the cluster's balancer with policy
+// p (no hash header: the reference refuses one on other policies).
+func policy(p string) *conformance.Sabotage {
+	return &conformance.Sabotage{Config: func(c *config.Config) { c.Clusters[0].Balancer = config.Balancer{Policy: p} }}
+}
+
+// failWith runs c on the reference proxy with s and requires a fail
+// whose reason holds want.
+func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
+	t.Helper()
+	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
+	if !strings.Contains(r.Reason, want) {
+		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
+	}
+}
+
+func TestRoundRobinEven(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/round-robin-even")
+	conformancetest.Pass(t, c)
+	// Every endpoint address made the first one's: all requests reach be-a.
+	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+		cl := &c.Clusters[0]
+		for i := range cl.Endpoints {
+			cl.Endpoints[i] = cl.Endpoints[0]
+		}
+		cl.Endpoints = cl.Endpoints[:1]
+	}}, "chi-square")
+}
+
+func TestLeastRequestBusy(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/least-request-busy")
+	conformancetest.Pass(t, c)
+	failWith(t, c, policy(balancer.PolicyRoundRobin), "the busy endpoint")
+}
+
+func TestLatencyAwareSlow(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/latency-aware-slow")
+	conformancetest.Pass(t, c)
+	failWith(t, c, policy(balancer.PolicyRoundRobin), "the slow endpoint")
+}
+
+func TestHashSticky(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/hash-sticky")
+	conformancetest.Pass(t, c)
+	failWith(t, c, policy(balancer.PolicyRandom), "did not stay on one endpoint")
+}
+
+func TestMaglevSticky(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/maglev-sticky")
+	conformancetest.Pass(t, c)
+	failWith(t, c, policy(balancer.PolicyRandom), "did not stay on one endpoint")
+}
+
+func TestHashKeysMoved(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/hash-keys-moved")
+	conformancetest.Pass(t, c)
+	failWith(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
+	failWith(t, c, policy(balancer.PolicyRoundRobin), "not consistent hashing")
+}
+
+func TestMaglevKeysMoved(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "balancing/maglev-keys-moved")
+	conformancetest.Pass(t, c)
+	failWith(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
+}
+
+// TestPeers runs every check against the installed peers and logs what
+// they do; a check that needs what a peer lacks must end unsupported.
+func TestPeers(t *testing.T) {
+	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
+		t.Run(a.Name(), func(t *testing.T) {
+			target := conformancetest.Peer(t, a)
+			for _, c := range Checks() {
+				r := conformancetest.Run(t, target, c, nil)
+				for _, need := range c.Needs {
+					if _, lacks := target.Lacks(need); lacks && r.Status != conformance.StatusUnsupported {
+						t.Errorf("%s on %s: %s, want unsupported (the peer lacks %s)", c.ID, a.Name(), r.Status, need)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := conformance.Validate(Checks()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,63 @@
+package lifecycle
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/conformance/conformancetest"
+	"github.com/meshbench/meshbench/peers"
+	"github.com/meshbench/meshbench/proxy/config"
+)
+
+func TestMain(m *testing.M) { conformancetest.Main(m, nil) }
+
+// failWith runs c on the reference proxy with s and requires a fail
+// whose reason holds want.
+func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
+	t.Helper()
+	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
+	if !strings.Contains(r.Reason, want) {
+		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
+	}
+}
+
+func TestGracefulDrain(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "lifecycle/graceful-drain")
+	conformancetest.Pass(t, c)
+	// A drain timeout shorter than the request in flight: the proxy
+	// closes it when the grace period ends.
+	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+		c.DrainTimeout = config.Duration(50 * time.Millisecond)
+	}}, "the request in flight during the drain failed")
+}
+
+func TestEndpointChange(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "lifecycle/endpoint-change")
+	conformancetest.Pass(t, c)
+	// The file is read again only after the check: A is stopped while
+	// still in the set.
+	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+		c.Clusters[0].EndpointsFile.PollInterval = config.Duration(10 * time.Second)
+	}}, "requests failed")
+}
+
+// TestPeers runs every check against the installed peers and logs what
+// they do.
+func TestPeers(t *testing.T) {
+	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
+		t.Run(a.Name(), func(t *testing.T) {
+			target := conformancetest.Peer(t, a)
+			for _, c := range Checks() {
+				conformancetest.Run(t, target, c, nil)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := conformance.Validate(Checks()); err != nil {
+		t.Fatal(err)
+	}
+}
