@@ -195,15 +195,16 @@ func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {
 	h := b.handlers[r.URL.Path]
 	b.mu.Unlock()
 
-	w.Header().Set(HeaderBackend, b.Name)
 	if isGRPC {
 		if b.opts.DropTrailers {
 			dropTrailers(w)
 			return
 		}
+		// The backend's name goes in the call's header metadata.
 		b.grpc.ServeHTTP(w, r)
 		return
 	}
+	w.Header().Set(HeaderBackend, b.Name)
 	if h != nil {
 		h(w, r)
 		return

@@ -7,8 +7,10 @@ import (
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/checks/balancing"
 	"github.com/meshbench/meshbench/conformance/checks/corehttp"
+	"github.com/meshbench/meshbench/conformance/checks/grpccheck"
 	"github.com/meshbench/meshbench/conformance/checks/h2"
 	"github.com/meshbench/meshbench/conformance/checks/lifecycle"
+	"github.com/meshbench/meshbench/conformance/checks/multiprotocol"
 )
 
 // Checks returns every check, in profile order.
@@ -16,6 +18,8 @@ func Checks() []conformance.Check {
 	var out []conformance.Check
 	for _, f := range []func() []conformance.Check{
 		corehttp.Checks,
+		grpccheck.Checks,
+		multiprotocol.Checks,
 		balancing.Checks,
 		lifecycle.Checks,
 		h2.Checks,
@@ -29,6 +33,9 @@ func Checks() []conformance.Check {
 // returns the process's exit code.
 func Child() int {
 	job := os.Getenv(conformance.ChildEnv)
+	if job == grpccheck.ChildJob {
+		return grpccheck.Child()
+	}
 	fmt.Fprintf(os.Stderr, "conformance: unknown child job %q\n", job)
 	return 2
 }

@@ -1,0 +1,107 @@
+package resilience
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/conformance/conformancetest"
+	"github.com/meshbench/meshbench/peers"
+	"github.com/meshbench/meshbench/proxy/config"
+)
+
+func TestMain(m *testing.M) { conformancetest.Main(m, nil) }
+
+// failWith runs c on the reference proxy with s and requires a fail
+// whose reason holds want.
+func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
+	t.Helper()
+	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
+	if !strings.Contains(r.Reason, want) {
+		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
+	}
+}
+
+// routes edits every route of the configuration.
+func routes(f func(*config.Route)) *conformance.Sabotage {
+	return &conformance.Sabotage{Config: func(c *config.Config) {
+		for i := range c.Listeners {
+			for j := range c.Listeners[i].Routes {
+				f(&c.Listeners[i].Routes[j])
+			}
+		}
+	}}
+}
+
+var noRetry = routes(func(r *config.Route) { r.Retry = nil })
+
+func TestRetry503(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/retry-503")
+	conformancetest.Pass(t, c)
+	failWith(t, c, noRetry, "were not answered 200")
+}
+
+func TestRetryReset(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/retry-reset")
+	conformancetest.Pass(t, c)
+	failWith(t, c, noRetry, "were not answered 200")
+}
+
+func TestRetryBudget(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/retry-budget")
+	conformancetest.Pass(t, c)
+	// A budget that never binds: ratio 1 and a floor past any load.
+	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+		c.Clusters[0].RetryBudget = config.RetryBudget{Ratio: 1, MinConcurrency: 1000}
+	}}, "more than the retry budget's")
+}
+
+func TestPerTryTimeout(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/per-try-timeout")
+	conformancetest.Pass(t, c)
+	failWith(t, c, routes(func(r *config.Route) {
+		if r.Retry != nil {
+			r.Retry.PerTryTimeout = 0
+		}
+	}), "the hung attempt was not cut off")
+}
+
+func TestOutlierEjection(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/outlier-ejection")
+	conformancetest.Pass(t, c)
+	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) { c.Clusters[0].OutlierDetection = nil }}, "received")
+}
+
+func TestStatusMapping(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/status-mapping")
+	conformancetest.Pass(t, c)
+	failWith(t, c, routes(func(r *config.Route) { r.Timeout = config.Duration(30e9) }), "no answer within")
+}
+
+func TestNoEndpoint503(t *testing.T) {
+	c := conformancetest.Find(t, Checks(), "resilience/no-endpoint-503")
+	conformancetest.Pass(t, c)
+	// The cluster given a live endpoint: requests are answered 200.
+	live := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer live.Close()
+	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+		c.Clusters[0].EndpointsFile = nil
+		c.Clusters[0].Endpoints = []string{strings.TrimPrefix(live.URL, "http://")}
+	}}, "answered 200, want 503")
+}
+
+// TestPeers runs every check against each installed peer and logs its
+// status; a peer's failure is its own behaviour (see the package's
+// report of them).
+func TestPeers(t *testing.T) {
+	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
+		t.Run(a.Name(), func(t *testing.T) {
+			tg := conformancetest.Peer(t, a)
+			for _, c := range Checks() {
+				conformancetest.Run(t, tg, c, nil)
+			}
+		})
+	}
+}
