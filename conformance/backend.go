@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -125,7 +126,9 @@ func (e *Env) StartBackend(o BackendOptions) (*Backend, error) {
 	} else {
 		protos.SetUnencryptedHTTP2(true)
 	}
-	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), Protocols: &protos, TLSConfig: o.TLS, ReadHeaderTimeout: 10 * time.Second}
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), Protocols: &protos, TLSConfig: o.TLS, ReadHeaderTimeout: 10 * time.Second,
+		// Refused handshakes are what the security checks provoke.
+		ErrorLog: log.New(io.Discard, "", 0)}
 	go func() {
 		if o.TLS != nil {
 			b.srv.ServeTLS(ln, "", "")

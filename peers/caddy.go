@@ -49,8 +49,9 @@ func (Caddy) Capabilities() Capabilities {
 		Missing: map[string]string{
 			balancer.PolicyPeakEWMA: "no latency-aware balancer",
 			balancer.PolicyMaglev:   "no Maglev hash",
-			"mtls":                  "cannot verify a SPIFFE URI SAN, client or upstream",
-			"retry":                 "retries connection failures for a duration, not a count, and not on a status",
+			CapMTLS:                 "cannot verify a SPIFFE URI SAN, client or upstream",
+			CapRetryBudget:          "no retry budget",
+			CapRetry:                "retries connection failures for a duration, not a count, and not on a status",
 		},
 		Metrics: "Prometheus at /metrics on the admin address (Caddy's metrics handler)",
 	}

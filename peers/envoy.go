@@ -358,7 +358,10 @@ func (g *envoyConf) cluster(cl *config.Cluster) (obj, error) {
 	if cl.Pool.MaxConnsPerEndpoint < 0 {
 		maxConns = 1 << 30
 	}
-	out["circuit_breakers"] = obj{"thresholds": []obj{{"max_connections": maxConns, "max_pending_requests": 1 << 30, "max_requests": 1 << 30, "max_retries": 1 << 30}}}
+	// The reference proxy's retry budget, which replaces the retry
+	// circuit breaker.
+	budget := obj{"budget_percent": obj{"value": cl.RetryBudget.Ratio * 100}, "min_retry_concurrency": cl.RetryBudget.MinConcurrency}
+	out["circuit_breakers"] = obj{"thresholds": []obj{{"max_connections": maxConns, "max_pending_requests": 1 << 30, "max_requests": 1 << 30, "retry_budget": budget}}}
 	if t := cl.TLS; t != nil {
 		if len(t.ServerIdentities) > 0 || len(t.Certs) > 0 || t.GatewaysOnly {
 			return nil, notApplicable(NameEnvoy, "the adapter does not translate per-address identities, per-source certificates or gateways_only (cluster %s)", cl.Name)

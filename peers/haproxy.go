@@ -51,9 +51,10 @@ func (HAProxy) Capabilities() Capabilities {
 		Missing: map[string]string{
 			balancer.PolicyPeakEWMA: "no latency-aware balancer",
 			balancer.PolicyMaglev:   "no Maglev hash",
-			"mtls":                  "cannot verify a SPIFFE URI SAN (verifyhost checks DNS names and the CN)",
-			"outlier":               "passive health (observe layer7) needs active health checks",
-			"retry-unavailable":     "cannot retry on a gRPC status",
+			CapMTLS:                 "cannot verify a SPIFFE URI SAN (verifyhost checks DNS names and the CN)",
+			CapOutlier:              "passive health (observe layer7) needs active health checks",
+			CapRetryUnavailable:     "cannot retry on a gRPC status",
+			CapRetryBudget:          "retries has no budget on concurrent retries",
 			CapHopByHop:             "removes only the close and keep-alive tokens of Connection: forwards the headers Connection names, Keep-Alive, Proxy-Connection and Upgrade, in both directions",
 		},
 		Metrics: "Prometheus exporter at /metrics on the admin address",

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
@@ -47,10 +48,12 @@ func (Nginx) Capabilities() Capabilities {
 		Missing: map[string]string{
 			balancer.PolicyPeakEWMA: "no latency-aware balancer (least_time is NGINX Plus only)",
 			balancer.PolicyMaglev:   "no Maglev hash",
-			"auto":                  "one cleartext port serves HTTP/1.1 or h2c, not both (nginx 1.22)",
-			"mtls":                  "cannot verify a SPIFFE URI SAN, client or upstream",
-			"retry-unavailable":     "cannot retry on a gRPC status (grpc_next_upstream sees HTTP status only)",
-			"h2c-upstream-http":     "forwards HTTP/2 upstream only as gRPC (grpc_pass)",
+			CapAuto:                 "one cleartext port serves HTTP/1.1 or h2c, not both (nginx 1.22)",
+			CapMTLS:                 "cannot verify a SPIFFE URI SAN, client or upstream",
+			CapRetryUnavailable:     "cannot retry on a gRPC status (grpc_next_upstream sees HTTP status only)",
+			CapH2CUpstreamHTTP:      "forwards HTTP/2 upstream only as gRPC (grpc_pass)",
+			CapRetryBudget:          "proxy_next_upstream retries without a budget",
+			CapOutlierStatus:        "max_fails counts a 5xx answer against a server only when proxy_next_upstream retries it; without a retry it counts connection failures and timeouts only",
 			CapHopByHop:             "removes a fixed set of hop-by-hop headers, not the ones the Connection header names, and forwards Proxy-Connection, in both directions",
 		},
 		Metrics: "none (stub_status is not Prometheus; served at /nginx_status on the admin address)",
@@ -284,6 +287,13 @@ func nginxRetry(rt *config.Retry) (string, int, error) {
 	return strings.Join(append(on, "non_idempotent"), " "), rt.Attempts, nil
 }
 
+// seconds is d in whole seconds, rounded up and at least 1: the unit of
+// nginx's fail_timeout, which takes no milliseconds.
+func seconds(d config.Duration) int64 {
+	s := (time.Duration(d) + time.Second - 1) / time.Second
+	return max(1, int64(s))
+}
+
 // upstream writes the upstream block of a cluster (once) and returns its
 // name, or, for an original_dst cluster, the variable that names the
 // allowed destination's upstream.
@@ -344,7 +354,7 @@ func (g *nginxConf) upstream(cl *config.Cluster, proto string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fails = fmt.Sprintf("max_fails=%d fail_timeout=%s", n, millis(od.BaseEjectionTime))
+		fails = fmt.Sprintf("max_fails=%d fail_timeout=%ds", n, seconds(od.BaseEjectionTime))
 		g.notes = AddNotes(g.notes, "outlier detection as max_fails/fail_timeout: failures within fail_timeout, not consecutive ones, and no growing ejection time")
 	}
 	for i, s := range servers(cl) {

@@ -107,6 +107,27 @@ type File struct {
 // keys of Capabilities.Missing; conformance checks name them in their
 // Needs.
 const (
+	// CapAuto is HTTP/1.1 and h2c served on one cleartext port.
+	CapAuto = "auto"
+	// CapMTLS is mTLS with SPIFFE identities (URI SANs), client and
+	// upstream, and authorization by identity.
+	CapMTLS = "mtls"
+	// CapRetry is retries counted in attempts, on connection failures,
+	// resets and 503.
+	CapRetry = "retry"
+	// CapRetryUnavailable is a retry on gRPC status UNAVAILABLE.
+	CapRetryUnavailable = "retry-unavailable"
+	// CapRetryBudget caps a cluster's concurrent retries at a share of its
+	// active requests (Envoy's retry_budget).
+	CapRetryBudget = "retry-budget"
+	// CapOutlier is passive health: an endpoint that fails is taken out
+	// for a while, then tried again.
+	CapOutlier = "outlier"
+	// CapOutlierStatus is passive health that counts 5xx answers without
+	// retrying them.
+	CapOutlierStatus = "outlier-status"
+	// CapH2CUpstreamHTTP is plain HTTP/2 (not gRPC) forwarded as h2c.
+	CapH2CUpstreamHTTP = "h2c-upstream-http"
 	// CapHopByHop is the removal of hop-by-hop headers in both
 	// directions: those the Connection header names, Keep-Alive,
 	// Proxy-Connection, TE other than trailers, Upgrade (RFC 9110 §7.6.1).

@@ -11,6 +11,8 @@ import (
 	"github.com/meshbench/meshbench/conformance/checks/h2"
 	"github.com/meshbench/meshbench/conformance/checks/lifecycle"
 	"github.com/meshbench/meshbench/conformance/checks/multiprotocol"
+	"github.com/meshbench/meshbench/conformance/checks/resilience"
+	"github.com/meshbench/meshbench/conformance/checks/security"
 )
 
 // Checks returns every check, in profile order.
@@ -21,6 +23,8 @@ func Checks() []conformance.Check {
 		grpccheck.Checks,
 		multiprotocol.Checks,
 		balancing.Checks,
+		resilience.Checks,
+		security.Checks,
 		lifecycle.Checks,
 		h2.Checks,
 	} {

@@ -10,20 +10,8 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
-)
-
-// CapRetryBudget is the capability of a retry budget: a cap on a
-// cluster's concurrent retries as a share of its active requests
-// (Envoy's retry_budget). It is named in the Needs of
-// resilience/retry-budget for the peers adapters' Capabilities.Missing.
-const CapRetryBudget = "retry-budget"
-
-// capRetry and capOutlier are the peers adapters' capability names of
-// counted retries and outlier detection.
-const (
-	capRetry   = "retry"
-	capOutlier = "outlier"
 )
 
 // Checks returns the profile's checks.
@@ -35,7 +23,7 @@ func Checks() []conformance.Check {
 			Asserts: fmt.Sprintf("With three endpoints balanced round robin, one of which answers every request 503, and a route that retries on 503 with 2 attempts, "+
 				"%d sequential requests are all answered 200, and the 503 endpoint saw at least one of them. "+
 				"A mesh hides an endpoint's transient overload from its callers by trying another endpoint.", retryRequests),
-			Needs: []string{capRetry},
+			Needs: []string{peers.CapRetry},
 			Run:   retry503,
 		},
 		{
@@ -44,7 +32,7 @@ func Checks() []conformance.Check {
 			Asserts: fmt.Sprintf("With three endpoints balanced round robin, one of which closes the connection without answering, and a route that retries on reset with 2 attempts, "+
 				"%d sequential requests are all answered 200, and the resetting endpoint saw at least one of them. "+
 				"Crashing or restarting workloads break connections; a mesh retries a request that got no response.", retryRequests),
-			Needs: []string{capRetry},
+			Needs: []string{peers.CapRetry},
 			Run:   retryReset,
 		},
 		{
@@ -58,17 +46,17 @@ func Checks() []conformance.Check {
 				"Envoy's budget: during an outage retries add at most a share of the load instead of multiplying it by the attempts.",
 				budgetDelay, budgetAttempts, budgetRatio, budgetMinConcurrency, budgetWorkers, budgetRun, budgetWorkers, 2*budgetWorkers,
 				budgetAttempts, budgetLimit()),
-			Needs: []string{capRetry, CapRetryBudget},
+			Needs: []string{peers.CapRetry, peers.CapRetryBudget},
 			Run:   retryBudget,
 		},
 		{
 			ID:    "resilience/per-try-timeout",
 			Title: "A hung attempt cut off by the per-try timeout and retried",
-			Asserts: fmt.Sprintf("With two endpoints balanced round robin, one answering after %v, and a route (timeout %v) that retries with 2 attempts and a per-try timeout of %v, "+
+			Asserts: fmt.Sprintf("With two endpoints balanced round robin, one answering after %v, and a route (timeout %v) that retries on reset (an expired per-try timeout counts as one) with 2 attempts and a per-try timeout of %v, "+
 				"%d sequential requests are all answered 200, at least one of them met the slow endpoint, and each one that did is answered within %d × the per-try timeout + the floor "+
 				"(the slowest of %d requests through the proxy to the fast endpoint alone, measured first: the machine's own delays). "+
 				"A per-try timeout keeps one hung endpoint from consuming a request's whole deadline.", perTrySlow, perTryRoute, perTryTimeout, perTryRequests, perTryFactor, perTryFloorRequests),
-			Needs: []string{capRetry},
+			Needs: []string{peers.CapRetry},
 			Run:   perTry,
 		},
 		{
@@ -77,13 +65,13 @@ func Checks() []conformance.Check {
 			Asserts: fmt.Sprintf("With three endpoints balanced round robin and outlier_detection (consecutive_5xx and consecutive_gateway_failure 3, base_ejection_time %v, max_ejection_percent 50), one endpoint answers 503. "+
 				"Once it has seen 3 requests, it receives none of the requests sent within %v of the third one's (at least %d of them); it is then healed and receives a request again within %v of the third one. "+
 				"Ejection stops sending traffic to an endpoint that fails every request; the return lets a recovered one carry load again without an operator.", ejectBase, ejectWindow, ejectMinRequests, ejectReturnBound),
-			Needs: []string{capOutlier},
+			Needs: []string{peers.CapOutlier, peers.CapOutlierStatus},
 			Run:   outlierEjection,
 		},
 		{
 			ID:    "resilience/status-mapping",
 			Title: "Upstream failures answered with gateway statuses",
-			Asserts: fmt.Sprintf("A request to a cluster whose endpoint refuses connections (a closed port) and one to a cluster whose endpoint closes the connection without an answer are each answered 502 or 503 (Envoy and the reference answer 503 for a refused connect, nginx and Caddy 502); "+
+			Asserts: fmt.Sprintf("A request to a cluster whose endpoint refuses connections (a closed port) and one to a cluster whose endpoint closes the connection without an answer are each answered 502 or 503 (the reference, like Envoy and HAProxy, answers 503 for a refused connect; nginx and Caddy answer 502); "+
 				"a request to a cluster whose endpoint answers after %v, on a route with a timeout of %v, is answered 504, no sooner than the route timeout; every answer arrives within the client's patience of %v. "+
 				"A caller tells from the status whether the proxy could not reach the service (retry elsewhere, fail over) or the service was too slow (the deadline is gone).", statusSlow, statusRouteTimeout, statusPatience),
 			Run: statusMapping,

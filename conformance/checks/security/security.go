@@ -9,12 +9,10 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/identity"
 )
-
-// capMTLS is the peers adapters' capability name of SPIFFE mTLS.
-const capMTLS = "mtls"
 
 // Checks returns the profile's checks.
 func Checks() []conformance.Check {
@@ -25,21 +23,21 @@ func Checks() []conformance.Check {
 			ID:      "security/mtls-rejects-no-cert",
 			Title:   "mTLS listener refuses a client without a certificate",
 			Asserts: valid + "Then a client presenting no certificate" + refused + "Without a client certificate there is no identity: a mesh listener that let such a client in would serve anyone who can reach its port.",
-			Needs:   []string{capMTLS},
+			Needs:   []string{peers.CapMTLS},
 			Run:     func(e *conformance.Env) error { return rejects(e, "no certificate", noCert) },
 		},
 		{
 			ID:      "security/mtls-rejects-other-ca",
 			Title:   "mTLS listener refuses a certificate of another CA",
 			Asserts: valid + "Then a client presenting a certificate with the same SPIFFE ID issued by another CA (its own root, same trust domain name)" + refused + "Only the trust bundle vouches for identities; anyone can make a CA that writes any SPIFFE ID.",
-			Needs:   []string{capMTLS},
+			Needs:   []string{peers.CapMTLS},
 			Run:     func(e *conformance.Env) error { return rejects(e, "a certificate of another CA", otherCA) },
 		},
 		{
 			ID:      "security/mtls-rejects-expired",
 			Title:   "mTLS listener refuses an expired certificate",
 			Asserts: valid + "Then a client presenting a certificate of the trust domain that expired an hour ago" + refused + "Short certificate lifetimes are how a mesh revokes a workload's identity; honouring an expired one undoes that.",
-			Needs:   []string{capMTLS},
+			Needs:   []string{peers.CapMTLS},
 			Run:     func(e *conformance.Env) error { return rejects(e, "an expired certificate", expired) },
 		},
 		{
@@ -48,7 +46,7 @@ func Checks() []conformance.Check {
 			Asserts: "The proxy as a client: two clusters with tls (ca_file the trust bundle, server_identity " + id("expected") + ", a client certificate) reach two TLS backends whose certificates chain to the bundle. " +
 				"A request to the one presenting " + id("expected") + " is answered 200; a request to the one presenting " + id("impostor") + " is answered 502 or 503 (or its connection fails), and that backend sees no request. " +
 				"In a mesh any workload holds a certificate of the trust domain; only the SPIFFE ID tells the service that was meant from another one answering at its address.",
-			Needs: []string{capMTLS},
+			Needs: []string{peers.CapMTLS},
 			Run:   wrongSAN,
 		},
 		{
@@ -56,7 +54,7 @@ func Checks() []conformance.Check {
 			Title: "Authorization admits callers by SPIFFE identity",
 			Asserts: "An mTLS listener whose authz allows only " + id("frontend") + ": a client presenting the frontend certificate is answered 200; a client presenting another service's certificate of the same trust domain (" + id("other") + ") is answered 403 and the backend sees no request. " +
 				"Authentication alone admits every workload of the mesh; authorization limits a service to its callers.",
-			Needs: []string{capMTLS},
+			Needs: []string{peers.CapMTLS},
 			Run:   authzPerService,
 		},
 		{
@@ -66,7 +64,7 @@ func Checks() []conformance.Check {
 				"requests from the listener with source_service frontend reach it as " + id("frontend") + " and those from the listener with source_service other as " + id("other") + "; " +
 				"through a cluster with mode destination (the destination service's certificate) they reach it as " + id("backend") + ". " +
 				"Which identity a proxy presents decides what the receiving side's authorization can tell apart: the caller (source) or only mesh membership (destination).",
-			Needs: []string{capMTLS},
+			Needs: []string{peers.CapMTLS},
 			Run:   sourceVsDestination,
 		},
 		{
@@ -77,7 +75,7 @@ func Checks() []conformance.Check {
 				"Asserted: no request fails, requests before the swap see the old certificate's serial, and new connections see the new serial within the run. "+
 				"Mesh certificates live hours; a proxy that needs a restart, or drops requests, to take a new one turns every rotation into an outage.",
 				rotReload, rotWorkers, rotRun, rotPace, rotPerConn, rotSwap),
-			Needs: []string{capMTLS},
+			Needs: []string{peers.CapMTLS},
 			Run:   rotation,
 		},
 	}
@@ -202,6 +200,7 @@ func rejects(e *conformance.Env, what string, bad badCert) error {
 	case be.Count() > 0:
 		return fmt.Errorf("a client presenting %s got %s, but its request reached the backend (%d requests)", what, r, be.Count())
 	}
+	e.Log().Info("client refused", "presenting", what, "got", r.String())
 	return nil
 }
 
@@ -254,6 +253,7 @@ func wrongSAN(e *conformance.Env) error {
 	case bes[1].Count() > 0:
 		return fmt.Errorf("a request to the upstream presenting %s instead of the expected %s reached it (%d requests; the client got %s)", id("impostor"), id("expected"), bes[1].Count(), r)
 	}
+	e.Log().Info("upstream refused", "presenting", id("impostor"), "got", r.String())
 	return nil
 }
 
