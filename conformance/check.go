@@ -54,9 +54,6 @@ type Check struct {
 	// "retry", ...): a target that lacks one ends the check unsupported
 	// with the adapter's reason, before anything starts.
 	Needs []string
-	// ConfigLevel marks a check whose configuration a config-only target
-	// (Envoy without a binary) can still be held to.
-	ConfigLevel bool
 	// Run runs the check. It returns nil for a pass, an error made by
 	// Unsupported or Skipped for those, and any other error for a fail.
 	Run func(e *Env) error

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
@@ -195,6 +194,3 @@ func (p *Proxy) LogTail(n int) string {
 	}
 	return string(b)
 }
-
-// hasTraffic reports whether traffic names proto.
-func hasTraffic(traffic []string, proto string) bool { return slices.Contains(traffic, proto) }

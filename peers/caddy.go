@@ -82,7 +82,8 @@ func (cd Caddy) Render(c *config.Config, o Options) (*Instance, error) {
 		}
 	}
 	doc := obj{
-		"admin":   obj{"disabled": true},
+		// No admin API, and no autosave of the config in the user's home.
+		"admin":   obj{"disabled": true, "config": obj{"persist": false}},
 		"logging": obj{"logs": obj{"default": obj{"level": "ERROR", "writer": obj{"output": "stderr"}}}},
 		"storage": obj{"module": "file_system", "root": filepath.Join(o.Dir, "data")},
 		// The drain's bound, as the reference proxy's drain_timeout.
@@ -159,10 +160,12 @@ func (g *caddyConf) listener(l *config.Listener) error {
 
 func (g *caddyConf) server(listen, protocols []string, routes []obj, lim config.Limits) obj {
 	return obj{
-		"listen":              listen,
-		"protocols":           protocols,
-		"routes":              routes,
-		"automatic_https":     obj{"disable": true},
+		"listen":          listen,
+		"protocols":       protocols,
+		"routes":          routes,
+		"automatic_https": obj{"disable": true},
+		// Request metrics, as every other proxy keeps them.
+		"metrics":             obj{},
 		"read_header_timeout": millis(lim.ReadHeaderTimeout),
 		"idle_timeout":        millis(lim.IdleTimeout),
 		"max_header_bytes":    lim.MaxHeaderBytes,

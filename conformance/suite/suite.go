@@ -11,6 +11,7 @@ import (
 	"github.com/meshbench/meshbench/conformance/checks/h2"
 	"github.com/meshbench/meshbench/conformance/checks/lifecycle"
 	"github.com/meshbench/meshbench/conformance/checks/multiprotocol"
+	"github.com/meshbench/meshbench/conformance/checks/observability"
 	"github.com/meshbench/meshbench/conformance/checks/resilience"
 	"github.com/meshbench/meshbench/conformance/checks/security"
 )
@@ -25,6 +26,7 @@ func Checks() []conformance.Check {
 		balancing.Checks,
 		resilience.Checks,
 		security.Checks,
+		observability.Checks,
 		lifecycle.Checks,
 		h2.Checks,
 	} {

@@ -117,8 +117,7 @@ func dialects() map[string]dialect {
 
 // caddyNoRoutes is why Caddy cannot answer a per-route question.
 const caddyNoRoutes = "Caddy 2.6.2's HTTP series (caddy_http_requests_total, caddy_http_request_duration_seconds_bucket) carry the labels server (the listener), " +
-	"handler (reverse_proxy for every route), code and method, never the route; and as the adapter configures it (no \"metrics\" object in a server) " +
-	"it exports none of them, only caddy_reverse_proxy_upstreams_healthy"
+	"handler (reverse_proxy for every route), code and method, never the route"
 
 // haproxyIdent is the name peers/haproxy.go makes of a route or cluster
 // name in HAProxy's configuration (peers' ident): every character but

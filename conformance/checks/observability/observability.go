@@ -13,9 +13,9 @@ import (
 // Traffic of the checks and their tolerances.
 const (
 	// rateFastRequests and rateErrorsRequests are what the two routes of
-	// route-request-rate get over trafficDuration (150/s and 75/s): the
-	// rates differ so that series of one route labelled with the other's
-	// name cannot pass.
+	// route-request-rate get over trafficDuration (about 171/s and 86/s):
+	// the rates differ so that series of one route labelled with the
+	// other's name cannot pass.
 	rateFastRequests   = 120
 	rateErrorsRequests = 60
 	// rateTolerance is the relative error allowed on a route's request
@@ -23,8 +23,8 @@ const (
 	// the range's extra millisecond (under 0.1 %).
 	rateTolerance = 0.02
 	// successRequests is what each route of route-success-rate gets;
-	// every successFailEvery-th request of the errors route is answered
-	// 503, so its success ratio is 75 %.
+	// every successFailEvery-th request of the errors route asks its
+	// backend for a 503, so its success ratio is 75 %.
 	successRequests  = 80
 	successFailEvery = 4
 	// successTolerance is the absolute error allowed on a success ratio
@@ -32,8 +32,8 @@ const (
 	successTolerance = 0.05
 	// p99Requests is what each route of route-p99 gets; p99Delay is how
 	// long the slow route's backend waits before it answers.
-	p99Requests = 150
-	p99Delay    = 30 * time.Millisecond
+	p99Requests = 100
+	p99Delay    = 100 * time.Millisecond
 	// endpointRequests is what the route of endpoint-series gets, round
 	// robin over endpointCount endpoints.
 	endpointRequests = 90
@@ -57,8 +57,8 @@ func Checks() []conformance.Check {
 		{
 			ID:    idRouteSuccessRate,
 			Title: "Per-route success ratio in Prometheus matches the responses",
-			Asserts: "Two routes get " + strconv.Itoa(successRequests) + " requests each over " + trafficDuration.String() + "; the backend of the second answers every " +
-				strconv.Itoa(successFailEvery) + "th request 503, so the client sees 100 % and 75 % non-5xx answers. " +
+			Asserts: "Two routes get " + strconv.Itoa(successRequests) + " requests each over " + trafficDuration.String() + "; every " +
+				strconv.Itoa(successFailEvery) + "th request of the second asks its backend for a 503, so the client sees 100 % and 75 % non-5xx answers. " +
 				"Prometheus, scraping the proxy every " + scrapeInterval.String() + ", is asked for each route's ratio of non-5xx responses to all responses over the traffic (increase() of the proxy's response series); " +
 				"each must be the client's ratio within " + strconv.Itoa(int(successTolerance*100)) + " percentage points. " +
 				"The success rate per route is what a mesh's alerts and progressive rollouts decide on. Not statistical: the ratios are exact counts.",
@@ -89,7 +89,7 @@ func Checks() []conformance.Check {
 
 // perSecond writes the rate of n requests over trafficDuration.
 func perSecond(n int) string {
-	return strconv.FormatFloat(float64(n)/trafficDuration.Seconds(), 'f', -1, 64) + "/s"
+	return strconv.FormatFloat(float64(n)/trafficDuration.Seconds(), 'f', 0, 64) + "/s"
 }
 
 // pct writes a fraction as a percentage.

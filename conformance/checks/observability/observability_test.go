@@ -67,7 +67,7 @@ func TestRouteP99(t *testing.T) {
 	t.Run("fail/route-names-swapped", func(t *testing.T) {
 		failFor(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus puts its p99")
 	})
-	// The slow backend waits 5 ms instead of the 30 ms the check expects.
+	// The slow backend waits 5 ms instead of the 100 ms the check expects.
 	t.Run("fail/delay-changed", func(t *testing.T) {
 		failFor(t, c, &conformance.Sabotage{Backend: func(o *conformance.BackendOptions) {
 			if o.Name == "slow" {

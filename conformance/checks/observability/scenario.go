@@ -18,10 +18,10 @@ const (
 	// are spread evenly over it. It starts just after a scrape and ends
 	// before the next, so that the second scrape after it comes 2 s
 	// after the one before it.
-	trafficDuration = 800 * time.Millisecond
+	trafficDuration = 700 * time.Millisecond
 	// workersPerRoute is how many requests of one route may be in flight
 	// at once.
-	workersPerRoute = 8
+	workersPerRoute = 16
 	// trafficTimeout bounds the traffic beyond trafficDuration (a slow
 	// proxy's requests fall behind their schedule).
 	trafficTimeout = 10 * time.Second
