@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/meshbench/meshbench/proxy/identity"
@@ -40,6 +42,12 @@ type BackendOptions struct {
 	DropTrailers bool
 	// Behaviour is how it answers at first; Backend.Set changes it.
 	Behaviour Behaviour
+	// NativeGRPC also serves the TestService on a port of its own
+	// (Backend.GRPCAddr) with grpc-go's own HTTP/2 transport, as gRPC
+	// servers are deployed; Addr serves it through net/http's HTTP/2
+	// server, beside HTTP/1.1 and h2c. With DropTrailers, GRPCAddr
+	// serves the broken answers too.
+	NativeGRPC bool
 }
 
 // Behaviour is how a backend answers the requests no handler of its own
@@ -78,6 +86,8 @@ type Request struct {
 type Backend struct {
 	// Name is the backend's name; Addr its host:port.
 	Name, Addr string
+	// GRPCAddr is the native gRPC port's host:port (NativeGRPC only).
+	GRPCAddr string
 
 	opts     BackendOptions
 	beh      atomic.Pointer[Behaviour]
@@ -86,6 +96,8 @@ type Backend struct {
 	handlers map[string]http.HandlerFunc
 	srv      *http.Server
 	grpc     *grpc.Server
+	native   *grpc.Server
+	h2srv    *http.Server
 	closed   atomic.Bool
 }
 
@@ -137,7 +149,83 @@ func (e *Env) StartBackend(o BackendOptions) (*Backend, error) {
 		}
 	}()
 	e.Cleanup(b.Close)
+	if o.NativeGRPC {
+		if err := b.serveNative(); err != nil {
+			return nil, fmt.Errorf("backend %s: %w", o.Name, err)
+		}
+	}
 	return b, nil
+}
+
+// serveNative starts the native gRPC port: grpc-go's transport, calls
+// recorded by interceptors; or, with DropTrailers, the broken answers
+// over net/http's h2c.
+func (b *Backend) serveNative() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	b.GRPCAddr = ln.Addr().String()
+	if b.opts.DropTrailers {
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		b.h2srv = &http.Server{Handler: http.HandlerFunc(b.serve), Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
+		go b.h2srv.Serve(ln)
+		return nil
+	}
+	b.native = grpc.NewServer(
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			b.recordCall(ctx, info.FullMethod)
+			if err := b.grpcBehave(ctx); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			b.recordCall(ss.Context(), info.FullMethod)
+			if err := b.grpcBehave(ss.Context()); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+			method, _ := grpc.MethodFromServerStream(ss)
+			b.recordCall(ss.Context(), method)
+			return status.Errorf(codes.Unimplemented, "unknown method %s", method)
+		}),
+	)
+	testgrpc.RegisterTestServiceServer(b.native, interop.NewTestServer())
+	go b.native.Serve(ln)
+	return nil
+}
+
+// recordCall records a call on the native gRPC port as the HTTP handler
+// records one: its metadata as headers (binary values in base64, as on
+// the wire) and the deadline it arrived with as its timeout.
+func (b *Backend) recordCall(ctx context.Context, method string) {
+	seen := Request{Time: time.Now(), Proto: "HTTP/2.0", Method: http.MethodPost, Path: method, Header: http.Header{}, GRPC: true}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for k, vs := range md {
+		for _, v := range vs {
+			if strings.HasSuffix(k, "-bin") {
+				v = base64.RawStdEncoding.EncodeToString([]byte(v))
+			}
+			if k == ":authority" {
+				seen.Host = v
+				continue
+			}
+			seen.Header.Add(k, v)
+		}
+	}
+	if d, ok := ctx.Deadline(); ok {
+		seen.Timeout = time.Until(d)
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		seen.RemoteAddr = p.Addr.String()
+	}
+	b.mu.Lock()
+	b.reqs = append(b.reqs, seen)
+	b.mu.Unlock()
 }
 
 // Handle serves path (exactly) with h instead of the Behaviour; the
@@ -179,6 +267,12 @@ func (b *Backend) Close() {
 	}
 	b.srv.Close()
 	b.grpc.Stop()
+	if b.native != nil {
+		b.native.Stop()
+	}
+	if b.h2srv != nil {
+		b.h2srv.Close()
+	}
 }
 
 func (b *Backend) serve(w http.ResponseWriter, r *http.Request) {

@@ -106,7 +106,7 @@ func sidecar(listen string, endpoints ...string) *config.Config {
 // setup starts a backend and the proxy in front of it and returns the
 // backend, the proxy's listen address and a client connected to it.
 func setup(e *conformance.Env) (*conformance.Backend, string, *grpc.ClientConn, error) {
-	be, err := e.StartBackend(conformance.BackendOptions{Name: "grpc-be"})
+	be, err := e.StartBackend(conformance.BackendOptions{Name: "grpc-be", NativeGRPC: true})
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -114,7 +114,7 @@ func setup(e *conformance.Env) (*conformance.Backend, string, *grpc.ClientConn, 
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if _, err := e.StartProxy(sidecar(listen, be.Addr), peers.TrafficGRPC); err != nil {
+	if _, err := e.StartProxy(sidecar(listen, be.GRPCAddr), peers.TrafficGRPC); err != nil {
 		return nil, "", nil, err
 	}
 	conn, err := Dial(listen, Authority)
