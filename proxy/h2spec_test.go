@@ -11,19 +11,17 @@ package proxy_test
 
 import (
 	"context"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/meshbench/meshbench/conformance/checks/h2"
 )
 
 const (
@@ -88,24 +86,24 @@ clusters:
 			port := srv.Addr(run.listener).(*net.TCPAddr).Port
 			r := h2specRun(t, bin, port, run.args)
 			t.Logf("h2spec %s: %d tests, %d passed, %d skipped, %d failed (%v)",
-				run.listener, r.total, r.passed, r.skipped, r.failed, r.elapsed.Round(time.Millisecond))
-			for _, name := range r.failures {
+				run.listener, r.Total, r.Passed, r.Skipped, r.Failed, r.Elapsed.Round(time.Millisecond))
+			for _, name := range r.Failures {
 				if slices.Contains(h2specKnownFailures[name], run.listener) {
 					t.Logf("failed (known, see docs/conformance.md): %s", name)
 				} else {
 					t.Errorf("failed (new failure): %s", name)
 				}
 			}
-			if r.total != h2specTotal {
-				t.Errorf("h2spec ran %d cases, want %d (a different h2spec, or runs that broke off)", r.total, h2specTotal)
+			if r.Total != h2specTotal {
+				t.Errorf("h2spec ran %d cases, want %d (a different h2spec, or runs that broke off)", r.Total, h2specTotal)
 			}
-			if r.passed < run.minPassed {
-				t.Errorf("h2spec passed %d cases, want at least %d", r.passed, run.minPassed)
-			} else if r.passed > run.minPassed {
-				t.Logf("h2spec passed %d cases, more than the pinned %d: raise the constant", r.passed, run.minPassed)
+			if r.Passed < run.minPassed {
+				t.Errorf("h2spec passed %d cases, want at least %d", r.Passed, run.minPassed)
+			} else if r.Passed > run.minPassed {
+				t.Logf("h2spec passed %d cases, more than the pinned %d: raise the constant", r.Passed, run.minPassed)
 			}
 			if t.Failed() {
-				t.Logf("h2spec output:\n%s", r.output)
+				t.Logf("h2spec output:\n%s", r.Output)
 			}
 		})
 	}
@@ -133,88 +131,16 @@ var h2specKnownFailures = map[string][]string{
 	`http2/8.1.2.2 Sends a HEADERS frame that contains the TE header field with any value other than "trailers"`: {"h2c", "tls"},
 }
 
-// h2specResult is one h2spec run.
-type h2specResult struct {
-	total, passed, skipped, failed int
-	failures                       []string // "<section> <description>" of failed cases
-	output                         string
-	elapsed                        time.Duration
-}
-
-// h2specSummary is h2spec's closing line.
-var h2specSummary = regexp.MustCompile(`(?m)^(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed$`)
-
-// h2specRun runs h2spec against 127.0.0.1:port with extra args and reads
-// its JUnit report, cross-checked against the summary line.
-func h2specRun(t *testing.T, bin string, port int, args []string) h2specResult {
+// h2specRun runs h2spec against 127.0.0.1:port with extra args, through
+// the conformance suite's runner (its JUnit report cross-checked against
+// its summary line).
+func h2specRun(t *testing.T, bin string, port int, args []string) h2.Result {
 	t.Helper()
-	report := filepath.Join(t.TempDir(), "report.xml")
 	ctx, cancel := context.WithTimeout(context.Background(), h2specRunTimeout)
 	defer cancel()
-	all := append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-o", strconv.Itoa(h2specCaseTimeout), "-j", report}, args...)
-	cmd := exec.CommandContext(ctx, bin, all...)
-	out := &interopBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	err := cmd.Run()
-	res := h2specResult{output: out.String(), elapsed: time.Since(start)}
-	if ctx.Err() != nil {
-		t.Fatalf("h2spec %v: killed after %v\n%s", all, h2specRunTimeout, res.output)
-	}
-	// h2spec exits 1 when a case failed; anything else, or no summary, is
-	// a broken run.
-	m := h2specSummary.FindStringSubmatch(res.output)
-	if m == nil {
-		t.Fatalf("h2spec %v: %v, and no summary line:\n%s", all, err, res.output)
-	}
-	var sum [4]int
-	for i := range sum {
-		sum[i], _ = strconv.Atoi(m[i+1])
-	}
+	res, err := h2.Run(ctx, bin, "127.0.0.1:"+strconv.Itoa(port), h2specCaseTimeout, filepath.Join(t.TempDir(), "report.xml"), args...)
 	if err != nil {
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || sum[3] == 0 {
-			t.Fatalf("h2spec %v: %v\n%s", all, err, res.output)
-		}
-	}
-
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatalf("h2spec wrote no JUnit report: %v\n%s", err, res.output)
-	}
-	var doc struct {
-		Suites []struct {
-			Cases []struct {
-				Package   string    `xml:"package,attr"`
-				ClassName string    `xml:"classname,attr"`
-				Failure   *struct{} `xml:"failure"`
-				Error     *struct{} `xml:"error"`
-				Skipped   *struct{} `xml:"skipped"`
-			} `xml:"testcase"`
-		} `xml:"testsuite"`
-	}
-	if err := xml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("h2spec JUnit report: %v", err)
-	}
-	for _, s := range doc.Suites {
-		for _, c := range s.Cases {
-			res.total++
-			switch {
-			// h2spec v2.2.1 files every failed case as <error>: its
-			// type switch on spec.TestError never matches the pointer.
-			case c.Failure != nil || c.Error != nil:
-				res.failed++
-				res.failures = append(res.failures, c.Package+" "+c.ClassName)
-			case c.Skipped != nil:
-				res.skipped++
-			default:
-				res.passed++
-			}
-		}
-	}
-	if got := [4]int{res.total, res.passed, res.skipped, res.failed}; got != sum {
-		t.Errorf("h2spec JUnit report counts %v (total, passed, skipped, failed) but its summary says %v", got, sum)
+		t.Fatal(err)
 	}
 	return res
 }

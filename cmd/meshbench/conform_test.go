@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,9 +63,10 @@ func TestConformAll(t *testing.T) {
 	cmd, stdout, stderr := startMeshbench(t, bin, nil, "conform", "--proxy", strings.Join(proxies, ","), "--out", out)
 	code := wait(t, cmd, 25*time.Minute)
 	t.Logf("stdout:\n%s", stdout.String())
-	if code != 0 {
-		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr.String())
+	if code != 0 && code != 1 {
+		t.Fatalf("exit %d, want 0 (or 1 for a known intermittent failure of a peer); stderr:\n%s", code, stderr.String())
 	}
+	want := readMatrix(t)
 	b, err := os.ReadFile(filepath.Join(out, "conformance.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +85,8 @@ func TestConformAll(t *testing.T) {
 		}
 		for _, r := range p.Results {
 			switch {
+			case r.Status == conformance.StatusFail && p.Name != "reference" && slices.Contains(want[p.Name][r.ID], "fail"):
+				t.Logf("%s on %s: a known intermittent failure (testdata/conform-matrix.txt): %s", r.ID, p.Name, r.Reason)
 			case r.Status == conformance.StatusFail:
 				t.Errorf("%s on %s: fail: %s", r.ID, p.Name, r.Reason)
 			case p.Name == "reference" && r.Status != conformance.StatusPass && !(r.Status == conformance.StatusSkipped && !requireTools):
@@ -130,6 +134,74 @@ func TestConformAll(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "pass/fail/n-a/skip") {
 		t.Errorf("no matrix on stdout")
+	}
+	if code == 1 && !rep.Failed() {
+		t.Errorf("exit 1 without a failed check")
+	}
+	checkMatrix(t, &rep, want)
+}
+
+// readMatrix reads the expected matrix (testdata/conform-matrix.txt, the
+// one docs/conformance.md shows): per proxy and check the statuses
+// allowed, "pass|fail" where a peer is known to fail a check now and then.
+func readMatrix(t *testing.T) map[string]map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/conform-matrix.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	want := map[string]map[string][]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(l, "#"):
+		case f[0] == "check":
+			cols = f[1:]
+		default:
+			for i, s := range f[1:] {
+				if want[cols[i]] == nil {
+					want[cols[i]] = map[string][]string{}
+				}
+				want[cols[i]][f[0]] = strings.Split(s, "|")
+			}
+		}
+	}
+	return want
+}
+
+// checkMatrix compares each proxy's statuses with the expected matrix: a
+// check that turns n/a, or a peer's n/a that turns into a pass, is a
+// change to look at and to write down. Envoy's column holds where no
+// envoy binary is installed.
+func checkMatrix(t *testing.T, rep *conformance.Report, want map[string]map[string][]string) {
+	t.Helper()
+	var got strings.Builder
+	got.WriteString("check")
+	for _, p := range rep.Proxies {
+		got.WriteString(" " + p.Name)
+	}
+	for _, c := range rep.Checks {
+		got.WriteString("\n" + c.ID)
+		for _, p := range rep.Proxies {
+			r, _ := p.Result(c.ID)
+			got.WriteString(" " + string(r.Status))
+		}
+	}
+	differ := false
+	for _, p := range rep.Proxies {
+		if p.Name == "envoy" && !p.ConfigOnly {
+			continue
+		}
+		for _, r := range p.Results {
+			if w := want[p.Name][r.ID]; !slices.Contains(w, string(r.Status)) {
+				differ = true
+				t.Errorf("%s on %s: %s, the expected matrix says %s (%s)", r.ID, p.Name, r.Status, strings.Join(w, " or "), r.Reason)
+			}
+		}
+	}
+	if differ {
+		t.Logf("this run's matrix, for testdata/conform-matrix.txt once the change is understood:\n%s", got.String())
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
 )
@@ -77,24 +76,6 @@ func TestMaglevKeysMoved(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/maglev-keys-moved")
 	conformancetest.Pass(t, c)
 	failWith(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
-}
-
-// TestPeers runs every check against the installed peers and logs what
-// they do; a check that needs what a peer lacks must end unsupported.
-func TestPeers(t *testing.T) {
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			target := conformancetest.Peer(t, a)
-			for _, c := range Checks() {
-				r := conformancetest.Run(t, target, c, nil)
-				for _, need := range c.Needs {
-					if _, lacks := target.Lacks(need); lacks && r.Status != conformance.StatusUnsupported {
-						t.Errorf("%s on %s: %s, want unsupported (the peer lacks %s)", c.ID, a.Name(), r.Status, need)
-					}
-				}
-			}
-		})
-	}
 }
 
 func TestValidate(t *testing.T) {

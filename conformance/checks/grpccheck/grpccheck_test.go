@@ -7,7 +7,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -83,22 +82,6 @@ func TestChecks(t *testing.T) {
 					t.Errorf("%s failed on %s for another reason: %q, want it to say %q", c.ID, target.Name, r.Reason, reason)
 				}
 			})
-		})
-	}
-}
-
-func TestPeers(t *testing.T) {
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			target := conformancetest.Peer(t, a)
-			for _, c := range Checks() {
-				t.Run(strings.TrimPrefix(c.ID, "grpc/"), func(t *testing.T) {
-					r := conformancetest.Run(t, target, c, nil)
-					if r.Status == conformance.StatusSkipped {
-						t.Errorf("%s skipped on %s: %s", c.ID, target.Name, r.Reason)
-					}
-				})
-			}
 		})
 	}
 }

@@ -84,69 +84,73 @@ func h2spec(e *conformance.Env) error {
 	if err != nil {
 		return err
 	}
-	r, err := run(e.Context(), bin, listen, filepath.Join(dir, "h2spec.xml"))
+	ctx, cancel := context.WithTimeout(e.Context(), runTimeout)
+	defer cancel()
+	r, err := Run(ctx, bin, listen, caseTimeout, filepath.Join(dir, "h2spec.xml"))
 	if err != nil {
 		return err
 	}
-	e.Figure("tests", float64(r.total), "")
-	e.Figure("passed", float64(r.passed), "")
-	e.Figure("failed", float64(r.failed), "")
-	e.Figure("skipped", float64(r.skipped), "")
-	e.Figure("duration", r.elapsed.Seconds(), "s")
-	for _, f := range r.failures {
+	e.Figure("tests", float64(r.Total), "")
+	e.Figure("passed", float64(r.Passed), "")
+	e.Figure("failed", float64(r.Failed), "")
+	e.Figure("skipped", float64(r.Skipped), "")
+	e.Figure("duration", r.Elapsed.Seconds(), "s")
+	for _, f := range r.Failures {
 		e.Log().Info("h2spec case failed", "case", f)
 	}
-	if r.total == 0 {
-		return fmt.Errorf("h2spec ran no case:\n%s", tail(r.output, 20))
+	if r.Total == 0 {
+		return fmt.Errorf("h2spec ran no case:\n%s", tail(r.Output, 20))
 	}
-	ratio := float64(r.passed) / float64(r.total)
+	ratio := float64(r.Passed) / float64(r.Total)
 	if ratio < MinPassRatio {
-		shown := r.failures[:min(len(r.failures), shownFailures)]
+		shown := r.Failures[:min(len(r.Failures), shownFailures)]
 		more := ""
-		if n := len(r.failures) - len(shown); n > 0 {
+		if n := len(r.Failures) - len(shown); n > 0 {
 			more = fmt.Sprintf("; and %d more", n)
 		}
 		return fmt.Errorf("h2spec passed %d of %d cases (%.1f%%), want at least %.0f%% (%d failed, %d skipped); failed: %s%s",
-			r.passed, r.total, ratio*100, MinPassRatio*100, r.failed, r.skipped, strings.Join(shown, "; "), more)
+			r.Passed, r.Total, ratio*100, MinPassRatio*100, r.Failed, r.Skipped, strings.Join(shown, "; "), more)
 	}
 	return nil
 }
 
-// result is one h2spec run.
-type result struct {
-	total, passed, skipped, failed int
-	// failures are the failed cases as "<section> <description>".
-	failures []string
-	output   string
-	elapsed  time.Duration
+// Result is one h2spec run.
+type Result struct {
+	Total, Passed, Skipped, Failed int
+	// Failures are the failed cases as "<section> <description>".
+	Failures []string
+	// Output is what h2spec printed.
+	Output  string
+	Elapsed time.Duration
 }
 
 // summaryRE is h2spec's closing line.
 var summaryRE = regexp.MustCompile(`(?m)^(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed$`)
 
-// run runs h2spec against addr in plaintext prior-knowledge mode and
-// reads its JUnit report, cross-checked against its summary line.
-func run(ctx context.Context, bin, addr, report string) (result, error) {
+// Run runs h2spec (the binary bin) against addr, in plaintext
+// prior-knowledge mode unless extra says otherwise (-t -k: TLS), each
+// case waiting at most caseTimeout seconds, and reads its JUnit report
+// (written to report), cross-checked against its summary line. ctx
+// bounds the whole run.
+func Run(ctx context.Context, bin, addr string, caseTimeout int, report string, extra ...string) (Result, error) {
 	host, port, ok := strings.Cut(addr, ":")
 	if !ok {
-		return result{}, fmt.Errorf("h2spec: address %q has no port", addr)
+		return Result{}, fmt.Errorf("h2spec: address %q has no port", addr)
 	}
-	ctx, cancel := context.WithTimeout(ctx, runTimeout)
-	defer cancel()
-	args := []string{"-h", host, "-p", port, "-o", strconv.Itoa(caseTimeout), "-j", report}
+	args := append([]string{"-h", host, "-p", port, "-o", strconv.Itoa(caseTimeout), "-j", report}, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out := &buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()
-	res := result{output: out.String(), elapsed: time.Since(start)}
+	res := Result{Output: out.String(), Elapsed: time.Since(start)}
 	if ctx.Err() != nil {
-		return res, fmt.Errorf("h2spec %s: stopped after %v (%v); its output ends:\n%s", strings.Join(args, " "), time.Since(start).Round(time.Second), ctx.Err(), tail(res.output, 20))
+		return res, fmt.Errorf("h2spec %s: stopped after %v (%v); its output ends:\n%s", strings.Join(args, " "), time.Since(start).Round(time.Second), ctx.Err(), tail(res.Output, 20))
 	}
-	m := summaryRE.FindStringSubmatch(res.output)
+	m := summaryRE.FindStringSubmatch(res.Output)
 	if m == nil {
-		return res, fmt.Errorf("h2spec %s: %v, and no summary line; its output ends:\n%s", strings.Join(args, " "), err, tail(res.output, 20))
+		return res, fmt.Errorf("h2spec %s: %v, and no summary line; its output ends:\n%s", strings.Join(args, " "), err, tail(res.Output, 20))
 	}
 	var sum [4]int
 	for i := range sum {
@@ -156,7 +160,7 @@ func run(ctx context.Context, bin, addr, report string) (result, error) {
 	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || sum[3] == 0 {
-			return res, fmt.Errorf("h2spec %s: %w; its output ends:\n%s", strings.Join(args, " "), err, tail(res.output, 20))
+			return res, fmt.Errorf("h2spec %s: %w; its output ends:\n%s", strings.Join(args, " "), err, tail(res.Output, 20))
 		}
 	}
 	b, err := os.ReadFile(report)
@@ -179,20 +183,20 @@ func run(ctx context.Context, bin, addr, report string) (result, error) {
 	}
 	for _, s := range doc.Suites {
 		for _, c := range s.Cases {
-			res.total++
+			res.Total++
 			switch {
 			// h2spec v2.2.1 files every failed case as <error>.
 			case c.Failure != nil || c.Error != nil:
-				res.failed++
-				res.failures = append(res.failures, c.Package+" "+c.ClassName)
+				res.Failed++
+				res.Failures = append(res.Failures, c.Package+" "+c.ClassName)
 			case c.Skipped != nil:
-				res.skipped++
+				res.Skipped++
 			default:
-				res.passed++
+				res.Passed++
 			}
 		}
 	}
-	if got := [4]int{res.total, res.passed, res.skipped, res.failed}; got != sum {
+	if got := [4]int{res.Total, res.Passed, res.Skipped, res.Failed}; got != sum {
 		return res, fmt.Errorf("h2spec's JUnit report counts %v (tests, passed, skipped, failed) but its summary says %v", got, sum)
 	}
 	return res, nil

@@ -7,7 +7,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -33,18 +32,6 @@ func TestH2Spec(t *testing.T) {
 			t.Errorf("failed for another reason than h2spec's count: %s", r.Reason)
 		}
 	})
-}
-
-func TestPeers(t *testing.T) {
-	c := conformancetest.Find(t, Checks(), "h2/h2spec")
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			r := runLogged(t, conformancetest.Peer(t, a), c)
-			if r.Status == conformance.StatusSkipped {
-				t.Errorf("skipped on %s: %s", a.Name(), r.Reason)
-			}
-		})
-	}
 }
 
 // runLogged runs c against target like conformancetest.Run, with the

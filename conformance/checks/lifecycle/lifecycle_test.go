@@ -7,7 +7,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -41,19 +40,6 @@ func TestEndpointChange(t *testing.T) {
 	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		c.Clusters[0].EndpointsFile.PollInterval = config.Duration(10 * time.Second)
 	}}, "requests failed")
-}
-
-// TestPeers runs every check against the installed peers and logs what
-// they do.
-func TestPeers(t *testing.T) {
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			target := conformancetest.Peer(t, a)
-			for _, c := range Checks() {
-				conformancetest.Run(t, target, c, nil)
-			}
-		})
-	}
 }
 
 func TestValidate(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -100,19 +99,5 @@ func TestBroken(t *testing.T) {
 	tg := conformancetest.Broken(t, conformance.BrokenRelay)
 	for _, c := range Checks() {
 		conformancetest.ExpectStatus(t, tg, c, nil, conformance.StatusUnsupported)
-	}
-}
-
-// TestPeers runs every check against the installed peers and logs how
-// each ended.
-func TestPeers(t *testing.T) {
-	t.Parallel()
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			tg := conformancetest.Peer(t, a)
-			for _, c := range Checks() {
-				conformancetest.Run(t, tg, c, nil)
-			}
-		})
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -90,18 +89,4 @@ func TestNoEndpoint503(t *testing.T) {
 		c.Clusters[0].EndpointsFile = nil
 		c.Clusters[0].Endpoints = []string{strings.TrimPrefix(live.URL, "http://")}
 	}}, "answered 200, want 503")
-}
-
-// TestPeers runs every check against each installed peer and logs its
-// status; a peer's failure is its own behaviour (see the package's
-// report of them).
-func TestPeers(t *testing.T) {
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			tg := conformancetest.Peer(t, a)
-			for _, c := range Checks() {
-				conformancetest.Run(t, tg, c, nil)
-			}
-		})
-	}
 }

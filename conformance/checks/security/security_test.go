@@ -6,7 +6,6 @@ import (
 
 	"github.com/meshbench/meshbench/conformance"
 	"github.com/meshbench/meshbench/conformance/conformancetest"
-	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -95,17 +94,4 @@ func TestRotationUnderLoad(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "security/rotation-under-load")
 	conformancetest.Pass(t, c)
 	failWith(t, c, listenerTLS(func(t *config.TLS) { t.ReloadInterval = config.Duration(3600e9) }), "no connection saw the new certificate")
-}
-
-// TestPeers runs every check against each installed peer and logs its
-// status: the adapters render no SPIFFE mTLS, so each ends unsupported.
-func TestPeers(t *testing.T) {
-	for _, a := range []peers.Adapter{peers.Nginx{}, peers.HAProxy{}, peers.Caddy{}} {
-		t.Run(a.Name(), func(t *testing.T) {
-			tg := conformancetest.Peer(t, a)
-			for _, c := range Checks() {
-				conformancetest.ExpectStatus(t, tg, c, nil, conformance.StatusUnsupported)
-			}
-		})
-	}
 }
