@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -104,5 +105,29 @@ func TestRunOne(t *testing.T) {
 	}}, o, nil)
 	if !cleaned {
 		t.Error("cleanup did not run")
+	}
+}
+
+// TestRunInterrupted cancels a run in its second check: the first
+// check's result is kept, the interrupted one has none, and the report
+// says it is incomplete.
+func TestRunInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	checks := []Check{
+		{ID: "core-http/a", Title: "a", Asserts: "a", Run: nop},
+		{ID: "core-http/b", Title: "b", Asserts: "b", Run: func(e *Env) error {
+			cancel()
+			<-e.Context().Done()
+			return e.Context().Err()
+		}},
+		{ID: "core-http/c", Title: "c", Asserts: "c", Run: nop},
+	}
+	rep, err := Run(ctx, Options{Checks: checks, Targets: []*Target{{Name: "reference"}}, Dir: t.TempDir()})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	if len(rep.Proxies) != 1 || len(rep.Proxies[0].Results) != 1 || rep.Proxies[0].Results[0].ID != "core-http/a" || !rep.Incomplete || rep.Failed() {
+		t.Errorf("report after the interrupt: %+v", rep)
 	}
 }

@@ -64,6 +64,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				o.Progress(Progress{Target: t.Name, Check: c.ID, Done: done, Total: total})
 			}
 			r := RunOne(ctx, t, c, o, log)
+			if err := ctx.Err(); err != nil {
+				// Interrupted: the check did not end by itself, so it
+				// has no result.
+				rep.Proxies = append(rep.Proxies, pr)
+				rep.finish()
+				return rep, err
+			}
 			done++
 			pr.Results = append(pr.Results, r)
 			if o.Progress != nil {

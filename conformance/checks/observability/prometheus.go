@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/meshbench/meshbench/conformance"
@@ -94,6 +95,8 @@ func startPrometheus(e *conformance.Env, bin, metricsURL string) (*promServer, e
 		"--web.listen-address="+listen,
 		"--log.level=info")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
+	// Killed if meshbench dies without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
