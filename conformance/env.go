@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -28,6 +29,7 @@ type Env struct {
 	figures  []Figure
 	cleanups []func()
 	n        int
+	addrs    map[string]bool // returned by Addr
 }
 
 // Figure is one measured value of a check.
@@ -93,14 +95,26 @@ func (e *Env) Figure(name string, value float64, unit string) {
 // Cleanup registers f to run when the check ends, last registered first.
 func (e *Env) Cleanup(f func()) { e.cleanups = append(e.cleanups, f) }
 
-// Addr returns a free loopback address (127.0.0.1:port).
+// Addr returns a free loopback address (127.0.0.1:port), never one it
+// returned before in this check: the port is free when Addr returns, and
+// the kernel may offer a port it just handed out again.
 func (e *Env) Addr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("finding a free port: %w", err)
+		}
+		a := l.Addr().String()
+		l.Close()
+		if !e.addrs[a] {
+			if e.addrs == nil {
+				e.addrs = map[string]bool{}
+			}
+			e.addrs[a] = true
+			return a, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("finding a free port: the kernel offered only ports this check already holds")
 }
 
 // Require ends the check unsupported when the target lacks one of the
