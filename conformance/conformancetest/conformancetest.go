@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,16 @@ func Find(t testing.TB, checks []conformance.Check, id string) conformance.Check
 	}
 	t.Fatalf("no check %s", id)
 	return conformance.Check{}
+}
+
+// FailBecause runs c against the reference proxy with the sabotage and
+// requires a fail whose reason says want: the check failed on its own
+// assertion, not on a broken setup of the test.
+func FailBecause(t testing.TB, c conformance.Check, s *conformance.Sabotage, want string) conformance.Result {
+	t.Helper()
+	r := Fail(t, Reference(t), c, s)
+	if r.Status == conformance.StatusFail && !strings.Contains(r.Reason, want) {
+		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
+	}
+	return r
 }

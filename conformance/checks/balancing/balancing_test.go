@@ -1,7 +1,6 @@
 package balancing
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/meshbench/meshbench/conformance"
@@ -18,21 +17,11 @@ func policy(p string) *conformance.Sabotage {
 	return &conformance.Sabotage{Config: func(c *config.Config) { c.Clusters[0].Balancer = config.Balancer{Policy: p} }}
 }
 
-// failWith runs c on the reference proxy with s and requires a fail
-// whose reason holds want.
-func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
-	t.Helper()
-	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
-	if !strings.Contains(r.Reason, want) {
-		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
-	}
-}
-
 func TestRoundRobinEven(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/round-robin-even")
 	conformancetest.Pass(t, c)
 	// Every endpoint address made the first one's: all requests reach be-a.
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		cl := &c.Clusters[0]
 		for i := range cl.Endpoints {
 			cl.Endpoints[i] = cl.Endpoints[0]
@@ -44,38 +33,38 @@ func TestRoundRobinEven(t *testing.T) {
 func TestLeastRequestBusy(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/least-request-busy")
 	conformancetest.Pass(t, c)
-	failWith(t, c, policy(balancer.PolicyRoundRobin), "the busy endpoint")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRoundRobin), "the busy endpoint")
 }
 
 func TestLatencyAwareSlow(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/latency-aware-slow")
 	conformancetest.Pass(t, c)
-	failWith(t, c, policy(balancer.PolicyRoundRobin), "the slow endpoint")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRoundRobin), "the slow endpoint")
 }
 
 func TestHashSticky(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/hash-sticky")
 	conformancetest.Pass(t, c)
-	failWith(t, c, policy(balancer.PolicyRandom), "did not stay on one endpoint")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRandom), "did not stay on one endpoint")
 }
 
 func TestMaglevSticky(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/maglev-sticky")
 	conformancetest.Pass(t, c)
-	failWith(t, c, policy(balancer.PolicyRandom), "did not stay on one endpoint")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRandom), "did not stay on one endpoint")
 }
 
 func TestHashKeysMoved(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/hash-keys-moved")
 	conformancetest.Pass(t, c)
-	failWith(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
-	failWith(t, c, policy(balancer.PolicyRoundRobin), "not consistent hashing")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRoundRobin), "not consistent hashing")
 }
 
 func TestMaglevKeysMoved(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "balancing/maglev-keys-moved")
 	conformancetest.Pass(t, c)
-	failWith(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
+	conformancetest.FailBecause(t, c, policy(balancer.PolicyRandom), "not consistent hashing")
 }
 
 func TestValidate(t *testing.T) {

@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -12,22 +11,12 @@ import (
 
 func TestMain(m *testing.M) { conformancetest.Main(m, nil) }
 
-// failWith runs c on the reference proxy with s and requires a fail
-// whose reason holds want.
-func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
-	t.Helper()
-	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
-	if !strings.Contains(r.Reason, want) {
-		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
-	}
-}
-
 func TestGracefulDrain(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "lifecycle/graceful-drain")
 	conformancetest.Pass(t, c)
 	// A drain timeout shorter than the request in flight: the proxy
 	// closes it when the grace period ends.
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		c.DrainTimeout = config.Duration(50 * time.Millisecond)
 	}}, "the request in flight during the drain failed")
 }
@@ -37,7 +26,7 @@ func TestEndpointChange(t *testing.T) {
 	conformancetest.Pass(t, c)
 	// The file is read again only after the check: A is stopped while
 	// still in the set.
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		c.Clusters[0].EndpointsFile.PollInterval = config.Duration(10 * time.Second)
 	}}, "requests failed")
 }

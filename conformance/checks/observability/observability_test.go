@@ -1,7 +1,6 @@
 package observability
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -31,22 +30,12 @@ func swapRouteNames(c *config.Config) {
 	rs[0].Name, rs[1].Name = rs[1].Name, rs[0].Name
 }
 
-// failFor runs c against the sabotaged reference, requires a fail and
-// that its reason is about what Prometheus answered.
-func failFor(t *testing.T, c conformance.Check, s *conformance.Sabotage, reason string) {
-	t.Helper()
-	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
-	if r.Status == conformance.StatusFail && !strings.Contains(r.Reason, reason) {
-		t.Errorf("%s failed for another reason than %q: %s", c.ID, reason, r.Reason)
-	}
-}
-
 func TestRouteRequestRate(t *testing.T) {
 	t.Parallel()
 	c := conformancetest.Find(t, Checks(), idRouteRequestRate)
 	t.Run("pass", func(t *testing.T) { conformancetest.Pass(t, c) })
 	t.Run("fail/route-names-swapped", func(t *testing.T) {
-		failFor(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus counts")
+		conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus counts")
 	})
 }
 
@@ -55,7 +44,7 @@ func TestRouteSuccessRate(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), idRouteSuccessRate)
 	t.Run("pass", func(t *testing.T) { conformancetest.Pass(t, c) })
 	t.Run("fail/route-names-swapped", func(t *testing.T) {
-		failFor(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus gives a success ratio")
+		conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus gives a success ratio")
 	})
 }
 
@@ -64,11 +53,11 @@ func TestRouteP99(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), idRouteP99)
 	t.Run("pass", func(t *testing.T) { conformancetest.Pass(t, c) })
 	t.Run("fail/route-names-swapped", func(t *testing.T) {
-		failFor(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus puts its p99")
+		conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: swapRouteNames}, "Prometheus puts its p99")
 	})
 	// The slow backend waits 5 ms instead of the 100 ms the check expects.
 	t.Run("fail/delay-changed", func(t *testing.T) {
-		failFor(t, c, &conformance.Sabotage{Backend: func(o *conformance.BackendOptions) {
+		conformancetest.FailBecause(t, c, &conformance.Sabotage{Backend: func(o *conformance.BackendOptions) {
 			if o.Name == "slow" {
 				o.Behaviour.Delay = 5 * time.Millisecond
 			}
@@ -84,7 +73,7 @@ func TestEndpointSeries(t *testing.T) {
 	// name): every request still reaches the same backends, but the
 	// series of the check's cluster count none of them.
 	t.Run("fail/other-cluster", func(t *testing.T) {
-		failFor(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+		conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 			cl := c.Clusters[0]
 			cl.Name += "-copy"
 			c.Clusters = append(c.Clusters, cl)

@@ -13,16 +13,6 @@ import (
 
 func TestMain(m *testing.M) { conformancetest.Main(m, nil) }
 
-// failWith runs c on the reference proxy with s and requires a fail
-// whose reason holds want.
-func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
-	t.Helper()
-	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
-	if !strings.Contains(r.Reason, want) {
-		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
-	}
-}
-
 // routes edits every route of the configuration.
 func routes(f func(*config.Route)) *conformance.Sabotage {
 	return &conformance.Sabotage{Config: func(c *config.Config) {
@@ -39,20 +29,20 @@ var noRetry = routes(func(r *config.Route) { r.Retry = nil })
 func TestRetry503(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "resilience/retry-503")
 	conformancetest.Pass(t, c)
-	failWith(t, c, noRetry, "were not answered 200")
+	conformancetest.FailBecause(t, c, noRetry, "were not answered 200")
 }
 
 func TestRetryReset(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "resilience/retry-reset")
 	conformancetest.Pass(t, c)
-	failWith(t, c, noRetry, "were not answered 200")
+	conformancetest.FailBecause(t, c, noRetry, "were not answered 200")
 }
 
 func TestRetryBudget(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "resilience/retry-budget")
 	conformancetest.Pass(t, c)
 	// A budget that never binds: ratio 1 and a floor past any load.
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		c.Clusters[0].RetryBudget = config.RetryBudget{Ratio: 1, MinConcurrency: 1000}
 	}}, "more than the retry budget's")
 }
@@ -60,7 +50,7 @@ func TestRetryBudget(t *testing.T) {
 func TestPerTryTimeout(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "resilience/per-try-timeout")
 	conformancetest.Pass(t, c)
-	failWith(t, c, routes(func(r *config.Route) {
+	conformancetest.FailBecause(t, c, routes(func(r *config.Route) {
 		if r.Retry != nil {
 			r.Retry.PerTryTimeout = 0
 		}
@@ -70,13 +60,13 @@ func TestPerTryTimeout(t *testing.T) {
 func TestOutlierEjection(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "resilience/outlier-ejection")
 	conformancetest.Pass(t, c)
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) { c.Clusters[0].OutlierDetection = nil }}, "received")
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) { c.Clusters[0].OutlierDetection = nil }}, "received")
 }
 
 func TestStatusMapping(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "resilience/status-mapping")
 	conformancetest.Pass(t, c)
-	failWith(t, c, routes(func(r *config.Route) { r.Timeout = config.Duration(30e9) }), "no answer within")
+	conformancetest.FailBecause(t, c, routes(func(r *config.Route) { r.Timeout = config.Duration(30e9) }), "no answer within")
 }
 
 func TestNoEndpoint503(t *testing.T) {
@@ -85,7 +75,7 @@ func TestNoEndpoint503(t *testing.T) {
 	// The cluster given a live endpoint: requests are answered 200.
 	live := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer live.Close()
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		c.Clusters[0].EndpointsFile = nil
 		c.Clusters[0].Endpoints = []string{strings.TrimPrefix(live.URL, "http://")}
 	}}, "answered 200, want 503")

@@ -11,16 +11,6 @@ import (
 
 func TestMain(m *testing.M) { conformancetest.Main(m, nil) }
 
-// failWith runs c on the reference proxy with s and requires a fail
-// whose reason holds want.
-func failWith(t *testing.T, c conformance.Check, s *conformance.Sabotage, want string) {
-	t.Helper()
-	r := conformancetest.Fail(t, conformancetest.Reference(t), c, s)
-	if !strings.Contains(r.Reason, want) {
-		t.Errorf("%s failed for another reason: %q, want it to say %q", c.ID, r.Reason, want)
-	}
-}
-
 // listenerTLS edits the TLS block of every listener that has one.
 func listenerTLS(f func(*config.TLS)) *conformance.Sabotage {
 	return &conformance.Sabotage{Config: func(c *config.Config) {
@@ -40,7 +30,7 @@ func TestMTLSRejects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := conformancetest.Find(t, Checks(), "security/mtls-rejects-"+name)
 			conformancetest.Pass(t, c)
-			failWith(t, c, noClientCA, "want a failed handshake or a 4xx")
+			conformancetest.FailBecause(t, c, noClientCA, "want a failed handshake or a 4xx")
 		})
 	}
 }
@@ -50,7 +40,7 @@ func TestMTLSRejectsWrongSAN(t *testing.T) {
 	conformancetest.Pass(t, c)
 	// The proxy told to expect the identity the impostor presents: what a
 	// proxy that verifies only the chain to the trust bundle does.
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		for i := range c.Clusters {
 			if c.Clusters[i].Name == "wrong" {
 				c.Clusters[i].TLS.ServerIdentity = strings.Replace(c.Clusters[i].TLS.ServerIdentity, "/sa/expected", "/sa/impostor", 1)
@@ -62,7 +52,7 @@ func TestMTLSRejectsWrongSAN(t *testing.T) {
 func TestAuthzPerService(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "security/authz-per-service")
 	conformancetest.Pass(t, c)
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		for i := range c.Listeners {
 			c.Listeners[i].Authz = nil
 		}
@@ -74,7 +64,7 @@ func TestSourceVsDestination(t *testing.T) {
 	conformancetest.Pass(t, c)
 	// The certificate files swapped: each cluster presents another
 	// service's certificate.
-	failWith(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
+	conformancetest.FailBecause(t, c, &conformance.Sabotage{Config: func(c *config.Config) {
 		var src, dst *config.UpstreamTLS
 		for i := range c.Clusters {
 			switch c.Clusters[i].Name {
@@ -93,5 +83,5 @@ func TestSourceVsDestination(t *testing.T) {
 func TestRotationUnderLoad(t *testing.T) {
 	c := conformancetest.Find(t, Checks(), "security/rotation-under-load")
 	conformancetest.Pass(t, c)
-	failWith(t, c, listenerTLS(func(t *config.TLS) { t.ReloadInterval = config.Duration(3600e9) }), "no connection saw the new certificate")
+	conformancetest.FailBecause(t, c, listenerTLS(func(t *config.TLS) { t.ReloadInterval = config.Duration(3600e9) }), "no connection saw the new certificate")
 }
