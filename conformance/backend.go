@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func (e *Env) StartBackend(o BackendOptions) (*Backend, error) {
 	if o.Name == "" {
 		o.Name = fmt.Sprintf("be-%d", e.n)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := e.listen()
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", o.Name, err)
 	}
@@ -150,7 +149,7 @@ func (e *Env) StartBackend(o BackendOptions) (*Backend, error) {
 	}()
 	e.Cleanup(b.Close)
 	if o.NativeGRPC {
-		if err := b.serveNative(); err != nil {
+		if err := b.serveNative(e); err != nil {
 			return nil, fmt.Errorf("backend %s: %w", o.Name, err)
 		}
 	}
@@ -160,8 +159,8 @@ func (e *Env) StartBackend(o BackendOptions) (*Backend, error) {
 // serveNative starts the native gRPC port: grpc-go's transport, calls
 // recorded by interceptors; or, with DropTrailers, the broken answers
 // over net/http's h2c.
-func (b *Backend) serveNative() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (b *Backend) serveNative(e *Env) error {
+	ln, err := e.listen()
 	if err != nil {
 		return err
 	}

@@ -117,6 +117,23 @@ func (e *Env) Addr() (string, error) {
 	return "", errors.New("finding a free port: the kernel offered only ports this check already holds")
 }
 
+// listen listens on a loopback port no Addr of this check returned, and
+// keeps Addr from returning it: a proxy's listener chosen by Addr cannot
+// collide with a backend's.
+func (e *Env) listen() (net.Listener, error) {
+	for range 10 {
+		a, err := e.Addr()
+		if err != nil {
+			return nil, err
+		}
+		l, err := net.Listen("tcp", a)
+		if err == nil {
+			return l, nil
+		}
+	}
+	return nil, errors.New("listening on loopback: every port Addr offered was taken")
+}
+
 // Require ends the check unsupported when the target lacks one of the
 // capabilities (by the adapters' Capabilities names).
 func (e *Env) Require(capabilities ...string) error {
