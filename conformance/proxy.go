@@ -67,7 +67,9 @@ func (t *Target) start(ctx context.Context, c *config.Config, traffic []string, 
 		if os.Geteuid() == 0 {
 			user = "root"
 		}
-		inst, err := peers.Render(t.Adapter, c, peers.Options{Name: t.Name, Dir: dir, SocketDir: socketDir, User: user, Traffic: traffic})
+		// c has its defaults already (StartProxy): the adapter renders it
+		// as it is.
+		inst, err := t.Adapter.Render(c, peers.Options{Name: t.Name, Dir: dir, SocketDir: socketDir, User: user, Traffic: traffic})
 		if err != nil {
 			var na *peers.NotApplicable
 			if errors.As(err, &na) {

@@ -100,27 +100,27 @@ func WriteDir(dir string, r *conformance.Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
-	files := map[string]func() ([]byte, error){
-		"conformance.json": func() ([]byte, error) { return json.MarshalIndent(r, "", "  ") },
-		"report.md":        func() ([]byte, error) { return Markdown(r), nil },
-		"report.html":      func() ([]byte, error) { return HTML(r) },
+	type file struct {
+		name   string
+		encode func() ([]byte, error)
 	}
-	order := []string{"conformance.json", "report.md", "report.html"}
+	files := []file{
+		{"conformance.json", func() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }},
+		{"report.md", func() ([]byte, error) { return Markdown(r), nil }},
+		{"report.html", func() ([]byte, error) { return HTML(r) }},
+	}
 	for _, p := range r.Proxies {
-		name := "junit-" + p.Name + ".xml"
-		p := p
-		files[name] = func() ([]byte, error) { return JUnit(r, p) }
-		order = append(order, name)
+		files = append(files, file{"junit-" + p.Name + ".xml", func() ([]byte, error) { return JUnit(r, p) }})
 	}
 	var written []string
-	for _, name := range order {
-		b, err := files[name]()
+	for _, f := range files {
+		b, err := f.encode()
 		if err != nil {
-			return written, fmt.Errorf("writing %s: %w", name, err)
+			return written, fmt.Errorf("writing %s: %w", f.name, err)
 		}
-		path := filepath.Join(dir, name)
+		path := filepath.Join(dir, f.name)
 		if err := os.WriteFile(path, b, 0o644); err != nil {
-			return written, fmt.Errorf("writing %s: %w", name, err)
+			return written, fmt.Errorf("writing %s: %w", f.name, err)
 		}
 		written = append(written, path)
 	}

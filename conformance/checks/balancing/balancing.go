@@ -183,12 +183,7 @@ func movedAsserts(policy string) string {
 // sidecar is one outbound listener sending every request to cluster
 // "app" with balancer b over endpoints.
 func sidecar(listen string, b config.Balancer, endpoints ...string) *config.Config {
-	return &config.Config{
-		Listeners: []config.Listener{{Name: "outbound", Address: listen, Protocol: config.ProtoHTTP1, Routes: []config.Route{
-			{Name: "app", Match: config.Match{PathPrefix: "/"}, Cluster: "app", Timeout: config.Duration(5 * time.Second)},
-		}}},
-		Clusters: []config.Cluster{{Name: "app", Protocol: config.UpstreamHTTP1, Balancer: b, Endpoints: endpoints}},
-	}
+	return conformance.Forward(listen, config.ProtoHTTP1, 5*time.Second, config.Cluster{Protocol: config.UpstreamHTTP1, Balancer: b, Endpoints: endpoints})
 }
 
 // backends starts one backend per name, with beh[i] as the i-th one's

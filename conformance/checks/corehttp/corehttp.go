@@ -99,12 +99,7 @@ func Checks() []conformance.Check {
 // sidecar is the configuration most checks start from: one outbound
 // listener serving HTTP/1.1 and h2c, every request to cluster "app".
 func sidecar(listen string, protocol string, endpoints ...string) *config.Config {
-	return &config.Config{
-		Listeners: []config.Listener{{Name: "outbound", Address: listen, Protocol: config.ProtoAuto, Routes: []config.Route{
-			{Name: "app", Match: config.Match{PathPrefix: "/"}, Cluster: "app", Timeout: config.Duration(5 * time.Second)},
-		}}},
-		Clusters: []config.Cluster{{Name: "app", Protocol: protocol, Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: endpoints}},
-	}
+	return conformance.Forward(listen, config.ProtoAuto, 5*time.Second, config.Cluster{Protocol: protocol, Endpoints: endpoints})
 }
 
 func http1(e *conformance.Env) error {

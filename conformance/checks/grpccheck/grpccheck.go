@@ -95,12 +95,7 @@ func Checks() []conformance.Check {
 // sidecar is the configuration the checks run: one listener serving
 // HTTP/1.1 and h2c, every call to cluster "grpc" of protocol h2c.
 func sidecar(listen string, endpoints ...string) *config.Config {
-	return &config.Config{
-		Listeners: []config.Listener{{Name: "outbound", Address: listen, Protocol: config.ProtoAuto, Routes: []config.Route{
-			{Name: "grpc", Match: config.Match{PathPrefix: "/"}, Cluster: "grpc", Timeout: config.Duration(routeTimeout)},
-		}}},
-		Clusters: []config.Cluster{{Name: "grpc", Protocol: config.UpstreamH2C, Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: endpoints}},
-	}
+	return conformance.Forward(listen, config.ProtoAuto, routeTimeout, config.Cluster{Protocol: config.UpstreamH2C, Endpoints: endpoints})
 }
 
 // setup starts a backend and the proxy in front of it and returns the

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/meshbench/meshbench/conformance"
@@ -71,12 +70,7 @@ func h2spec(e *conformance.Env) error {
 	if err != nil {
 		return err
 	}
-	cfg := &config.Config{
-		Listeners: []config.Listener{{Name: "h2c", Address: listen, Protocol: config.ProtoAuto, Routes: []config.Route{
-			{Name: "all", Match: config.Match{PathPrefix: "/"}, Cluster: "backend", Timeout: config.Duration(30 * time.Second)},
-		}}},
-		Clusters: []config.Cluster{{Name: "backend", Protocol: config.UpstreamSame, Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: []string{be.Addr}}},
-	}
+	cfg := conformance.Forward(listen, config.ProtoAuto, 30*time.Second, config.Cluster{Protocol: config.UpstreamSame, Endpoints: []string{be.Addr}})
 	if _, err := e.StartProxy(cfg, peers.TrafficH2C); err != nil {
 		return err
 	}
@@ -139,8 +133,10 @@ func Run(ctx context.Context, bin, addr string, caseTimeout int, report string, 
 	}
 	args := append([]string{"-h", host, "-p", port, "-o", strconv.Itoa(caseTimeout), "-j", report}, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
-	out := &buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	// One writer for both: exec.Cmd then writes to it from one goroutine
+	// at a time.
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()
@@ -206,22 +202,4 @@ func Run(ctx context.Context, bin, addr string, caseTimeout int, report string, 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// buffer is a bytes.Buffer safe for h2spec's stdout and stderr at once.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -81,13 +81,8 @@ const (
 // sidecar is one outbound HTTP/1.1 listener sending every request to
 // cluster "app".
 func sidecar(listen string, cl config.Cluster) *config.Config {
-	cl.Name, cl.Protocol = "app", config.UpstreamHTTP1
-	return &config.Config{
-		Listeners: []config.Listener{{Name: "outbound", Address: listen, Protocol: config.ProtoHTTP1, Routes: []config.Route{
-			{Name: "app", Match: config.Match{PathPrefix: "/"}, Cluster: "app", Timeout: config.Duration(5 * time.Second)},
-		}}},
-		Clusters: []config.Cluster{cl},
-	}
+	cl.Protocol = config.UpstreamHTTP1
+	return conformance.Forward(listen, config.ProtoHTTP1, 5*time.Second, cl)
 }
 
 func gracefulDrain(e *conformance.Env) error {

@@ -107,12 +107,7 @@ func mixed(e *conformance.Env, traffic string) error {
 	} else {
 		protos.SetHTTP1(true)
 	}
-	cfg := &config.Config{
-		Listeners: []config.Listener{{Name: "outbound", Address: listen, Protocol: config.ProtoAuto, Routes: []config.Route{
-			{Name: "app", Match: config.Match{PathPrefix: "/"}, Cluster: "app", Timeout: config.Duration(10 * time.Second)},
-		}}},
-		Clusters: []config.Cluster{{Name: "app", Protocol: protocol, Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: endpoints}},
-	}
+	cfg := conformance.Forward(listen, config.ProtoAuto, 10*time.Second, config.Cluster{Protocol: protocol, Endpoints: endpoints})
 	if _, err := e.StartProxy(cfg, traffic, peers.TrafficGRPC); err != nil {
 		return err
 	}
