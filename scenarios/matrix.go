@@ -75,8 +75,10 @@ func (s *Scenario) Dimensions() []string {
 
 // Cells returns the cells of a run, repeat-major and interleaved: every
 // variant of repeat 1, then every variant of repeat 2, and so on, so that
-// slow drifts of the machine spread over all variants alike. Every cell is
-// pending.
+// slow drifts of the machine spread over all variants alike. Even repeats
+// run the variants in reverse order (A B, B A, A B, ...), so that no
+// variant always runs first of a pair (the two builds of an A/B run sit
+// side by side). Every cell is pending.
 func (s *Scenario) Cells(o CellOptions) ([]result.Cell, error) {
 	vs, err := s.variants(o.Quick)
 	if err != nil {
@@ -85,7 +87,12 @@ func (s *Scenario) Cells(o CellOptions) ([]result.Cell, error) {
 	n := s.repeats(o)
 	cells := make([]result.Cell, 0, n*len(vs))
 	for r := 1; r <= n; r++ {
-		for _, v := range vs {
+		order := vs
+		if r%2 == 0 {
+			order = slices.Clone(vs)
+			slices.Reverse(order)
+		}
+		for _, v := range order {
 			cells = append(cells, result.Cell{
 				ID:      v.id + "-r" + strconv.Itoa(r),
 				Variant: v.id,
@@ -220,7 +227,7 @@ func matches(labels, rule map[string]string) bool {
 }
 
 // variantID joins the label values in dimension order with "-"; rates
-// read r<rate>. A matrix without dimensions has one variant, named after
+// read r<rate>, builds reference-<build>. A matrix without dimensions has one variant, named after
 // the scenario.
 func variantID(name string, dims []dimension, labels map[string]string) string {
 	if len(dims) == 0 {
@@ -228,7 +235,9 @@ func variantID(name string, dims []dimension, labels map[string]string) string {
 	}
 	parts := make([]string, len(dims))
 	for i, d := range dims {
-		parts[i] = labels[d.name]
+		// A build's proxy value reads reference-<build> in an ID, which
+		// names a directory (names.Safe).
+		parts[i] = strings.ReplaceAll(labels[d.name], BuildSep, "-")
 		if d.name == DimRate {
 			parts[i] = "r" + parts[i]
 		}

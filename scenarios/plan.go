@@ -36,8 +36,9 @@ type Plan struct {
 	Cell     result.Cell
 	// Topology is the cell's topology (baseline, sidecar, ...).
 	Topology string
-	// ProxyImpl is the proxy implementation the proxies run ("reference"),
-	// or "none" for a baseline cell.
+	// ProxyImpl is the proxy implementation the proxies run ("reference",
+	// a build of it such as "reference@base" (see ReferenceBuild), or a
+	// peer's name), or "none" for a baseline cell.
 	ProxyImpl string
 	Nodes     []Node
 	Pods      []Pod

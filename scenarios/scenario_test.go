@@ -100,7 +100,7 @@ func TestErrors(t *testing.T) {
 		{"mtls value", r("matrix:\n", "matrix:\n  mtls: [false]\n"),
 			[]string{`matrix.mtls[0]: "false": must be off or on`}},
 		{"unknown proxy", r("matrix:\n", "matrix:\n  proxy: [reference, linkerd]\n"),
-			[]string{`matrix.proxy[1]: "linkerd": unknown proxy (known: reference, nginx, haproxy, caddy, envoy)`}},
+			[]string{`matrix.proxy[1]: "linkerd": unknown proxy (known: reference, nginx, haproxy, caddy, envoy, or reference@BUILD for a build named at run time)`}},
 		{"unknown balancer", r("round_robin, peak_ewma", "round_robin, p2c"),
 			[]string{`matrix.balancer[1]: "p2c": unknown balancer policy`}},
 		{"unknown degradation", r("degradation: [none, slow]", "degradation: [none, slower]"),

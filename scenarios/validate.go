@@ -337,8 +337,8 @@ func (v *validator) dimValue(s *Scenario, dim, val, p string, exclude bool) {
 			v.fail(p, "%q: unknown topology (known: %s)", val, strings.Join(Topologies(), ", "))
 		}
 	case DimProxy:
-		if !slices.Contains(Proxies(), val) {
-			v.fail(p, "%q: unknown proxy (known: %s)", val, strings.Join(Proxies(), ", "))
+		if _, ref := ReferenceBuild(val); !ref && !slices.Contains(Proxies(), val) {
+			v.fail(p, "%q: unknown proxy (known: %s, or reference%sBUILD for a build named at run time)", val, strings.Join(Proxies(), ", "), BuildSep)
 		}
 	case DimBalancer:
 		if !slices.Contains(balancer.Policies(), val) {

@@ -83,7 +83,7 @@ func runConform(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var notInstalled []string
 	for _, n := range names {
 		if n == conformance.NameReference {
-			_, mp, err := binaries(*meshproxy)
+			_, mp, err := locateBinaries(*meshproxy)
 			if err != nil {
 				fmt.Fprintf(stderr, "meshbench conform: %v\n", err)
 				return 2

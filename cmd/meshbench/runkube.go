@@ -67,11 +67,11 @@ func (k *kubeFlags) register(fs *flag.FlagSet) {
 
 // kubePlatform returns the kind or kube platform for a scenario, and what
 // to do once the run ends (delete a kind cluster the run created).
-func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.Scenario, self, proxyBin string, sample time.Duration, log *slog.Logger, stderr io.Writer) (platform.Platform, func(), error) {
+func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.Scenario, self, proxyBin string, builds *buildFlag, sample time.Duration, log *slog.Logger, stderr io.Writer) (platform.Platform, func(), error) {
 	noop := func() {}
 	// The kubelet refreshes container stats every few seconds: reading
 	// them more often than once a second only loads the API server.
-	opts := kube.Options{Name: name, SampleInterval: max(sample, time.Second), Log: log}
+	opts := kube.Options{Name: name, SampleInterval: max(sample, time.Second), Log: log, Builds: builds.order}
 	switch name {
 	case "kind":
 		c, created, err := kindCluster(ctx, k, sc.Nodes, log, stderr)
@@ -90,7 +90,11 @@ func kubePlatform(ctx context.Context, name string, k kubeFlags, sc *scenarios.S
 			}
 		}
 		fmt.Fprintln(stderr, "meshbench run: building and loading the image")
-		ref, err := image.Build(ctx, image.Repo, map[string]string{"/meshbench": self, "/meshproxy": proxyBin})
+		files := map[string]string{"/meshbench": self, "/meshproxy": proxyBin}
+		for _, b := range builds.order {
+			files[kube.BuildBinary(b)] = builds.paths[b]
+		}
+		ref, err := image.Build(ctx, image.Repo, files)
 		if err != nil {
 			return nil, cleanup, err
 		}

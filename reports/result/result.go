@@ -40,6 +40,10 @@ type Run struct {
 	Dimensions []string       `json:"dimensions"`
 	Cells      []Cell         `json:"cells"` // in the order they ran (or will run)
 	Env        map[string]any `json:"env"`   // CPU model, cores, Go version, git commit, kernel
+	// Binaries are the reference proxy's binaries the run used, by proxy
+	// value: "reference" and, in an A/B run, each build
+	// ("reference@base").
+	Binaries map[string]Binary `json:"binaries,omitempty"`
 	// Cluster holds platform facts: node count and, on kind, the
 	// Kubernetes version and node image.
 	Cluster map[string]any `json:"cluster,omitempty"`
@@ -55,6 +59,13 @@ type Cell struct {
 	// the cell needs what its proxy does not have; Error says what).
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+}
+
+// Binary identifies one executable a run used.
+type Binary struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
 }
 
 // Cell statuses.
@@ -109,6 +120,11 @@ type Usage struct {
 	CPUMicrosPerRequest float64 `json:"cpu_us_per_request"`
 	RSSPeakBytes        int64   `json:"rss_peak_bytes"` // for Total: sum of the peaks
 	RSSMeanBytes        int64   `json:"rss_mean_bytes"` // for Total: sum of the means
+	// AnonPeakBytes is the peak of the anonymous resident memory (heap,
+	// stacks; the local platform reads RssAnon): the RSS without the
+	// binary's file-backed pages, whose count depends on the page cache.
+	// For Total: sum of the peaks. 0 where the platform cannot tell.
+	AnonPeakBytes int64 `json:"anon_peak_bytes,omitempty"`
 }
 
 // ProxyMetrics is a proxy's own account of the cell, from its /metrics.

@@ -63,6 +63,9 @@ type target struct {
 	Certs map[string][]byte
 	// Resources of the proxy and app containers (zero: none set).
 	ProxyResources, AppResources corev1.ResourceRequirements
+	// ProxyBinary is the image's meshproxy binary the proxies run
+	// (/meshproxy, or a build's).
+	ProxyBinary string
 	// Peer is the peer proxy the cell runs instead of meshproxy, or nil.
 	Peer *cellPeer
 	// ServicePods lists each service's plan pods, for a peer's static
@@ -236,7 +239,7 @@ func (t *target) sidecarContainer(px *scenarios.Proxy, pod *scenarios.Pod) (core
 func proxyContainer(t *target, px *scenarios.Proxy, configMap, key, secret string) (corev1.Container, []corev1.Volume) {
 	c := corev1.Container{
 		Name: "proxy", Image: t.Image, ImagePullPolicy: corev1.PullIfNotPresent,
-		Command:    []string{"/meshproxy", "--config", proxyConfigDir + "/" + key},
+		Command:    []string{t.ProxyBinary, "--config", proxyConfigDir + "/" + key},
 		WorkingDir: proxyDir,
 		// One worker, as every proxy on every platform (peers included).
 		Env:   []corev1.EnvVar{{Name: "GOMAXPROCS", Value: strconv.Itoa(platform.ProxyWorkers)}},

@@ -128,7 +128,7 @@ func cellObjectsOf(t *testing.T, scenario, text, variant string, peer *cellPeer)
 	if plan == nil {
 		t.Fatalf("no variant %s", variant)
 	}
-	tg := &target{Namespace: "mb-test", Image: "meshbench/meshbench:test",
+	tg := &target{Namespace: "mb-test", Image: "meshbench/meshbench:test", ProxyBinary: "/meshproxy",
 		Nodes:   map[string]string{"node-0": "kind-control-plane", "node-1": "kind-worker"},
 		NodeIPs: map[string]string{"node-0": "172.18.0.2", "node-1": "172.18.0.3"},
 		PodIPs:  map[string]string{}, Peer: peer, ServicePods: map[string][]string{}}

@@ -40,6 +40,10 @@ type Options struct {
 	// Nodes are the cluster nodes plan nodes map to, in order; empty
 	// takes the Ready nodes, control plane first, then by name.
 	Nodes []string
+	// Builds lists the build names of the reference proxy whose binaries
+	// the image holds as /meshproxy-<build> (BuildBinary), beside
+	// /meshproxy: the cells of proxy reference@<build> run those.
+	Builds []string
 	// Facts are added to the platform's facts (a kind cluster's name and
 	// node image).
 	Facts map[string]any
@@ -225,6 +229,13 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		Image:     p.opts.Image, Nodes: nodes, NodeIPs: ips, PodIPs: map[string]string{},
 		ProxyResources: p.opts.ProxyResources, AppResources: p.opts.AppResources,
 		Peer: peer, ServicePods: map[string][]string{},
+		ProxyBinary: "/meshproxy",
+	}
+	if build, _ := scenarios.ReferenceBuild(plan.ProxyImpl); build != "" {
+		if !slices.Contains(p.opts.Builds, build) {
+			return fmt.Errorf("deploying: proxy %s: the image holds no build %q (meshbench run --proxy-binary %s=PATH)", plan.ProxyImpl, build, build)
+		}
+		t.ProxyBinary = BuildBinary(build)
 	}
 	for _, pod := range plan.Pods {
 		t.ServicePods[pod.Service] = append(t.ServicePods[pod.Service], pod.Name)
@@ -543,8 +554,7 @@ func requirements(r scenarios.ContainerResources, def corev1.ResourceRequirement
 // never runs meshproxy under a peer's name: a peer without an image is an
 // error, or for Envoy not applicable.
 func (p *Platform) cellPeer(plan *scenarios.Plan) (*cellPeer, error) {
-	switch plan.ProxyImpl {
-	case "", scenarios.ProxyReference, scenarios.None:
+	if _, ref := scenarios.ReferenceBuild(plan.ProxyImpl); ref || plan.ProxyImpl == "" || plan.ProxyImpl == scenarios.None {
 		return nil, nil
 	}
 	a, ok := peers.Lookup(plan.ProxyImpl)
@@ -560,3 +570,6 @@ func (p *Platform) cellPeer(plan *scenarios.Plan) (*cellPeer, error) {
 	}
 	return &cellPeer{adapter: a, image: img, traffic: []string{plan.Load.Protocol}}, nil
 }
+
+// BuildBinary is where the image holds the meshproxy binary of a build.
+func BuildBinary(build string) string { return "/meshproxy-" + build }

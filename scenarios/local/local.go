@@ -36,6 +36,9 @@ type Options struct {
 	// Meshbench and Meshproxy are the paths of the two binaries: backends
 	// and the load generator are `meshbench backend` and `meshbench load`.
 	Meshbench, Meshproxy string
+	// Builds are further meshproxy binaries by build name: the cells of
+	// proxy reference@NAME run Builds[NAME] (an A/B run of two builds).
+	Builds map[string]string
 	// Log receives the platform's progress; nil discards it.
 	Log *slog.Logger
 	// SampleInterval is how often each proxy's CPU and memory are read
@@ -264,7 +267,7 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 			continue
 		}
 		f := filepath.Join(dir, "proxies", px.Name+".yaml")
-		if err := writeProxyConfig(ctx, p.opts.Meshproxy, dir, f, p.configs[px.Name]); err != nil {
+		if err := writeProxyConfig(ctx, bin, dir, f, p.configs[px.Name]); err != nil {
 			return fmt.Errorf("deploying proxy %s: %w", px.Name, err)
 		}
 		args[px.Name] = []string{"--config", f}

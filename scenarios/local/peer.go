@@ -17,9 +17,18 @@ import (
 // package to install; Envoy, which no package provides here, is not
 // applicable instead, so that its cells say plainly it was not run.
 func (p *Platform) proxyBinary(ctx context.Context, impl string) (string, peers.Adapter, error) {
-	switch impl {
-	case "", scenarios.ProxyReference, scenarios.None:
+	if impl == "" || impl == scenarios.None {
 		return p.opts.Meshproxy, nil, nil
+	}
+	if build, ok := scenarios.ReferenceBuild(impl); ok {
+		if build == "" {
+			return p.opts.Meshproxy, nil, nil
+		}
+		bin, ok := p.opts.Builds[build]
+		if !ok {
+			return "", nil, fmt.Errorf("deploying: proxy %s: no binary for build %q (meshbench run --proxy-binary %s=PATH)", impl, build, build)
+		}
+		return bin, nil, nil
 	}
 	a, ok := peers.Lookup(impl)
 	if !ok {

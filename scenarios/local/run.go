@@ -54,10 +54,11 @@ type proxyWatch struct {
 	scrapeErr error
 }
 
-// procSample is one reading of /proc/<pid>/stat.
+// procSample is one reading of /proc/<pid>/stat and status.
 type procSample struct {
-	cpu float64 // user + system seconds since the process started
-	rss int64   // resident bytes
+	cpu  float64 // user + system seconds since the process started
+	rss  int64   // resident bytes
+	anon int64   // anonymous resident bytes (RssAnon), 0 when unknown
 }
 
 // usage summarises the samples; CPU is the increase from the first sample
@@ -67,10 +68,14 @@ func (w *proxyWatch) usage(requests int64) result.Usage {
 		return result.Usage{}
 	}
 	rss := make([]int64, len(w.samples))
+	var anon int64
 	for i, s := range w.samples {
 		rss[i] = s.rss
+		anon = max(anon, s.anon)
 	}
-	return platform.Usage(w.samples[len(w.samples)-1].cpu-w.samples[0].cpu, rss, requests)
+	u := platform.Usage(w.samples[len(w.samples)-1].cpu-w.samples[0].cpu, rss, requests)
+	u.AnonPeakBytes = anon
+	return u
 }
 
 // loadArgs returns the `meshbench load` command line of a load plan that
@@ -235,11 +240,15 @@ func readResult(path string) (*loadgen.Result, error) {
 func (p *Platform) sample(ws []*proxyWatch) (stop func()) {
 	fs, fsErr := procfs.NewFS(procfs.DefaultMountPoint)
 	grouped := slices.ContainsFunc(ws, func(w *proxyWatch) bool { return w.group })
+	want := map[int]bool{}
+	for _, w := range ws {
+		want[w.pid] = w.group
+	}
 	read := func() {
 		var groups map[int]procSample
 		var groupErr error
 		if grouped && fsErr == nil {
-			groups, groupErr = groupStats(fs)
+			groups, groupErr = groupStats(fs, want)
 		}
 		for _, w := range ws {
 			if fsErr != nil {
@@ -293,8 +302,8 @@ func (p *Platform) sample(ws []*proxyWatch) (stop func()) {
 }
 
 // groupStats sums CPU time and RSS of every process by process group, in
-// one pass over /proc.
-func groupStats(fs procfs.FS) (map[int]procSample, error) {
+// one pass over /proc, and the anonymous RSS of the groups in want.
+func groupStats(fs procfs.FS, want map[int]bool) (map[int]procSample, error) {
 	procs, err := fs.AllProcs()
 	if err != nil {
 		return nil, fmt.Errorf("listing processes: %w", err)
@@ -308,6 +317,9 @@ func groupStats(fs procfs.FS) (map[int]procSample, error) {
 		s := out[st.PGRP]
 		s.cpu += st.CPUTime()
 		s.rss += int64(st.ResidentMemory())
+		if want[st.PGRP] {
+			s.anon += anonRSS(proc)
+		}
 		out[st.PGRP] = s
 	}
 	return out, nil
@@ -322,7 +334,19 @@ func procStat(fs procfs.FS, pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
-	return procSample{cpu: st.CPUTime(), rss: int64(st.ResidentMemory())}, nil
+	return procSample{cpu: st.CPUTime(), rss: int64(st.ResidentMemory()), anon: anonRSS(proc)}, nil
+}
+
+// anonRSS is the process's anonymous resident memory (heap, stacks), or 0
+// when /proc/<pid>/status cannot be read. Unlike the RSS it leaves out
+// the binary's file-backed pages, whose count depends on the page cache:
+// two copies of one binary differ in RSS by a few percent.
+func anonRSS(proc procfs.Proc) int64 {
+	st, err := proc.NewStatus()
+	if err != nil {
+		return 0
+	}
+	return int64(st.RssAnon)
 }
 
 // applyEvent sets a backend's personality through its admin endpoint.

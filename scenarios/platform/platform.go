@@ -116,6 +116,7 @@ func Summarize(interval time.Duration, requests int64, samples []ProxySample) (r
 		res.Total.CPUSeconds += u.CPUSeconds
 		res.Total.RSSPeakBytes += u.RSSPeakBytes
 		res.Total.RSSMeanBytes += u.RSSMeanBytes
+		res.Total.AnonPeakBytes += u.AnonPeakBytes
 		if s.SampleErr != nil {
 			errs = append(errs, fmt.Errorf("sampling %s: %w", s.Name, s.SampleErr))
 		}

@@ -4,6 +4,8 @@ import (
 	"github.com/meshbench/meshbench/scenarios/platform"
 
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +48,10 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Binaries are the reference proxy's binaries by proxy value
+	// ("reference", "reference@base"); run.json records each one's path,
+	// size and SHA-256.
+	Binaries map[string]string
 }
 
 // source is what the runner needs of a scenario.
@@ -105,6 +111,10 @@ func run(ctx context.Context, name, description string, src source, o Options) (
 		cells[i].Status, cells[i].Error = result.StatusPending, ""
 		repeats = max(repeats, cells[i].Repeat)
 	}
+	binaries, err := hashBinaries(o.Binaries)
+	if err != nil {
+		return "", nil, fmt.Errorf("running %s: %w", name, err)
+	}
 	r.started = o.Now()
 	dir, err := makeRunDir(filepath.Join(o.Out, name), r.started)
 	if err != nil {
@@ -122,6 +132,7 @@ func run(ctx context.Context, name, description string, src source, o Options) (
 		Dimensions:  src.Dimensions(),
 		Cells:       cells,
 		Env:         Environment(ctx),
+		Binaries:    binaries,
 	}
 	if err := r.save(); err != nil {
 		return dir, r.info, err
@@ -326,4 +337,26 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// hashBinaries identifies each binary by its size and SHA-256.
+func hashBinaries(paths map[string]string) (map[string]result.Binary, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]result.Binary, len(paths))
+	for name, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("hashing the %s binary: %w", name, err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("hashing the %s binary %s: %w", name, path, err)
+		}
+		out[name] = result.Binary{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Bytes: n}
+	}
+	return out, nil
 }
