@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test fuzz bench peers conform microbench lint fmt vet clean perf-http1 perf-loadgen
+.PHONY: all build test fuzz bench peers conform gate gate-rates microbench lint fmt vet clean perf-http1 perf-loadgen
 
 all: build
 
@@ -65,6 +65,29 @@ CONFORMOUT ?= out/conform
 CONFORM_ARGS ?= --proxy all
 conform: build
 	$(BIN)/meshbench conform $(CONFORM_ARGS) --out $(CONFORMOUT)/$$(date -u +%Y%m%d-%H%M%S)
+
+# The regression gate (docs/gate.md): this checkout's meshproxy (the
+# candidate, uncommitted changes included) against the one built from
+# GATE_BASE (default: the previous commit) with ci/gate.yaml, both builds
+# side by side in one run. Exit 0 ok, 1 regression, 3 inconclusive.
+# Compare uncommitted work with the last commit: make gate GATE_BASE=HEAD
+GATE_BASE ?= HEAD~1
+GATE_SPEC ?= ci/gate.yaml
+GATEOUT   ?= out/gate
+gate: build
+	@tmp=$$(mktemp -d); trap 'git worktree remove --force "$$tmp/base" >/dev/null 2>&1; rm -rf "$$tmp"' EXIT; \
+	git rev-parse --verify -q "$(GATE_BASE)^{commit}" >/dev/null || { echo "make gate: GATE_BASE=$(GATE_BASE) is not a commit of this clone (a shallow clone has no previous commit: git fetch --deepen=1)"; exit 2; }; \
+	git worktree add -q --detach "$$tmp/base" "$(GATE_BASE)" && \
+	(cd "$$tmp/base" && CGO_ENABLED=0 $(GO) build -trimpath -o "$$tmp/meshproxy-base" ./cmd/meshproxy) && \
+	$(BIN)/meshbench gate --baseline $(GATE_SPEC) --base-proxy "$$tmp/meshproxy-base" --candidate-proxy $(BIN)/meshproxy --out $(GATEOUT)
+
+# The gate's error rates (docs/gate.md): GATE_RUNS gate runs each of two
+# identical builds, of a candidate with CPU added to every request and of
+# one with latency added (package internal/inject), tallied into
+# $(GATEOUT)/rates. About 2 minutes per gate run on 2 cores.
+GATE_RUNS ?= 20
+gate-rates: build
+	bash scripts/gate-rates.sh $(GATE_RUNS) $(GATE_SPEC) $(GATEOUT)/rates
 
 # Go benchmarks of the proxy's forward path (allocations per request).
 microbench: build

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshbench/meshbench/internal/inject"
 	"github.com/meshbench/meshbench/reports/gate"
+	"github.com/meshbench/meshbench/scenarios"
 )
 
 func TestGateBadInput(t *testing.T) {
@@ -141,5 +142,61 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCISpecs checks every gate spec under ci/: it parses, its scenario
+// opens, and with two builds every compared variant runs both of them.
+func TestCISpecs(t *testing.T) {
+	root := moduleRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, "ci", "*.yaml"))
+	more, _ := filepath.Glob(filepath.Join(root, "ci", "gates", "*.yaml"))
+	files = append(files, more...)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := 0
+	for _, f := range files {
+		spec, err := gate.Load(f)
+		if err != nil {
+			if strings.HasSuffix(f, "-scenario.yaml") {
+				continue // a scenario, not a spec
+			}
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		specs++
+		sc, err := scenarios.Open(spec.ScenarioPath())
+		if err != nil {
+			t.Errorf("%s: scenario %s: %v", f, spec.Scenario, err)
+			continue
+		}
+		var builds buildFlag
+		for _, b := range []string{"base", "candidate"} {
+			if err := builds.Set(b + "=" + exe); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ab, _, err := applyBuilds(sc, &builds, exe)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		cells, err := ab.Cells(scenarios.CellOptions{Quick: spec.Quick, Repeats: spec.Repeats})
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		runs := map[string]int{}
+		for _, c := range cells {
+			runs[c.Labels["proxy"]]++
+		}
+		if runs[spec.Base] == 0 || runs[spec.Base] != runs[spec.Candidate] {
+			t.Errorf("%s: cells per proxy %v: want as many of %s as of %s", f, runs, spec.Base, spec.Candidate)
+		}
+	}
+	if specs < 7 {
+		t.Errorf("%d gate specs under ci/, want ci/gate.yaml and one per built-in scenario", specs)
 	}
 }

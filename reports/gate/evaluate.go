@@ -342,7 +342,10 @@ func pairs(c comparison, m MetricSpec, problems *[]string) []Pair {
 	for _, r := range repeats(c) {
 		b, k := cellAt(c.base, r), cellAt(c.candidate, r)
 		if b == nil || k == nil || !b.OK() || !k.OK() {
-			continue // failures (or a base failure) are reported once, per cell
+			if b != nil && !b.OK() && b.Info.Status != result.StatusNA {
+				*problems = append(*problems, fmt.Sprintf("%s repeat %d left out: the base's cell has no result (%s)", c.name, r, firstLine(b.Problem)))
+			}
+			continue // a candidate's failure is a regression (failures)
 		}
 		if why := unusable(b, k); why != "" {
 			*problems = append(*problems, fmt.Sprintf("%s repeat %d left out: %s", c.name, r, why))
@@ -573,4 +576,9 @@ func allImproved(rows []Row) bool {
 		}
 	}
 	return len(rows) > 0
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return cmpOr(l, "no result")
 }

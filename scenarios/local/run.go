@@ -315,10 +315,12 @@ func groupStats(fs procfs.FS, want map[int]bool) (map[int]procSample, error) {
 			continue // it exited meanwhile
 		}
 		s := out[st.PGRP]
-		s.cpu += st.CPUTime()
 		s.rss += int64(st.ResidentMemory())
 		if want[st.PGRP] {
+			s.cpu += cpuSeconds(fs, proc, st)
 			s.anon += anonRSS(proc)
+		} else {
+			s.cpu += st.CPUTime()
 		}
 		out[st.PGRP] = s
 	}
@@ -334,7 +336,32 @@ func procStat(fs procfs.FS, pid int) (procSample, error) {
 	if err != nil {
 		return procSample{}, err
 	}
-	return procSample{cpu: st.CPUTime(), rss: int64(st.ResidentMemory()), anon: anonRSS(proc)}, nil
+	return procSample{cpu: cpuSeconds(fs, proc, st), rss: int64(st.ResidentMemory()), anon: anonRSS(proc)}, nil
+}
+
+// cpuSeconds is the CPU time of every thread of the process, from the
+// scheduler's nanosecond accounting (/proc/<pid>/task/*/schedstat), or
+// from /proc/<pid>/stat when that cannot be read. stat counts in clock
+// ticks (10 ms): over a cell of a few seconds its rounding alone moves
+// the CPU per request by a few percent, more than a regression gate can
+// afford.
+func cpuSeconds(fs procfs.FS, proc procfs.Proc, st procfs.ProcStat) float64 {
+	threads, err := fs.AllThreads(proc.PID)
+	if err != nil || len(threads) == 0 {
+		return st.CPUTime()
+	}
+	var ns uint64
+	for _, t := range threads {
+		ss, err := t.Schedstat()
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		ns += ss.RunningNanoseconds
+	}
+	if ns == 0 {
+		return st.CPUTime()
+	}
+	return float64(ns) / 1e9
 }
 
 // anonRSS is the process's anonymous resident memory (heap, stacks), or 0
