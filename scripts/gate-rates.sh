@@ -16,7 +16,7 @@ set -euo pipefail
 runs=${1:?usage: gate-rates.sh RUNS SPEC OUT}
 spec=${2:?usage: gate-rates.sh RUNS SPEC OUT}
 out=${3:?usage: gate-rates.sh RUNS SPEC OUT}
-cpu_spin=${CPU_SPIN:-15us}
+cpu_spin=${CPU_SPIN:-40us}
 latency=${LATENCY:-50us}
 kinds=${KINDS:-same cpu latency}
 

@@ -3,7 +3,6 @@ package output
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"html/template"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/meshbench/meshbench/conformance"
+	"github.com/meshbench/meshbench/internal/junit"
 )
 
 // Cell is a result's short form in the matrix.
@@ -268,35 +268,7 @@ td.skipped{background:#ffd}td.config-only{background:#def}
 // profile, a test case per check; fail is a failure, n/a, skipped and
 // config-only are skipped with their reason.
 func JUnit(r *conformance.Report, p conformance.ProxyReport) ([]byte, error) {
-	type failure struct {
-		Message string `xml:"message,attr"`
-		Text    string `xml:",chardata"`
-	}
-	type skipped struct {
-		Message string `xml:"message,attr"`
-	}
-	type testcase struct {
-		Name      string   `xml:"name,attr"`
-		Classname string   `xml:"classname,attr"`
-		Time      string   `xml:"time,attr"`
-		Failure   *failure `xml:"failure,omitempty"`
-		Skipped   *skipped `xml:"skipped,omitempty"`
-		Output    string   `xml:"system-out,omitempty"`
-	}
-	type testsuite struct {
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Skipped  int        `xml:"skipped,attr"`
-		Time     string     `xml:"time,attr"`
-		Cases    []testcase `xml:"testcase"`
-	}
-	type testsuites struct {
-		XMLName xml.Name    `xml:"testsuites"`
-		Name    string      `xml:"name,attr"`
-		Suites  []testsuite `xml:"testsuite"`
-	}
-	out := testsuites{Name: "meshbench conformance: " + p.Name + " " + p.Version}
+	out := junit.Suites{Name: "meshbench conformance: " + p.Name + " " + p.Version}
 	index := map[string]int{}
 	for _, c := range r.Checks {
 		res, ok := p.Result(c.ID)
@@ -307,25 +279,17 @@ func JUnit(r *conformance.Report, p conformance.ProxyReport) ([]byte, error) {
 		if !ok {
 			i = len(out.Suites)
 			index[c.Profile] = i
-			out.Suites = append(out.Suites, testsuite{Name: p.Name + "/" + c.Profile})
+			out.Suites = append(out.Suites, junit.Suite{Name: p.Name + "/" + c.Profile})
 		}
-		s := &out.Suites[i]
-		tc := testcase{Name: c.ID, Classname: p.Name + "." + c.Profile, Time: fmt.Sprintf("%.3f", res.DurationMs/1e3), Output: figures(res.Figures)}
+		tc := junit.Case{Name: c.ID, Classname: p.Name + "." + c.Profile, Time: fmt.Sprintf("%.3f", res.DurationMs/1e3), Output: figures(res.Figures)}
 		switch res.Status {
 		case conformance.StatusPass:
 		case conformance.StatusFail:
-			tc.Failure = &failure{Message: oneLine(res.Reason), Text: res.Reason}
-			s.Failures++
+			tc.Failure = &junit.Failure{Message: oneLine(res.Reason), Text: res.Reason}
 		default:
-			tc.Skipped = &skipped{Message: string(res.Status) + ": " + oneLine(res.Reason)}
-			s.Skipped++
+			tc.Skipped = &junit.Skipped{Message: string(res.Status) + ": " + oneLine(res.Reason)}
 		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
+		out.Suites[i].Cases = append(out.Suites[i].Cases, tc)
 	}
-	b, err := xml.MarshalIndent(out, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(xml.Header), append(b, '\n')...), nil
+	return out.Marshal()
 }

@@ -362,13 +362,19 @@ func pairs(c comparison, m MetricSpec, problems *[]string) []Pair {
 		bv, kv := value(m.Metric, b, bl), value(m.Metric, k, bl)
 		p := Pair{Repeat: r, Variant: c.name, Base: bv, Candidate: kv}
 		if m.IsRelative() {
-			if !(bv > 0) {
-				*problems = append(*problems, fmt.Sprintf("%s repeat %d: %s of the base is %g, no ratio", c.name, r, m.Metric, bv))
+			// A ratio (and the pooled geometric mean) needs both sides > 0;
+			// an added latency ≤ 0 means the baseline cell was the slower.
+			if !(bv > 0) || !(kv > 0) {
+				*problems = append(*problems, fmt.Sprintf("%s repeat %d: %s of the base is %g and of the candidate %g, no ratio", c.name, r, m.Metric, bv, kv))
 				continue
 			}
 			p.Value = kv / bv
 		} else {
 			p.Value = kv - bv
+		}
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+			*problems = append(*problems, fmt.Sprintf("%s repeat %d: %s has no finite value", c.name, r, m.Metric))
+			continue
 		}
 		out = append(out, p)
 	}

@@ -26,8 +26,12 @@ func headers(r *gate.Result) cells {
 		fmt.Sprintf("change [%s CI]", percent(r.Confidence)), "threshold", "verdict"}
 }
 
-// rowCells renders a row's columns.
+// rowCells renders a row's columns; a row without pairs has no figures.
 func rowCells(r *gate.Result, row gate.Row) cells {
+	if len(row.Pairs) == 0 {
+		return cells{metric: row.Metric, group: row.Group, base: notAvailable, candidate: notAvailable,
+			change: notAvailable, threshold: threshold(row, r.MinEffect), verdict: verdictNeeded(row)}
+	}
 	return cells{
 		metric:    row.Metric,
 		group:     row.Group,

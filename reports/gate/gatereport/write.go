@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
 
+	"github.com/meshbench/meshbench/internal/atomicfile"
 	"github.com/meshbench/meshbench/reports/gate"
 )
 
@@ -82,75 +81,16 @@ func WriteDir(dir string, r *gate.Result) ([]string, error) {
 	return written, nil
 }
 
-// nanSentinel stands in for a non-finite figure while r is encoded: no
-// measured figure is ever the most negative float64.
-const nanSentinel = -math.MaxFloat64
-
-// encodeJSON encodes r as indented JSON, non-finite figures as null
-// (encoding/json refuses NaN).
+// encodeJSON encodes r as indented JSON. The gate's figures are finite
+// (a row without pairs has zeros), so encoding/json, which refuses NaN,
+// can encode every result.
 func encodeJSON(r *gate.Result) ([]byte, error) {
-	c := *r
-	c.Confidence, c.MinEffect = orSentinel(c.Confidence), orSentinel(c.MinEffect)
-	c.Rows, c.Detail = sentinelRows(r.Rows), sentinelRows(r.Detail)
-	b, err := json.MarshalIndent(&c, "", "  ")
+	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", FileJSON, err)
 	}
-	s, err := json.Marshal(nanSentinel)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s: %w", FileJSON, err)
-	}
-	return append(bytes.ReplaceAll(b, s, []byte("null")), '\n'), nil
+	return append(b, '\n'), nil
 }
 
-func orSentinel(v float64) float64 {
-	if finite(v) {
-		return v
-	}
-	return nanSentinel
-}
-
-// sentinelRows copies rows with their non-finite figures replaced by
-// nanSentinel.
-func sentinelRows(rows []gate.Row) []gate.Row {
-	if rows == nil {
-		return nil
-	}
-	out := slices.Clone(rows)
-	for i := range out {
-		row := &out[i]
-		row.Threshold, row.BaseMedian, row.CandidateMedian = orSentinel(row.Threshold), orSentinel(row.BaseMedian), orSentinel(row.CandidateMedian)
-		e := &row.Estimate
-		e.Median, e.Low, e.High = orSentinel(e.Median), orSentinel(e.Low), orSentinel(e.High)
-		row.Pairs = slices.Clone(row.Pairs)
-		for k := range row.Pairs {
-			p := &row.Pairs[k]
-			p.Base, p.Candidate, p.Value = orSentinel(p.Base), orSentinel(p.Candidate), orSentinel(p.Value)
-		}
-	}
-	return out
-}
-
-// writeFile writes data to a temporary file beside path and renames it
-// into place.
-func writeFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
+// writeFile writes data so that a reader never sees half a file.
+func writeFile(path string, data []byte) error { return atomicfile.Write(path, data) }
