@@ -7,8 +7,10 @@
 #   latency  LATENCY of kernel sleep added to every forwarded request, per proxy
 # (both built by internal/inject: go build -overlay, no hook in the proxy).
 # The kinds are interleaved round by round, so that the machine's drift
-# spreads over all three alike. Tallies go to OUT/tally.tsv and a summary
-# to OUT/summary.txt.
+# spreads over all three alike. Tallies go to OUT/tally.tsv, a summary to
+# OUT/summary.txt, each gate's files to OUT/KIND/ROUND and its run (about
+# 10 MB) to OUT/runs/KIND/ROUND, where `meshbench gate --baseline OTHER.yaml
+# RUN` judges it again with other thresholds without measuring anew.
 #
 #   bash scripts/gate-rates.sh RUNS SPEC OUT
 set -euo pipefail
@@ -16,7 +18,7 @@ set -euo pipefail
 runs=${1:?usage: gate-rates.sh RUNS SPEC OUT}
 spec=${2:?usage: gate-rates.sh RUNS SPEC OUT}
 out=${3:?usage: gate-rates.sh RUNS SPEC OUT}
-cpu_spin=${CPU_SPIN:-40us}
+cpu_spin=${CPU_SPIN:-50us}
 latency=${LATENCY:-50us}
 kinds=${KINDS:-same cpu latency}
 
@@ -36,13 +38,11 @@ for i in $(seq 1 "$runs"); do
 		start=$(date +%s)
 		code=0
 		bin/meshbench gate --baseline "$spec" --base-proxy "$base" --candidate-proxy "$out/bin/meshproxy-$kind" \
-			--out "$out/runs" --report "$report" >/dev/null 2>"$report/gate.log" || code=$?
+			--out "$out/runs/$kind/$i" --report "$report" >/dev/null 2>"$report/gate.log" || code=$?
 		took=$(( $(date +%s) - start ))
 		verdict=$(sed -n 's/^gate: \([A-Z]*\).*/\1/p' "$report/gate.log" | tail -1)
 		printf '%s\t%s\t%s\t%s\t%s\n' "$i" "$kind" "$code" "${verdict:-none}" "$took" >> "$tally"
 		echo "round $i/$runs $kind: exit $code ${verdict:-} in ${took}s"
-		# Keep the verdicts, not every run's cells (about 10 MB a run).
-		rm -rf "$out/runs"
 	done
 done
 

@@ -51,9 +51,9 @@ func (f *buildFlag) Set(v string) error {
 // a scenario that names builds (reference@NAME) needs a binary for each
 // and no other; one that names none has every reference cell split into
 // one per build (Scenario.WithBuilds). It returns the scenario to run and
-// the reference proxy's binaries by proxy value, for run.json.
-func applyBuilds(sc *scenarios.Scenario, f *buildFlag, meshproxy string) (*scenarios.Scenario, map[string]string, error) {
-	binaries := map[string]string{scenarios.ProxyReference: meshproxy}
+// the builds' binaries by proxy value (reference@NAME), for run.json.
+func applyBuilds(sc *scenarios.Scenario, f *buildFlag) (*scenarios.Scenario, map[string]string, error) {
+	binaries := map[string]string{}
 	named := sc.Builds()
 	switch {
 	case len(named) == 0 && len(f.order) == 0:

@@ -129,9 +129,9 @@ func gateRun(ctx context.Context, spec *gate.Spec, basePath, candPath string, rf
 		return "", 2
 	}
 	var builds buildFlag
-	for _, b := range [][2]string{{baseBuild, basePath}, {candBuild, candPath}} {
-		if err := builds.Set(b[0] + "=" + b[1]); err != nil {
-			fmt.Fprintf(stderr, "meshbench gate: --%s-proxy: %v\n", map[string]string{baseBuild: "base", candBuild: "candidate"}[b[0]], err)
+	for _, b := range []struct{ flag, build, path string }{{"base", baseBuild, basePath}, {"candidate", candBuild, candPath}} {
+		if err := builds.Set(b.build + "=" + b.path); err != nil {
+			fmt.Fprintf(stderr, "meshbench gate: --%s-proxy: %v\n", b.flag, err)
 			return "", 2
 		}
 	}
@@ -140,7 +140,7 @@ func gateRun(ctx context.Context, spec *gate.Spec, basePath, candPath string, rf
 		fmt.Fprintf(stderr, "meshbench gate: %s: scenario: %v\n", spec.File, err)
 		return "", 2
 	}
-	sc, binaries, err := applyBuilds(sc, &builds, "")
+	sc, binaries, err := applyBuilds(sc, &builds)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshbench gate: %v\n", err)
 		return "", 2

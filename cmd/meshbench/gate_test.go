@@ -186,7 +186,7 @@ func TestCISpecs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ab, _, err := applyBuilds(sc, &builds, exe)
+		ab, _, err := applyBuilds(sc, &builds)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue

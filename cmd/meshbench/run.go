@@ -97,7 +97,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshbench run: %v\n", err)
 		return 2
 	}
-	sc, binaries, err := applyBuilds(sc, &builds, "")
+	sc, binaries, err := applyBuilds(sc, &builds)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshbench run: %v\n", err)
 		return 2

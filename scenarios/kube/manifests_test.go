@@ -374,3 +374,24 @@ func TestBaselineManifests(t *testing.T) {
 		t.Error("baseline has proxies")
 	}
 }
+
+func TestProxyBinaryOfABuild(t *testing.T) {
+	for impl, want := range map[string]string{
+		"reference": "/meshproxy", "none": "/meshproxy", "nginx": "/meshproxy",
+		"reference@base": "/meshproxy-base", "reference@candidate": "/meshproxy-candidate",
+	} {
+		got, err := proxyBinary(impl, []string{"base", "candidate"})
+		if err != nil || got != want {
+			t.Errorf("proxyBinary(%q) = %q, %v; want %q", impl, got, err, want)
+		}
+	}
+	if _, err := proxyBinary("reference@other", []string{"base"}); err == nil || !strings.Contains(err.Error(), `no build "other"`) {
+		t.Errorf("a build the image lacks: %v", err)
+	}
+	// A proxy of a build runs the build's binary.
+	tg := &target{ProxyBinary: BuildBinary("base")}
+	c, _ := proxyContainer(tg, &scenarios.Proxy{Name: "sidecar-echo-0", Kind: scenarios.KindSidecar, Config: &config.Config{}}, "cm", "key", "")
+	if c.Command[0] != "/meshproxy-base" {
+		t.Errorf("command %q", c.Command)
+	}
+}

@@ -229,13 +229,9 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 		Image:     p.opts.Image, Nodes: nodes, NodeIPs: ips, PodIPs: map[string]string{},
 		ProxyResources: p.opts.ProxyResources, AppResources: p.opts.AppResources,
 		Peer: peer, ServicePods: map[string][]string{},
-		ProxyBinary: "/meshproxy",
 	}
-	if build, _ := scenarios.ReferenceBuild(plan.ProxyImpl); build != "" {
-		if !slices.Contains(p.opts.Builds, build) {
-			return fmt.Errorf("deploying: proxy %s: the image holds no build %q (meshbench run --proxy-binary %s=PATH)", plan.ProxyImpl, build, build)
-		}
-		t.ProxyBinary = BuildBinary(build)
+	if t.ProxyBinary, err = proxyBinary(plan.ProxyImpl, p.opts.Builds); err != nil {
+		return err
 	}
 	for _, pod := range plan.Pods {
 		t.ServicePods[pod.Service] = append(t.ServicePods[pod.Service], pod.Name)
@@ -569,6 +565,19 @@ func (p *Platform) cellPeer(plan *scenarios.Plan) (*cellPeer, error) {
 		return nil, fmt.Errorf("deploying: no image of %s for the cluster: name one with --peer-image %s=REF (the kind platform builds one from the %s binary on PATH: apt-get install %s)", a.Name(), a.Name(), a.Binary(), a.Package())
 	}
 	return &cellPeer{adapter: a, image: img, traffic: []string{plan.Load.Protocol}}, nil
+}
+
+// proxyBinary is the image's meshproxy binary for a plan's proxy: a
+// build's, or /meshproxy (also for peers and baselines, which run none).
+func proxyBinary(impl string, builds []string) (string, error) {
+	build, _ := scenarios.ReferenceBuild(impl)
+	if build == "" {
+		return "/meshproxy", nil
+	}
+	if !slices.Contains(builds, build) {
+		return "", fmt.Errorf("deploying: proxy %s: the image holds no build %q (meshbench run --proxy-binary %s=PATH)", impl, build, build)
+	}
+	return BuildBinary(build), nil
 }
 
 // BuildBinary is where the image holds the meshproxy binary of a build.
