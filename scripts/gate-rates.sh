@@ -3,8 +3,8 @@
 # rounds, each running the gate of SPEC three times against bin/meshproxy
 # as the base, in turn with
 #   same     an identical copy of it            (a verdict other than ok is a false alarm)
-#   cpu      CPU_SPIN of busy-waiting added to every forwarded request, per proxy
-#   latency  LATENCY of kernel sleep added to every forwarded request, per proxy
+#   cpu      CPU_SPIN of busy-waiting per forwarded request and proxy, after the response
+#   latency  LATENCY of busy-waiting per forwarded request and proxy, before forwarding
 # (both built by internal/inject: go build -overlay, no hook in the proxy).
 # The kinds are interleaved round by round, so that the machine's drift
 # spreads over all three alike. Tallies go to OUT/tally.tsv, a summary to
@@ -18,7 +18,7 @@ set -euo pipefail
 runs=${1:?usage: gate-rates.sh RUNS SPEC OUT}
 spec=${2:?usage: gate-rates.sh RUNS SPEC OUT}
 out=${3:?usage: gate-rates.sh RUNS SPEC OUT}
-cpu_spin=${CPU_SPIN:-50us}
+cpu_spin=${CPU_SPIN:-45us}
 latency=${LATENCY:-50us}
 kinds=${KINDS:-same cpu latency}
 

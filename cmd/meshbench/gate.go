@@ -119,7 +119,7 @@ func gateRun(ctx context.Context, spec *gate.Spec, basePath, candPath string, rf
 		fmt.Fprintf(stderr, "meshbench gate: %s: scenario: required to run the gate (or judge a finished run: meshbench gate --baseline %s RUN_DIR)\n", spec.File, spec.File)
 		return "", 2
 	}
-	if !rf.check("meshbench gate", stderr) {
+	if !rf.check("meshbench gate", stderr) || !rf.checkPlatform("meshbench gate", stderr) {
 		return "", 2
 	}
 	baseBuild, ok1 := scenarios.ReferenceBuild(spec.Base)

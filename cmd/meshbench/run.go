@@ -45,7 +45,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "verbose", false, "log what the platform does (debug level) on stderr")
 }
 
-// check validates the flags that need no scenario; verb prefixes errors.
+// check validates the flags that need no scenario and no platform; verb
+// prefixes errors.
 func (f *runFlags) check(verb string, stderr io.Writer) bool {
 	if f.repeat < 0 {
 		fmt.Fprintf(stderr, "%s: --repeat %d: want 0 or more\n", verb, f.repeat)
@@ -55,6 +56,12 @@ func (f *runFlags) check(verb string, stderr io.Writer) bool {
 		fmt.Fprintf(stderr, "%s: --network: %v\n", verb, err)
 		return false
 	}
+	return true
+}
+
+// checkPlatform validates --platform and what it needs, before a run (a
+// dry run needs no cluster).
+func (f *runFlags) checkPlatform(verb string, stderr io.Writer) bool {
 	switch f.platformName {
 	case "local", "kind":
 	case "kube":
@@ -114,6 +121,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if !f.checkPlatform("meshbench run", stderr) {
+		return 2
 	}
 	dir, _, code := f.execute(ctx, "meshbench run", sc, &builds, binaries, stderr)
 	if dir != "" {

@@ -5,8 +5,13 @@
 // the proxy's own source has no hook for it, and a build without the
 // overlay is the proxy as shipped.
 //
-// Two kinds: KindCPU spins for a while in every request (CPU, and that
-// much latency), KindLatency blocks the request's thread in nanosleep
-// (latency, almost no CPU: the kernel's high-resolution timer, not Go's
-// timers, whose sub-millisecond sleeps round up to about a millisecond).
+// Two kinds, both a busy-wait for the amount per forwarded request and
+// proxy: KindLatency in the request's path (that much latency, and that
+// much CPU), KindCPU after the handler has returned, in a goroutine that
+// first yields so that the rest of the exchange goes out (that much CPU,
+// almost no latency). Sleeping instead of spinning does not give a
+// latency of the amount: Go's timers round a sub-millisecond sleep up to
+// about a millisecond on an idle runtime, and a nanosleep holds the
+// proxy's only P (GOMAXPROCS=1) for the kernel's timer slack and wake-up
+// on top of the amount, which queues every other request behind it.
 package inject

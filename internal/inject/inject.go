@@ -22,7 +22,8 @@ const (
 )
 
 // Anchor is the line of proxy/forward.go after which the injected call
-// goes: the first line of the handler of every forwarded request.
+// (or, for KindCPU, its defer) goes: the first line of the handler of
+// every forwarded request.
 const Anchor = "func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {"
 
 // Build compiles meshproxy from the module at root into out, with the
@@ -32,10 +33,8 @@ func Build(ctx context.Context, root, out, kind string, d time.Duration) error {
 	if d <= 0 || d > time.Second {
 		return fmt.Errorf("injecting %s: amount %s: want more than 0 and at most 1s", kind, d)
 	}
-	var body string
-	switch kind {
-	case KindCPU:
-		body = fmt.Sprintf(`	end := time.Now().Add(%d)
+	// spin busy-waits; it never yields the proxy's one P (GOMAXPROCS=1).
+	spin := fmt.Sprintf(`	end := time.Now().Add(%d)
 	x := uint64(1)
 	for time.Now().Before(end) {
 		for i := 0; i < 64; i++ {
@@ -44,11 +43,18 @@ func Build(ctx context.Context, root, out, kind string, d time.Duration) error {
 	}
 	injectedSink = x
 `, d.Nanoseconds())
+	var body, call string
+	switch kind {
+	case KindCPU:
+		// When the handler returns, in a goroutine that first lets the
+		// rest of the exchange (the response's flush, HTTP/2 trailers) go
+		// out: CPU per request, almost no latency.
+		call = "\n\tdefer injectedRegression()"
+		body = "\tgo func() {\n\t\truntime.Gosched()\n\t" + strings.ReplaceAll(spin, "\n\t", "\n\t\t") + "\t}()\n"
 	case KindLatency:
-		body = fmt.Sprintf(`	ts := syscall.NsecToTimespec(%d)
-	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
-	}
-`, d.Nanoseconds())
+		// In the request's path, before it is forwarded.
+		call = "\n\tinjectedRegression()"
+		body = spin
 	default:
 		return fmt.Errorf("injecting: kind %q: want %s or %s", kind, KindCPU, KindLatency)
 	}
@@ -60,14 +66,14 @@ func Build(ctx context.Context, root, out, kind string, d time.Duration) error {
 	if bytes.Count(orig, []byte(Anchor)) != 1 {
 		return fmt.Errorf("injecting %s: %s has no single line %q to inject after: update inject.Anchor", kind, src, Anchor)
 	}
-	patched := bytes.Replace(orig, []byte(Anchor), []byte(Anchor+"\n\tinjectedRegression()"), 1)
+	patched := bytes.Replace(orig, []byte(Anchor), []byte(Anchor+call), 1)
 	tmp, err := os.MkdirTemp("", "meshproxy-inject-")
 	if err != nil {
 		return fmt.Errorf("injecting %s: %w", kind, err)
 	}
 	defer os.RemoveAll(tmp)
-	added := "package proxy\n\nimport (\n\t\"syscall\"\n\t\"time\"\n)\n\n" +
-		"var (\n\t_ = syscall.Nanosleep\n\t_ = time.Now\n)\n\n" +
+	added := "package proxy\n\nimport (\n\t\"runtime\"\n\t\"time\"\n)\n\n" +
+		"var (\n\t_ = runtime.Gosched\n\t_ = time.Now\n)\n\n" +
 		"var injectedSink uint64\n\n" +
 		"// injectedRegression is compiled in by internal/inject only.\nfunc injectedRegression() {\n" + body + "}\n"
 	files := map[string]string{
