@@ -69,7 +69,8 @@ conform: build
 # The regression gate (docs/gate.md): this checkout's meshproxy (the
 # candidate, uncommitted changes included) against the one built from
 # GATE_BASE (default: the previous commit) with ci/gate.yaml, both builds
-# side by side in one run. Exit 0 ok, 1 regression, 3 inconclusive.
+# side by side in one run. make reports the gate's exit as "Error N" (1
+# regression, 3 inconclusive) and itself exits 2; gate.md is in out/gate.
 # Compare uncommitted work with the last commit: make gate GATE_BASE=HEAD
 GATE_BASE ?= HEAD~1
 GATE_SPEC ?= ci/gate.yaml
