@@ -55,12 +55,8 @@ func TestRunVerbDryRun(t *testing.T) {
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	build := exec.Command("go", "build", "-trimpath", "-o", dir+string(filepath.Separator), "./cmd/meshbench", "./cmd/meshproxy")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	build.Dir = moduleRoot(t)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building: %v\n%s", err, out)

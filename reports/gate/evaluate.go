@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -119,7 +120,7 @@ type comparison struct {
 // both builds ran.
 func Evaluate(run *reports.Run, s *Spec) (*Result, error) {
 	if run.Info.Incomplete {
-		return nil, fmt.Errorf("run %s is incomplete (%s): a gate judges finished runs only", run.Dir, cmpOr(run.Info.Reason, "not finished"))
+		return nil, fmt.Errorf("run %s is incomplete (%s): a gate judges finished runs only", run.Dir, cmp.Or(run.Info.Reason, "not finished"))
 	}
 	res := &Result{
 		Spec: s.File, Run: run.Dir, Scenario: run.Info.Scenario, Platform: run.Info.Platform,
@@ -186,13 +187,6 @@ func Evaluate(run *reports.Run, s *Spec) (*Result, error) {
 		res.Exit = ExitOK
 	}
 	return res, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func newRow(m MetricSpec, group string) Row {
@@ -385,7 +379,7 @@ func pairs(c comparison, m MetricSpec, problems *[]string) []Pair {
 func unusable(cells ...*reports.Cell) string {
 	for _, c := range cells {
 		if r := c.Result; r.RequestedRate > 0 && !r.Sustained {
-			return fmt.Sprintf("cell %s did not sustain its rate (%s)", c.Info.ID, cmpOr(r.Reason, "fell behind"))
+			return fmt.Sprintf("cell %s did not sustain its rate (%s)", c.Info.ID, cmp.Or(r.Reason, "fell behind"))
 		}
 	}
 	return ""
@@ -586,5 +580,5 @@ func allImproved(rows []Row) bool {
 
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
-	return cmpOr(l, "no result")
+	return cmp.Or(l, "no result")
 }
