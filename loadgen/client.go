@@ -46,7 +46,7 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 	bases := make([]*httpRequestTemplate, len(s.targets()))
 	for i, t := range s.targets() {
 		u, _ := url.Parse(t) // checked by normalize
-		bases[i] = &httpRequestTemplate{method: s.Method, url: u, header: hdr, host: s.Authority, body: body, timeout: s.Timeout}
+		bases[i] = &httpRequestTemplate{method: s.Method, url: u, header: hdr, host: s.Authority, body: body, timeout: s.Timeout, closeEach: s.NewConnectionPerRequest}
 	}
 	var clients []client
 	var closers []func()
@@ -133,6 +133,8 @@ type httpRequestTemplate struct {
 	host    string
 	body    []byte
 	timeout time.Duration
+	// closeEach: a new connection per request (HTTP/1.1).
+	closeEach bool
 }
 
 func (t *httpRequestTemplate) request(ctx context.Context) *http.Request {

@@ -24,6 +24,9 @@ type h1Conn struct {
 	addr    string
 	req     []byte // the whole request, header and body
 	timeout time.Duration
+	// closeEach opens a connection for every request (and asks the
+	// server to close it).
+	closeEach bool
 
 	nc net.Conn
 	br *bufio.Reader
@@ -48,6 +51,9 @@ func newH1Conn(t *httpRequestTemplate, dial func(context.Context, string, string
 			b.WriteString(k + ": " + v + "\r\n")
 		}
 	}
+	if t.closeEach {
+		b.WriteString("Connection: close\r\n")
+	}
 	if len(t.body) > 0 || t.method == http.MethodPost || t.method == http.MethodPut || t.method == http.MethodPatch {
 		b.WriteString("Content-Length: " + strconv.Itoa(len(t.body)) + "\r\n")
 	}
@@ -61,7 +67,7 @@ func newH1Conn(t *httpRequestTemplate, dial func(context.Context, string, string
 			addr = net.JoinHostPort(t.url.Hostname(), "80")
 		}
 	}
-	return &h1Conn{dial: dial, addr: addr, req: b.Bytes(), timeout: t.timeout}
+	return &h1Conn{dial: dial, addr: addr, req: b.Bytes(), timeout: t.timeout, closeEach: t.closeEach}
 }
 
 var errMalformed = errors.New("malformed HTTP/1.1 response")
@@ -85,7 +91,7 @@ func (c *h1Conn) do(ctx context.Context) outcome {
 		}
 		return outcome{errClass: classify(err)}
 	}
-	if !keep {
+	if !keep || c.closeEach {
 		c.close()
 	}
 	return o

@@ -16,9 +16,16 @@ const (
 
 func newHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMax, histDigits) }
 
+// newLagHistogram records send lags, which start at 0.
+func newLagHistogram() *hdrhistogram.Histogram { return hdrhistogram.New(0, histMax, histDigits) }
+
 // recorder is one worker's measurements. Only its worker writes to it.
 type recorder struct {
 	latency, service *hdrhistogram.Histogram
+	// lag is the send lag of requests whose connection was free at their
+	// intended time; connWaits counts the others.
+	lag       *hdrhistogram.Histogram
+	connWaits int64
 	errors           map[string]int64
 	endpoints        map[string]int64
 	statuses         map[string]int64
@@ -29,7 +36,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{latency: newHistogram(), service: newHistogram(), errors: map[string]int64{}, endpoints: map[string]int64{}, statuses: map[string]int64{}}
+	return &recorder{latency: newHistogram(), service: newHistogram(), lag: newLagHistogram(), errors: map[string]int64{}, endpoints: map[string]int64{}, statuses: map[string]int64{}}
 }
 
 // outcome is what a protocol client reports for one request.
@@ -50,10 +57,21 @@ func clampUs(d time.Duration) int64 {
 	return us
 }
 
-func (r *recorder) record(intended, sent, done time.Time, o outcome) {
+// record records one request; waited marks a request whose connection was
+// busy at its intended send time.
+// clampLagUs is a send lag in microseconds, 0 (on time or early) up to
+// histMax.
+func clampLagUs(d time.Duration) int64 { return min(max(d.Microseconds(), 0), histMax) }
+
+func (r *recorder) record(intended, sent, done time.Time, o outcome, waited bool) {
 	rt, st := done.Sub(intended), done.Sub(sent)
 	r.latency.RecordValue(clampUs(rt))
 	r.service.RecordValue(clampUs(st))
+	if waited {
+		r.connWaits++
+	} else {
+		r.lag.RecordValue(clampLagUs(sent.Sub(intended)))
+	}
 	r.lagSum += sent.Sub(intended)
 	r.lagN++
 	r.serviceSum += st
@@ -97,6 +115,26 @@ func (s *seconds) add(i int, rt time.Duration, failed bool) {
 	}
 	a.hist.RecordValue(clampUs(rt))
 	s.mu.Unlock()
+}
+
+// mergedSecond is second i of several accumulators together.
+func mergedSecond(ss []*seconds, i int) Second {
+	out := Second{T: i}
+	h := hdrhistogram.New(histMin, histMax, 2)
+	for _, s := range ss {
+		s.mu.Lock()
+		if i >= 0 && i < len(s.acc) {
+			a := s.acc[i]
+			out.Rate += float64(a.count)
+			out.Errors += a.errors
+			h.Merge(a.hist)
+		}
+		s.mu.Unlock()
+	}
+	if h.TotalCount() > 0 {
+		out.P50, out.P99 = h.ValueAtQuantile(50), h.ValueAtQuantile(99)
+	}
+	return out
 }
 
 func (s *seconds) get(i int) (Second, bool) {

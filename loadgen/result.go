@@ -30,6 +30,40 @@ type Result struct {
 	// Incomplete marks a run that was interrupted (Ctrl-C, SIGTERM):
 	// everything measured up to then is kept.
 	Incomplete bool `json:"incomplete"`
+	// Invalid, when not empty, says why the run is not a measurement of
+	// its target: the generator could not keep its schedule (it fell short
+	// of the rate, sent later than MaxSendLag, or too many requests waited
+	// for a busy connection). Reports show such a cell as invalid and the
+	// gate refuses it. Empty is valid.
+	Invalid string `json:"invalid,omitempty"`
+	// SendLag is how late requests left after their intended send time
+	// while their connection was free: the generator's own lateness
+	// (timers, scheduling, CPU). Open loop only.
+	SendLag Percentiles `json:"send_lag_us"`
+	// ConnectionWaits counts requests whose connection was still busy with
+	// the previous request at their intended send time (open loop only):
+	// they were sent when it came free, and their response time counts
+	// from the intended time.
+	ConnectionWaits int64 `json:"connection_waits"`
+	// Engine is the load engine that measured the run: "meshbench" (the
+	// default) or "fortio".
+	Engine string `json:"engine,omitempty"`
+	// NewConnectionPerRequest marks a run that opened a connection (and
+	// did a TLS handshake) for every request.
+	NewConnectionPerRequest bool `json:"new_connection_per_request,omitempty"`
+	// Stream names the stream of a mix this result is (in Mix).
+	Stream string `json:"stream,omitempty"`
+	// Mix holds each stream's own result when the load was a mix of
+	// streams run at once (Spec.Mix); the figures above merge them (the
+	// histograms merged, never percentiles averaged).
+	Mix []Result `json:"mix,omitempty"`
+	// Generators holds each load generator's own result when several
+	// generators shared the load; the figures above merge them.
+	Generators []Result `json:"generators,omitempty"`
+	// Search is the rate search of a run that looked for the highest rate
+	// meeting an objective (Spec.Search); the figures above are those of
+	// the probe at the rate found (or of the lowest probe when none met).
+	Search *SearchResult `json:"search,omitempty"`
 
 	Errors Errors `json:"errors"`
 	// Latency is response time from the intended send time; ServiceTime
@@ -50,9 +84,15 @@ type Result struct {
 	Start time.Time      `json:"start,omitzero"`
 	Env   map[string]any `json:"env"`
 
-	latency, service *hdrhistogram.Histogram
-	seconds          []*secondAcc
+	latency, service, lag *hdrhistogram.Histogram
+	seconds               []*secondAcc
 }
+
+// Engines that can measure a run.
+const (
+	EngineMeshbench = "meshbench"
+	EngineFortio    = "fortio"
+)
 
 // Errors counts failed requests by class: connect, timeout, reset, other,
 // http_<status> for 4xx/5xx responses, grpc_<Code> for non-OK statuses.

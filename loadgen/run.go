@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -18,9 +19,14 @@ import (
 // Run generates the load spec describes and returns what it measured. When
 // ctx is cancelled (Ctrl-C) the run stops, requests in flight are abandoned
 // and not recorded, and the result of what was measured until then is
-// returned marked Incomplete, with a nil error.
+// returned marked Incomplete, with a nil error. A spec with a Mix runs its
+// streams at once and merges them; a spec with a Search runs probes until
+// it found the highest rate that meets the objective.
 func Run(ctx context.Context, spec Spec) (*Result, error) {
-	return run(ctx, spec, faults{})
+	if spec.Search != nil {
+		return search(ctx, spec, faults{})
+	}
+	return runOnce(ctx, spec, faults{})
 }
 
 // faults make the generator deliberately wrong, so that tests can show
@@ -35,7 +41,31 @@ type faults struct {
 	fromSend bool
 }
 
+// runOnce runs one load: a single stream or a mix.
+func runOnce(ctx context.Context, spec Spec, f faults) (*Result, error) {
+	if len(spec.Mix) > 0 {
+		return runMix(ctx, spec, f)
+	}
+	return run(ctx, spec, f)
+}
+
 func run(ctx context.Context, spec Spec, f faults) (*Result, error) {
+	e, err := prepare(ctx, spec, f)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	e.begin(cmp.Or(spec.Start, time.Now()))
+	progressDone := make(chan struct{})
+	go progress([]*engine{e}, spec.Progress, progressDone)
+	e.wait()
+	close(progressDone)
+	return e.result(ctx.Err() != nil)
+}
+
+// prepare validates the spec and makes its clients; the engine sends
+// nothing before begin.
+func prepare(ctx context.Context, spec Spec, f faults) (*engine, error) {
 	if err := spec.normalize(); err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
@@ -43,16 +73,19 @@ func run(ctx context.Context, spec Spec, f faults) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer closeAll()
-
 	w := len(clients)
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	start := time.Now()
-	e := &engine{
-		spec: &spec, start: start, measureStart: start.Add(spec.Warmup), workers: w,
-		recs: make([]*recorder, w), secs: &seconds{}, runCtx: runCtx, faults: f,
-	}
+	return &engine{
+		spec: &spec, workers: w, clients: clients, closeClients: closeAll, stop: stop,
+		recs: make([]*recorder, w), secs: &seconds{}, runCtx: runCtx, ctx: ctx, faults: f,
+	}, nil
+}
+
+// begin starts the workers on a schedule that begins at start (its
+// warm-up first), waiting for start if it is in the future.
+func (e *engine) begin(start time.Time) {
+	spec := e.spec
+	e.start, e.measureStart = start, start.Add(spec.Warmup)
 	if spec.Duration > 0 {
 		e.end = e.measureStart.Add(spec.Duration)
 	}
@@ -63,29 +96,35 @@ func run(ctx context.Context, spec Spec, f faults) (*Result, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	var wg sync.WaitGroup
-	for i := range w {
+	for i := range e.workers {
 		e.recs[i] = newRecorder()
-		wg.Add(1)
+		e.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			e.worker(i, clients[i], rand.New(rand.NewPCG(seed, uint64(i))))
+			defer e.wg.Done()
+			e.worker(i, e.clients[i], rand.New(rand.NewPCG(seed, uint64(i))))
 		}()
 	}
-	progressDone := make(chan struct{})
-	go e.progress(progressDone)
-	wg.Wait()
-	close(progressDone)
-	return e.result(ctx.Err() != nil)
+}
+
+// wait returns when every worker has stopped.
+func (e *engine) wait() { e.wg.Wait() }
+
+// close stops the engine and closes its connections.
+func (e *engine) close() {
+	e.stop()
+	e.closeClients()
 }
 
 type engine struct {
 	spec                     *Spec
 	start, measureStart, end time.Time
 	workers                  int
+	clients                  []client
+	closeClients, stop       func()
+	wg                       sync.WaitGroup
 	recs                     []*recorder
 	secs                     *seconds
-	runCtx                   context.Context
+	ctx, runCtx              context.Context
 	tickets                  atomic.Int64
 	lastDone                 atomic.Int64 // unix nanos of the last measured completion
 	faults                   faults
@@ -102,6 +141,7 @@ func (e *engine) worker(i int, cl client, rng *rand.Rand) {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	waited := false // the previous request ended after this one's intended time
 	for e.runCtx.Err() == nil {
 		intended := next
 		if !open {
@@ -130,7 +170,7 @@ func (e *engine) worker(i int, cl client, rng *rand.Rand) {
 			return // interrupted: the request's fate is unknown
 		}
 		if measured {
-			rec.record(intended, sent, done, o)
+			rec.record(intended, sent, done, o, open && waited)
 			e.secs.add(int(done.Sub(e.measureStart)/time.Second), done.Sub(intended), o.errClass != "")
 			for {
 				last := e.lastDone.Load()
@@ -145,6 +185,7 @@ func (e *engine) worker(i int, cl client, rng *rand.Rand) {
 				gap = time.Duration(rng.ExpFloat64() * float64(interval))
 			}
 			next = intended.Add(gap)
+			waited = done.After(next)
 		}
 	}
 }
@@ -155,21 +196,25 @@ func (e *engine) waitUntil(t time.Time, timer *time.Timer) bool {
 	return pace.Until(e.runCtx, t, e.spec.SpinWindow, timer) == nil
 }
 
-// progress reports each measured second once it is over.
-func (e *engine) progress(done <-chan struct{}) {
-	if e.spec.Progress == nil {
+// progress calls report with each measured second of the engines, merged,
+// once it is over, until done is closed. The engines share one schedule.
+func progress(es []*engine, report func(Second), done <-chan struct{}) {
+	if report == nil {
 		return
 	}
 	for k := 1; ; k++ {
-		t := time.NewTimer(time.Until(e.measureStart.Add(time.Duration(k) * time.Second)))
+		t := time.NewTimer(time.Until(es[0].measureStart.Add(time.Duration(k) * time.Second)))
 		select {
 		case <-done:
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		s, _ := e.secs.get(k - 1)
-		e.spec.Progress(s)
+		secs := make([]*seconds, len(es))
+		for i, e := range es {
+			secs[i] = e.secs
+		}
+		report(mergedSecond(secs, k-1))
 	}
 }
 
@@ -180,7 +225,8 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 		Connections: s.Connections, Streams: s.Streams, Incomplete: interrupted, Sustained: true,
 		Errors: Errors{ByClass: map[string]int64{}}, Endpoints: map[string]int64{},
 		Resources: map[string]any{}, Timeseries: []Second{}, Env: environment(), StatusCodes: map[string]int64{},
-		latency: newHistogram(), service: newHistogram(), Start: e.measureStart,
+		latency: newHistogram(), service: newHistogram(), lag: newLagHistogram(), Start: e.measureStart,
+		Engine: EngineMeshbench, NewConnectionPerRequest: s.NewConnectionPerRequest,
 	}
 	if len(s.Targets) > 0 {
 		r.Targets = append([]string(nil), s.Targets...)
@@ -196,6 +242,8 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 	for _, rec := range e.recs {
 		r.latency.Merge(rec.latency)
 		r.service.Merge(rec.service)
+		r.lag.Merge(rec.lag)
+		r.ConnectionWaits += rec.connWaits
 		for k, v := range rec.errors {
 			r.Errors.ByClass[k] += v
 			r.Errors.Total += v
@@ -234,6 +282,9 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 	e.secs.mu.Unlock()
 	r.Latency = percentilesOf(r.latency)
 	r.ServiceTime = percentilesOf(r.service)
+	if s.Rate > 0 {
+		r.SendLag = percentilesOf(r.lag)
+	}
 	var err error
 	if r.Histogram, err = EncodeHistogram(r.latency); err != nil {
 		return nil, err
@@ -241,7 +292,7 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 	if r.ServiceHistogram, err = EncodeHistogram(r.service); err != nil {
 		return nil, err
 	}
-	if s.Rate > 0 && r.Requests > 0 && r.AchievedRate < 0.99*s.Rate {
+	if s.Rate > 0 && r.Requests > 0 && float64(r.Requests) < 0.99*s.Rate*r.DurationS-1 {
 		r.Sustained = false
 		meanService := serviceSum / time.Duration(lagN)
 		meanLag := lagSum / time.Duration(lagN)
@@ -254,7 +305,31 @@ func (e *engine) result(interrupted bool) (*Result, error) {
 				meanLag.Round(time.Microsecond))
 		}
 	}
+	r.Invalid = validity(r, s)
 	return r, nil
+}
+
+// validity says why an open-loop run did not keep its schedule, or "": it
+// fell short of its rate, its own sends were late (p99 send lag above
+// MaxSendLag), or more than MaxConnectionWaits of its requests waited for
+// a busy connection.
+func validity(r *Result, s *Spec) string {
+	if s.Rate <= 0 || r.Requests == 0 {
+		return ""
+	}
+	var why []string
+	if !r.Sustained {
+		why = append(why, "rate not sustained: "+r.Reason)
+	}
+	if lag := time.Duration(r.SendLag.P99) * time.Microsecond; s.MaxSendLag > 0 && lag > s.MaxSendLag {
+		why = append(why, fmt.Sprintf("late sends: p99 send lag %v above the %v bound although connections were free: the generator's CPU or timers could not keep the schedule",
+			lag, s.MaxSendLag))
+	}
+	if f := float64(r.ConnectionWaits) / float64(r.Requests); f > s.MaxConnectionWaits {
+		why = append(why, fmt.Sprintf("too few connections: %.1f%% of requests waited for a busy connection (bound %.1f%%); raise the connections",
+			100*f, 100*s.MaxConnectionWaits))
+	}
+	return strings.Join(why, "; ")
 }
 
 // environment describes the machine the load ran on.

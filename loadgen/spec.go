@@ -85,6 +85,29 @@ type Spec struct {
 	// Progress, when set, is called about once a second with the last
 	// second's figures.
 	Progress func(Second)
+
+	// Mix, when set, runs these streams at the same time instead of one
+	// load of Target and Protocol (which stay empty): each stream its
+	// own protocol, targets and rate, all on the same schedule. Rate is
+	// then the total that streams with a Share divide.
+	Mix []Stream
+	// Search, when set, looks for the highest rate meeting its objective
+	// instead of running at Rate.
+	Search *SearchSpec
+	// MaxSendLag bounds the generator's own lateness: a run whose p99
+	// SendLag is above it is invalid (default DefaultMaxSendLag; negative
+	// for no bound).
+	MaxSendLag time.Duration
+	// MaxConnectionWaits is the highest fraction of requests that may wait
+	// for a busy connection before the run is invalid: too few
+	// connections for the rate (default DefaultMaxConnectionWaits).
+	MaxConnectionWaits float64
+	// NewConnectionPerRequest opens a new connection (and, over TLS, does
+	// a full handshake) for every request: HTTP/1.1 and h2 only.
+	NewConnectionPerRequest bool
+	// Start, when set, is when the run begins (its warm-up, then the
+	// measured part), so that several generators share one schedule.
+	Start time.Time
 }
 
 // TLSOptions configure TLS towards the target.
@@ -100,6 +123,10 @@ type TLSOptions struct {
 const (
 	DefaultTimeout    = 10 * time.Second
 	DefaultSpinWindow = 1500 * time.Microsecond
+	// DefaultMaxSendLag and DefaultMaxConnectionWaits bound a valid run
+	// (Result.Invalid); docs/loadgen.md says how they were chosen.
+	DefaultMaxSendLag         = 5 * time.Millisecond
+	DefaultMaxConnectionWaits = 0.01
 )
 
 // normalize fills defaults and validates.
@@ -129,6 +156,21 @@ func (s *Spec) normalize() error {
 	}
 	if s.GRPCMode == "" {
 		s.GRPCMode = GRPCUnary
+	}
+	switch {
+	case s.MaxSendLag == 0:
+		s.MaxSendLag = DefaultMaxSendLag
+	case s.MaxSendLag < 0:
+		s.MaxSendLag = 0
+	}
+	switch {
+	case s.MaxConnectionWaits == 0:
+		s.MaxConnectionWaits = DefaultMaxConnectionWaits
+	case s.MaxConnectionWaits < 0:
+		s.MaxConnectionWaits = 1 // no bound
+	}
+	if s.NewConnectionPerRequest && s.Protocol != HTTP1 {
+		bad("new connection per request: HTTP/1.1 only (over TCP or TLS); %s multiplexes requests on a connection", s.Protocol)
 	}
 	if s.Method == "" {
 		s.Method = http.MethodGet
