@@ -179,4 +179,3 @@ func partName(p *Result, i int) string {
 	}
 	return fmt.Sprintf("part %d", i)
 }
-

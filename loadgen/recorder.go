@@ -24,15 +24,15 @@ type recorder struct {
 	latency, service *hdrhistogram.Histogram
 	// lag is the send lag of requests whose connection was free at their
 	// intended time; connWaits counts the others.
-	lag       *hdrhistogram.Histogram
-	connWaits int64
-	errors           map[string]int64
-	endpoints        map[string]int64
-	statuses         map[string]int64
-	ok, failed       int64
-	lagSum           time.Duration // sum of actual - intended send time
-	lagN             int64
-	serviceSum       time.Duration
+	lag        *hdrhistogram.Histogram
+	connWaits  int64
+	errors     map[string]int64
+	endpoints  map[string]int64
+	statuses   map[string]int64
+	ok, failed int64
+	lagSum     time.Duration // sum of actual - intended send time
+	lagN       int64
+	serviceSum time.Duration
 }
 
 func newRecorder() *recorder {
