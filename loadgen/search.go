@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -278,4 +280,102 @@ func search(ctx context.Context, spec Spec, f faults) (*Result, error) {
 		out.Invalid = "the search was stopped by the load generator, not by the target: " + sr.Limit
 	}
 	return out, nil
+}
+
+// DefaultSearchErrors is the error fraction an objective allows when it
+// does not say.
+const DefaultSearchErrors = 0.001
+
+// ParseSearch reads a search from its fields, as a scenario's
+// `rate: {search: {...}}` or `meshbench load --search` give them: p50,
+// p90, p99, p99.9 (durations such as 10ms), errors (a fraction or a
+// percentage such as 0.1%; default DefaultSearchErrors, "any" for no
+// bound), max (required), start, precision (a fraction or percentage) and
+// probes.
+func ParseSearch(fields map[string]string) (SearchSpec, error) {
+	ss := SearchSpec{Objective: Objective{Errors: DefaultSearchErrors}}
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v := strings.TrimSpace(fields[k])
+		var err error
+		switch k {
+		case "p50", "p90", "p99", "p99.9", "p999":
+			var d time.Duration
+			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
+				err = errors.New("want a positive duration")
+			}
+			switch k {
+			case "p50":
+				ss.Objective.P50 = d
+			case "p90":
+				ss.Objective.P90 = d
+			case "p99":
+				ss.Objective.P99 = d
+			default:
+				ss.Objective.P999 = d
+			}
+		case "errors":
+			if v == "any" {
+				ss.Objective.Errors = -1
+				break
+			}
+			ss.Objective.Errors, err = parseFraction(v)
+		case "precision":
+			ss.Precision, err = parseFraction(v)
+		case "max":
+			ss.Max, err = strconv.ParseFloat(v, 64)
+		case "start":
+			ss.Start, err = strconv.ParseFloat(v, 64)
+		case "probes":
+			ss.MaxProbes, err = strconv.Atoi(v)
+		default:
+			err = errors.New("unknown field; want p50, p90, p99, p99.9, errors, max, start, precision or probes")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("search %s %q: %w", k, v, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ss, err
+	}
+	probe := ss
+	return ss, probe.normalize()
+}
+
+// parseFraction reads "0.001" or "0.1%".
+func parseFraction(v string) (float64, error) {
+	scale := 1.0
+	if s, ok := strings.CutSuffix(v, "%"); ok {
+		v, scale = s, 0.01
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 0, errors.New("want a fraction (0.001) or a percentage (0.1%)")
+	}
+	return f * scale, nil
+}
+
+// Flag returns the search as `meshbench load --search` reads it
+// (ParseSearch of its fields gives ss back).
+func (ss SearchSpec) Flag() string {
+	o := ss.Objective
+	var parts []string
+	for _, b := range o.bounds() {
+		parts = append(parts, strings.ReplaceAll(b.name, ".", "")+"="+b.limit.String())
+	}
+	errs := "any"
+	if o.Errors >= 0 {
+		errs = strconv.FormatFloat(o.Errors, 'g', -1, 64)
+	}
+	parts = append(parts, "errors="+errs, "max="+strconv.FormatFloat(ss.Max, 'g', -1, 64))
+	if ss.Start > 0 {
+		parts = append(parts, "start="+strconv.FormatFloat(ss.Start, 'g', -1, 64))
+	}
+	if ss.Precision > 0 {
+		parts = append(parts, "precision="+strconv.FormatFloat(ss.Precision, 'g', -1, 64))
+	}
+	if ss.MaxProbes > 0 {
+		parts = append(parts, "probes="+strconv.Itoa(ss.MaxProbes))
+	}
+	return strings.Join(parts, ",")
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func TestBuiltinNames(t *testing.T) {
-	want := []string{"balancers", "default", "mtls", "peers", "protocols", "quick", "topologies"}
+	want := []string{"balancers", "default", "migration", "mtls", "peers", "protocols", "quick", "topologies"}
 	if got := scenarios.BuiltinNames(); !slices.Equal(got, want) {
 		t.Errorf("built-ins %v, want %v", got, want)
 	}
@@ -147,7 +147,7 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	_, err := scenarios.Open("nosuch")
-	if err == nil || !strings.Contains(err.Error(), "balancers, default, mtls, peers, protocols, quick, topologies") {
+	if err == nil || !strings.Contains(err.Error(), "balancers, default, migration, mtls, peers, protocols, quick, topologies") {
 		t.Errorf("unknown scenario: %v", err)
 	}
 	if _, err := scenarios.Builtin("nosuch"); err == nil {

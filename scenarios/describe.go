@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -152,19 +153,50 @@ func describePlan(b *bytes.Buffer, p *Plan, dims []string, resolve PlanResolver)
 		return err
 	}
 	ld := p.Load
-	fmt.Fprintf(b, "  load: %s from %s, %v req/s to %s, %d connections × %d streams, %v warmup + %v measured, timeout %v\n",
-		ld.Protocol, ld.ClientPod, ld.Rate, ld.Authority, ld.Connections, ld.Streams, ld.Warmup, ld.Duration, ld.Timeout)
-	targets := ld.Targets
-	if r != nil {
-		targets = make([]string, len(ld.Targets))
-		for i, t := range ld.Targets {
-			var err error
-			if targets[i], err = ResolveTarget(t, r); err != nil {
-				return err
+	rate := fmt.Sprintf("%v req/s", ld.Rate)
+	if ld.Search != nil {
+		rate = fmt.Sprintf("the highest rate up to %v req/s meeting %s", ld.Search.Max, ld.Search.Objective)
+	}
+	resolveAll := func(ts []string) (string, error) {
+		out := slices.Clone(ts)
+		if r != nil {
+			for i, t := range ts {
+				var err error
+				if out[i], err = ResolveTarget(t, r); err != nil {
+					return "", err
+				}
 			}
 		}
+		return strings.Join(out, " "), nil
 	}
-	fmt.Fprintf(b, "    targets: %s\n", strings.Join(targets, " "))
+	perRequest := ""
+	if ld.NewConnectionPerRequest {
+		perRequest = ", a new connection per request"
+	}
+	if len(ld.Mix) == 0 {
+		fmt.Fprintf(b, "  load: %s from %s, %s to %s, %d connections × %d streams%s, %v warmup + %v measured, timeout %v\n",
+			ld.Protocol, ld.ClientPod, rate, ld.Authority, ld.Connections, ld.Streams, perRequest, ld.Warmup, ld.Duration, ld.Timeout)
+		targets, err := resolveAll(ld.Targets)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(b, "    targets: %s\n", targets)
+	} else {
+		fmt.Fprintf(b, "  load: a mix of %d streams from %s, %s in all%s, %v warmup + %v measured, timeout %v\n",
+			len(ld.Mix), ld.ClientPod, rate, perRequest, ld.Warmup, ld.Duration, ld.Timeout)
+	}
+	for _, st := range ld.Mix {
+		share := fmt.Sprintf("%v req/s", st.Rate)
+		if st.Share > 0 {
+			share = fmt.Sprintf("%g%% of the rate", 100*st.Share)
+		}
+		targets, err := resolveAll(st.Targets)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(b, "    stream %s: %s to %s, %s, %d connections × %d streams; targets: %s\n",
+			st.Name, st.Protocol, st.Authority, share, st.Connections, st.Streams, targets)
+	}
 	if len(p.Proxies) == 0 {
 		fmt.Fprintf(b, "  proxies: none\n")
 	}

@@ -38,7 +38,7 @@ const (
 
 // matrixDims lists the dimensions of the matrix block, as YAML keys.
 func matrixDims() []string {
-	return []string{DimTopology, DimProxy, DimBalancer, DimProtocol, DimDegradation, DimMTLS}
+	return []string{DimTopology, DimProxy, DimBalancer, DimProtocol, DimDegradation, DimMTLS, DimMix}
 }
 
 // dimension is one dimension of a run and its values, as label values.

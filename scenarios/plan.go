@@ -1,8 +1,10 @@
 package scenarios
 
 import (
+	"slices"
 	"time"
 
+	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/reports/result"
 )
@@ -129,6 +131,28 @@ type LoadPlan struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Timeout     time.Duration
+	// Search, when set, looks for the highest rate meeting its objective;
+	// Rate is then 0.
+	Search *loadgen.SearchSpec
+	// Mix, when set, is a mixed load: Protocol is loadgen.ProtocolMix,
+	// Targets, Connections and Streams are empty, and Rate is the total
+	// that the streams' shares divide.
+	Mix []StreamPlan
+	// NewConnectionPerRequest opens a connection for every request.
+	NewConnectionPerRequest bool
+}
+
+// StreamPlan is one stream of a mixed load; its targets are references,
+// as LoadPlan's.
+type StreamPlan struct {
+	Name, Protocol, GRPCMode string
+	Targets                  []string
+	Authority                string
+	// Share is the stream's fraction of the load's Rate; Rate, when Share
+	// is 0, its own.
+	Share, Rate            float64
+	Connections, Streams   int
+	BodySize, ResponseSize int
 }
 
 // Event changes a backend's personality during the measured part.
@@ -143,4 +167,19 @@ type Event struct {
 func (e Event) Record(at time.Duration) result.Event {
 	return result.Event{AtMs: at.Milliseconds(), Pod: e.Pod, Latency: e.Backend.Latency,
 		Concurrency: e.Backend.Concurrency, ErrorRate: e.Backend.ErrorRate}
+}
+
+// Protocols are the protocols of the load's requests: its own, or those
+// of its streams, each once.
+func (l LoadPlan) Protocols() []string {
+	if len(l.Mix) == 0 {
+		return []string{l.Protocol}
+	}
+	var out []string
+	for _, st := range l.Mix {
+		if !slices.Contains(out, st.Protocol) {
+			out = append(out, st.Protocol)
+		}
+	}
+	return out
 }

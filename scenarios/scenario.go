@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/internal/yamlstrict"
+	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/proxy/config"
 )
 
@@ -107,10 +108,25 @@ type LoadSettings struct {
 	// Protocol is http1, h2c or grpc (default http1); the protocol
 	// dimension overrides it.
 	Protocol string `yaml:"protocol"`
+	// RateSpec is load.rate as written: one rate, a sweep, or a search.
+	RateSpec *RateSpec `yaml:"rate"`
 	// Rate is the total requests per second; Rates instead makes a sweep
-	// (a "rate" dimension). Exactly one is set.
-	Rate  float64   `yaml:"rate"`
-	Rates []float64 `yaml:"rates"`
+	// (a "rate" dimension), and Search looks for the highest rate that
+	// meets an objective. Exactly one is set (from RateSpec, or rates).
+	Rate   float64             `yaml:"-"`
+	Rates  []float64           `yaml:"rates"`
+	Search *loadgen.SearchSpec `yaml:"-"`
+	// Mix, when set, is a mixed load: its streams run at the same time
+	// through the same proxies, each with its own protocol, service,
+	// share of the rate (or own rate) and sizes. Protocol is not used
+	// then.
+	Mix []StreamSettings `yaml:"mix"`
+	// Shares are named sets of the streams' shares of the rate, by stream
+	// name; the mix dimension chooses one per cell.
+	Shares map[string]map[string]Fraction `yaml:"shares"`
+	// NewConnectionPerRequest opens a connection (and a TLS handshake, to
+	// a TLS target) for every request: HTTP/1.1 only.
+	NewConnectionPerRequest bool `yaml:"new_connection_per_request"`
 	// Connections is the number of connections (default 16); without a
 	// client proxy they are spread round robin over the destination pods.
 	Connections int `yaml:"connections"`
@@ -130,7 +146,7 @@ type Quick struct {
 	Service     string         `yaml:"service"`
 	ClientNode  *int           `yaml:"client_node"`
 	Protocol    string         `yaml:"protocol"`
-	Rate        *float64       `yaml:"rate"`
+	Rate        *RateSpec      `yaml:"rate"`
 	Rates       []float64      `yaml:"rates"`
 	Connections *int           `yaml:"connections"`
 	Streams     *int           `yaml:"streams"`
@@ -180,6 +196,8 @@ type Matrix struct {
 	Protocol    []string `yaml:"protocol"`
 	Degradation []string `yaml:"degradation"`
 	MTLS        []string `yaml:"mtls"`
+	// Mix chooses the shares of a mixed load: names of load.shares.
+	Mix []string `yaml:"mix"`
 	// Include adds combinations; a dimension left out takes its first
 	// value.
 	Include []map[string]string `yaml:"include"`
@@ -284,8 +302,15 @@ func (s *Scenario) effectiveLoad(quick bool) LoadSettings {
 	if q.Protocol != "" {
 		l.Protocol = q.Protocol
 	}
-	if q.Rate != nil {
-		l.Rate = *q.Rate
+	if r := q.Rate; r != nil {
+		switch {
+		case r.Search != nil:
+			l.Rate, l.Search = 0, r.Search
+		case r.Rates != nil:
+			l.Rates = slices.Clone(r.Rates)
+		default:
+			l.Rate, l.Search = r.Rate, nil
+		}
 	}
 	if q.Rates != nil {
 		l.Rates = slices.Clone(q.Rates)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/reports/result"
@@ -63,6 +64,8 @@ func (s *Scenario) setting(labels map[string]string, dim string) string {
 		return None
 	case DimMTLS:
 		return MTLSOff
+	case DimMix:
+		return ""
 	}
 	return ""
 }
@@ -110,6 +113,17 @@ func (s *Scenario) resolve(c result.Cell, quick bool) (cellSettings, error) {
 	l.Protocol = cs.protocol
 	if l.Protocol == ProtoHTTP1 {
 		l.Streams = 1 // one request at a time per HTTP/1.1 connection
+	}
+	l.Mix = s.mixOf(s.setting(c.Labels, DimMix))
+	if len(s.Load.Mix) > 0 && len(l.Mix) == 0 {
+		v.fail(DimMix, "no stream has a share")
+	}
+	if cs.mtls == MTLSOn {
+		for _, st := range l.Mix {
+			if st.Service != l.Service {
+				v.fail(DimMTLS, "stream %s goes to %s: with mTLS on, every stream must go to load.service (%s), whose certificate the proxies present", st.Name, st.Service, l.Service)
+			}
+		}
 	}
 	cs.load = l
 	if len(v.errs) > 0 {
@@ -513,7 +527,7 @@ func (b *planner) localCluster(name, protocol, endpoint string) config.Cluster {
 // pool keeps enough idle connections per endpoint for every request the
 // load can have in flight.
 func (b *planner) pool() config.Pool {
-	return config.Pool{MaxIdlePerEndpoint: max(config.DefaultMaxIdlePerHost, b.cs.load.Connections*b.cs.load.Streams)}
+	return config.Pool{MaxIdlePerEndpoint: max(config.DefaultMaxIdlePerHost, b.cs.load.inFlight())}
 }
 
 // retry returns a copy of the scenario's retry policy, or nil.
@@ -550,39 +564,63 @@ func (b *planner) addProxy(p Proxy, listeners []config.Listener, clusters []conf
 
 // loadPlan fills the load: through the client's outbound proxy when it has
 // one (its sidecar, or its node's proxy), else straight to every pod of the
-// destination service (their inbound sidecars in server-sidecar).
+// destination service (their inbound sidecars in server-sidecar). A mixed
+// load has the targets of each stream's protocol and service.
 func (b *planner) loadPlan() {
 	l := b.cs.load
 	lp := LoadPlan{
-		ClientPod: ClientPod, Protocol: l.Protocol, Authority: l.Service, Rate: l.Rate,
+		ClientPod: ClientPod, Protocol: l.Protocol, Authority: l.Service, Rate: l.Rate, Search: l.Search,
 		Connections: l.Connections, Streams: l.Streams, Duration: l.Duration, Warmup: l.Warmup, Timeout: l.Timeout,
+		NewConnectionPerRequest: l.NewConnectionPerRequest,
 	}
+	for _, st := range l.Mix {
+		sp := StreamPlan{
+			Name: st.Name, Protocol: st.Protocol, GRPCMode: st.GRPCMode, Targets: b.targets(st.Protocol, st.Service),
+			Authority: st.Service, Rate: st.Rate, Connections: st.Connections, Streams: st.Streams,
+			BodySize: st.RequestSize, ResponseSize: st.ResponseSize,
+		}
+		if st.Share != nil {
+			sp.Share = float64(*st.Share)
+		}
+		lp.Mix = append(lp.Mix, sp)
+	}
+	if len(lp.Mix) == 0 {
+		lp.Targets = b.targets(l.Protocol, l.Service)
+	} else {
+		lp.Protocol, lp.Connections, lp.Streams = loadgen.ProtocolMix, 0, 0
+	}
+	b.plan.Load = lp
+}
+
+// targets are where the load generator sends protocol's requests to
+// service.
+func (b *planner) targets(protocol, service string) []string {
 	target := func(ref string) string {
-		if l.Protocol == ProtoGRPC {
+		if protocol == ProtoGRPC {
 			return ref
 		}
 		return "http://" + ref + "/"
 	}
 	switch b.cs.topology {
 	case Sidecar, ClientSidecar:
-		lp.Targets = []string{target(PodRef(ClientPod, PortNameOutbound))}
+		return []string{target(PodRef(ClientPod, PortNameOutbound))}
 	case DaemonSet:
-		lp.Targets = []string{target(NodeRef(nodeName(b.nodeOf[0]), PortNameOutbound))}
-	default:
-		port := PortNameInbound
-		if b.cs.topology == Baseline {
-			port = PortNameHTTP
-			if l.Protocol == ProtoGRPC {
-				port = PortNameGRPC
-			}
-		}
-		for _, p := range b.plan.Pods {
-			if p.Service == l.Service {
-				lp.Targets = append(lp.Targets, target(PodRef(p.Name, port)))
-			}
+		return []string{target(NodeRef(nodeName(b.nodeOf[0]), PortNameOutbound))}
+	}
+	port := PortNameInbound
+	if b.cs.topology == Baseline {
+		port = PortNameHTTP
+		if protocol == ProtoGRPC {
+			port = PortNameGRPC
 		}
 	}
-	b.plan.Load = lp
+	var out []string
+	for _, p := range b.plan.Pods {
+		if p.Service == service {
+			out = append(out, target(PodRef(p.Name, port)))
+		}
+	}
+	return out
 }
 
 // grpcMatch matches gRPC requests, for authority when it is not empty.

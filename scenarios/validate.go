@@ -189,15 +189,48 @@ func (v *validator) load(s *Scenario) {
 	if !slices.Contains(Protocols(), l.Protocol) {
 		v.fail("load.protocol", "%q: must be one of %s", l.Protocol, strings.Join(Protocols(), ", "))
 	}
+	if rs := l.RateSpec; rs != nil {
+		switch {
+		case rs.Rates != nil && l.Rates != nil:
+			v.fail("load.rates", "load.rate already lists the rates of a sweep: give one of them")
+		case rs.Rates != nil:
+			l.Rates = rs.Rates
+		case rs.Search != nil && l.Rates != nil:
+			v.fail("load.rates", "a search and a sweep are exclusive")
+		case rs.Search != nil:
+			l.Search = rs.Search
+		default:
+			l.Rate = rs.Rate
+		}
+		s.Load = l
+	}
+	ownRates := slices.ContainsFunc(l.Mix, func(st StreamSettings) bool { return st.Rate > 0 })
 	switch {
 	case l.Rates != nil && l.Rate != 0:
 		v.fail("load.rates", "rate and rates are exclusive")
 	case l.Rates != nil:
 		v.rates("load.rates", l.Rates)
+	case l.Search != nil, ownRates:
 	case l.Rate == 0:
-		v.fail("load.rate", "required (requests/s), or rates for a sweep")
+		v.fail("load.rate", "required (requests/s), a list of rates for a sweep, or {search: {...}}")
 	case !(l.Rate > 0):
 		v.fail("load.rate", "must be > 0")
+	}
+	v.mixLoad(s)
+	if l.NewConnectionPerRequest {
+		protocols := []string{l.Protocol}
+		if len(l.Mix) > 0 {
+			protocols = nil
+			for _, st := range l.Mix {
+				protocols = append(protocols, st.Protocol)
+			}
+		}
+		for _, pr := range append(protocols, s.Matrix.Protocol...) {
+			if pr != ProtoHTTP1 {
+				v.fail("load.new_connection_per_request", "HTTP/1.1 only: %s multiplexes its requests on a connection", pr)
+				break
+			}
+		}
 	}
 	if l.Connections < 1 {
 		v.fail("load.connections", "%d: must be at least 1", l.Connections)
@@ -242,9 +275,12 @@ func (v *validator) quick(s *Scenario) {
 	}
 	sweep := s.Load.Rates != nil
 	if q.Rate != nil {
-		if sweep {
+		switch {
+		case q.Rate.Rates != nil:
+			v.fail("quick.rate", "a quick run's sweep is quick.rates")
+		case sweep:
 			v.fail("quick.rate", "the load sweeps rates: set quick.rates instead")
-		} else if !(*q.Rate > 0) {
+		case q.Rate.Search == nil && !(q.Rate.Rate > 0):
 			v.fail("quick.rate", "must be > 0")
 		}
 	}
@@ -280,6 +316,7 @@ func (v *validator) matrix(s *Scenario, order []string) {
 	lists := map[string][]string{
 		DimTopology: s.Matrix.Topology, DimProxy: s.Matrix.Proxy, DimBalancer: s.Matrix.Balancer,
 		DimProtocol: s.Matrix.Protocol, DimDegradation: s.Matrix.Degradation, DimMTLS: s.Matrix.MTLS,
+		DimMix: s.Matrix.Mix,
 	}
 	s.dims = nil
 	for _, name := range order {
@@ -359,6 +396,10 @@ func (v *validator) dimValue(s *Scenario, dim, val, p string, exclude bool) {
 		default:
 			v.fail(p, "%q: must be off or on", val)
 		}
+	case DimMix:
+		if _, ok := s.Load.Shares[val]; !ok {
+			v.fail(p, "%q: not one of load.shares (%s)", val, strings.Join(slices.Sorted(maps.Keys(s.Load.Shares)), ", "))
+		}
 	case DimRate:
 		if r, err := parseRate(val); err != nil {
 			v.fail(p, "%v", err)
@@ -383,17 +424,32 @@ func (v *validator) expansion(s *Scenario) {
 			return
 		}
 		l := s.effectiveLoad(quick)
-		svc := s.service(l.Service)
+		type need struct {
+			path, service string
+			connections   int
+		}
+		needs := []need{{"load.connections", l.Service, l.Connections}}
+		if quick && s.Quick.Connections != nil {
+			needs[0].path = "quick.connections"
+		}
+		if len(l.Mix) > 0 {
+			needs = nil
+			for i, st := range l.Mix {
+				needs = append(needs, need{fmt.Sprintf("load.mix[%d].connections", i), st.Service, st.Connections})
+			}
+		}
+	variants:
 		for _, va := range vs {
 			topo := s.setting(va.labels, DimTopology)
-			if (topo == Baseline || topo == ServerSidecar) && l.Connections < svc.Replicas {
-				p := "load.connections"
-				if quick && s.Quick.Connections != nil {
-					p = "quick.connections"
+			if topo != Baseline && topo != ServerSidecar {
+				continue
+			}
+			for _, n := range needs {
+				if svc := s.service(n.service); n.connections < svc.Replicas {
+					v.fail(n.path, "%d: topology %s spreads the connections over the %d pods of %s; at least %d are needed",
+						n.connections, topo, svc.Replicas, svc.Name, svc.Replicas)
+					break variants
 				}
-				v.fail(p, "%d: topology %s spreads the connections over the %d pods of %s; at least %d are needed",
-					l.Connections, topo, svc.Replicas, svc.Name, svc.Replicas)
-				break
 			}
 		}
 	}

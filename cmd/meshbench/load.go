@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +59,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&fortioOut, "fortio-json", "", "also write the result in fortio's JSON format to this `file`")
 	fs.StringVar(&hdrLog, "hdr-log", "", "also write a per-second HdrHistogram interval log to this `file`")
 	fs.BoolVar(&quiet, "quiet", false, "no per-second progress on stderr")
+	var mix, searchFlag, startAt, engine string
+	fs.StringVar(&mix, "mix", "", "run several streams at once: a JSON list of streams (name, protocol, targets, share or rate, connections, streams, grpc_mode, body_size, response_size, authority), or @FILE holding one; replaces --target and --protocol (docs/loadgen.md)")
+	fs.StringVar(&searchFlag, "search", "", "search for the highest rate meeting an objective, e.g. p99=10ms,errors=0.1%,max=20000 (also start, precision, probes); each probe runs --warmup then --duration")
+	fs.DurationVar(&s.MaxSendLag, "max-send-lag", loadgen.DefaultMaxSendLag, "a run whose p99 send lag (with its connection free) is above this is invalid (negative: no bound)")
+	fs.Float64Var(&s.MaxConnectionWaits, "max-connection-waits", loadgen.DefaultMaxConnectionWaits, "a run in which more than this fraction of requests waited for a busy connection is invalid")
+	fs.BoolVar(&s.NewConnectionPerRequest, "new-connection-per-request", false, "open a new connection (and TLS handshake) for every request; HTTP/1.1 only")
+	fs.StringVar(&startAt, "start-at", "", "begin the run (its warm-up) at this RFC 3339 `time`, so that several generators share one schedule")
+	fs.StringVar(&engine, "engine", loadgen.EngineMeshbench, "load engine: meshbench (open loop, from the intended send) or fortio (fortio's runners)")
 	var serve string
 	var linger time.Duration
 	fs.StringVar(&serve, "serve", "", "serve the run's status (GET /status) and, once it ends, the --out and --hdr-log files (GET /files/NAME) on this `address` until POST /exit or --serve-linger; for a load generator in a pod")
@@ -81,6 +91,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if s.Duration == 0 && s.Requests == 0 {
 		s.Duration = 10 * time.Second
+	}
+	if msg := loadModes(&s, mix, searchFlag, startAt, engine); msg != "" {
+		fmt.Fprintf(stderr, "meshbench load: %s\n", msg)
+		return 2
 	}
 	if s.SpinWindow == 0 {
 		s.SpinWindow = -1
@@ -118,7 +132,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "meshbench load: serving the status and result on %s\n", rs.Addr())
 	}
-	code := runLoadSpec(ctx, s, out, fortioOut, hdrLog, stdout, stderr)
+	code := runLoadSpec(ctx, s, engine, out, fortioOut, hdrLog, stdout, stderr)
 	if rs != nil {
 		var err error
 		if code != 0 && code != 130 {
@@ -132,8 +146,12 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runLoadSpec runs the load and writes its files; it returns the exit
 // status.
-func runLoadSpec(ctx context.Context, s loadgen.Spec, out, fortioOut, hdrLog string, stdout, stderr io.Writer) int {
-	res, err := loadgen.Run(ctx, s)
+func runLoadSpec(ctx context.Context, s loadgen.Spec, engine, out, fortioOut, hdrLog string, stdout, stderr io.Writer) int {
+	run := loadgen.Run
+	if engine == loadgen.EngineFortio {
+		run = fortioRun
+	}
+	res, err := run(ctx, s)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshbench load: %v\n", err)
 		return 2
@@ -179,6 +197,27 @@ func printSummary(w io.Writer, r *loadgen.Result) {
 	if !r.Sustained {
 		fmt.Fprintf(w, "RATE NOT SUSTAINED: %s\n", r.Reason)
 	}
+	if r.Invalid != "" {
+		fmt.Fprintf(w, "INVALID RUN: %s\n", r.Invalid)
+	}
+	for _, p := range r.Mix {
+		fmt.Fprintf(w, "  stream %s (%s): %d requests, requested %.1f/s, achieved %.1f/s, p50 %v p99 %v, errors %d\n",
+			p.Stream, p.Protocol, p.Requests, p.RequestedRate, p.AchievedRate, us(p.Latency.P50), us(p.Latency.P99), p.Errors.Total)
+	}
+	if sr := r.Search; sr != nil {
+		for _, p := range sr.Probes {
+			verdict := "met"
+			if !p.Met {
+				verdict = "missed: " + p.Missed
+			}
+			fmt.Fprintf(w, "  probe %9.1f/s: achieved %9.1f/s, p50 %v p99 %v, %s\n", p.Rate, p.AchievedRate, us(p.Latency.P50), us(p.Latency.P99), verdict)
+		}
+		capped := ""
+		if sr.Capped {
+			capped = " (the search's max: the real maximum is higher)"
+		}
+		fmt.Fprintf(w, "max rate meeting the objective: %.1f/s%s; %s\n", sr.MaxRate, capped, sr.Limit)
+	}
 	fmt.Fprintf(w, "response time (from intended send): p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
 		us(r.Latency.P50), us(r.Latency.P90), us(r.Latency.P99), us(r.Latency.P999), us(r.Latency.Max))
 	fmt.Fprintf(w, "service time (from actual send):    p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
@@ -212,4 +251,66 @@ func writeIntervalLog(path string, r *loadgen.Result) error {
 		return fmt.Errorf("writing interval log: %w", err)
 	}
 	return nil
+}
+
+// loadModes applies --mix, --search, --start-at and --engine to s; it
+// returns what is wrong with them, or "".
+func loadModes(s *loadgen.Spec, mix, search, startAt, engine string) string {
+	switch engine {
+	case loadgen.EngineMeshbench, loadgen.EngineFortio:
+	default:
+		return fmt.Sprintf("--engine %q: want meshbench or fortio", engine)
+	}
+	if mix != "" {
+		data := []byte(mix)
+		if name, ok := strings.CutPrefix(mix, "@"); ok {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				return fmt.Sprintf("--mix: %v", err)
+			}
+			data = b
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s.Mix); err != nil {
+			return fmt.Sprintf("--mix: want a JSON list of streams: %v", err)
+		}
+		if len(s.Mix) == 0 {
+			return "--mix: no stream"
+		}
+		if s.Target != "" || len(s.Targets) > 0 {
+			return "--mix names its targets per stream: leave out --target"
+		}
+	}
+	if search != "" {
+		fields := map[string]string{}
+		for _, kv := range strings.Split(search, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return fmt.Sprintf("--search %q: want key=value pairs such as p99=10ms,errors=0.1%%,max=20000", search)
+			}
+			fields[strings.TrimSpace(k)] = v
+		}
+		ss, err := loadgen.ParseSearch(fields)
+		if err != nil {
+			return fmt.Sprintf("--search: %v", err)
+		}
+		s.Search = &ss
+	}
+	if startAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, startAt)
+		if err != nil {
+			return fmt.Sprintf("--start-at %q: want an RFC 3339 time", startAt)
+		}
+		s.Start = t
+	}
+	if engine == loadgen.EngineFortio && (len(s.Mix) > 0 || s.Search != nil) {
+		return "--engine fortio runs one stream at one rate: it cannot run --mix or --search"
+	}
+	return ""
+}
+
+// fortioRun is replaced by the fortio engine.
+func fortioRun(context.Context, loadgen.Spec) (*loadgen.Result, error) {
+	return nil, errors.New("the fortio engine is not built in")
 }

@@ -132,6 +132,10 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 var (
 	durationType  = reflect.TypeFor[time.Duration]()
 	unmarshalerTy = reflect.TypeFor[encoding.TextUnmarshaler]()
+	// nodeUnmarshalerTy is a type that reads its own YAML node (a value
+	// that may be a scalar, a list or a mapping); its error is reported at
+	// the node.
+	nodeUnmarshalerTy = reflect.TypeFor[yaml.Unmarshaler]()
 )
 
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
@@ -141,6 +145,12 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	d.pos[path] = n.Line
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if reflect.PointerTo(v.Type()).Implements(nodeUnmarshalerTy) && v.Kind() != reflect.Pointer {
+		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+			d.fail(n, path, "%v", err)
+		}
 		return
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerTy) && v.Kind() != reflect.Pointer {

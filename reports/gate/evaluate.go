@@ -65,6 +65,11 @@ type Result struct {
 	// Problems are pairs left out and why (a failed or unsustained cell
 	// of either build, no baseline cell).
 	Problems []string `json:"problems,omitempty"`
+	// Refused are the invalid cells the gate would not judge (their load
+	// generator could not keep its schedule), each with its reason. A run
+	// with refused cells does not pass: a verdict of ok or improvement
+	// becomes inconclusive.
+	Refused []string `json:"refused,omitempty"`
 }
 
 // Row is the verdict on one metric over one group of variants.
@@ -141,7 +146,10 @@ func Evaluate(run *reports.Run, s *Spec) (*Result, error) {
 	for _, c := range comps {
 		res.Variants = append(res.Variants, c.name)
 		res.Failures = append(res.Failures, failures(c)...)
+		res.Refused = append(res.Refused, refused(c)...)
 	}
+	slices.Sort(res.Refused)
+	res.Refused = slices.Compact(res.Refused)
 	for _, m := range s.Metrics {
 		per := make([]Row, 0, len(comps))
 		for _, c := range comps {
@@ -177,6 +185,9 @@ func Evaluate(run *reports.Run, s *Spec) (*Result, error) {
 	}
 	if res.Verdict == OK && allImproved(res.Rows) {
 		res.Verdict = Improvement
+	}
+	if len(res.Refused) > 0 && (res.Verdict == OK || res.Verdict == Improvement) {
+		res.Verdict = Inconclusive // a run with invalid cells does not pass
 	}
 	switch res.Verdict {
 	case Regression:
@@ -352,6 +363,14 @@ func pairs(c comparison, m MetricSpec, problems *[]string) []Pair {
 				*problems = append(*problems, fmt.Sprintf("%s repeat %d: no baseline cell for the added latency", c.name, r))
 				continue
 			}
+			if why := unusable(bl); why != "" {
+				*problems = append(*problems, fmt.Sprintf("%s repeat %d left out: the baseline's %s", c.name, r, why))
+				continue
+			}
+		}
+		if m.Metric == MetricMaxRate && (b.Result.Search == nil || k.Result.Search == nil) {
+			*problems = append(*problems, fmt.Sprintf("%s repeat %d: no rate search in the cells: max_rate needs a scenario whose load.rate is {search: ...}", c.name, r))
+			continue
 		}
 		bv, kv := value(m.Metric, b, bl), value(m.Metric, k, bl)
 		p := Pair{Repeat: r, Variant: c.name, Base: bv, Candidate: kv}
@@ -375,9 +394,29 @@ func pairs(c comparison, m MetricSpec, problems *[]string) []Pair {
 	return out
 }
 
+// refused lists the invalid cells of a comparison (either build, or the
+// baseline), with their reasons.
+func refused(c comparison) []string {
+	var out []string
+	for _, v := range []*reports.Variant{c.base, c.candidate, c.baseline} {
+		if v == nil {
+			continue
+		}
+		for _, cell := range v.Cells {
+			if cell.OK() && cell.Result.Invalid != "" {
+				out = append(out, fmt.Sprintf("%s: %s", cell.Info.ID, cell.Result.Invalid))
+			}
+		}
+	}
+	return out
+}
+
 // unusable says why a pair of cells cannot be compared, or "".
 func unusable(cells ...*reports.Cell) string {
 	for _, c := range cells {
+		if c.Result.Invalid != "" {
+			return fmt.Sprintf("cell %s is invalid (refused)", c.Info.ID)
+		}
 		if r := c.Result; r.RequestedRate > 0 && !r.Sustained {
 			return fmt.Sprintf("cell %s did not sustain its rate (%s)", c.Info.ID, cmp.Or(r.Reason, "fell behind"))
 		}
@@ -413,6 +452,11 @@ func value(metric string, c, baseline *reports.Cell) float64 {
 		return float64(r.Errors.Total) / float64(r.Requests)
 	case MetricRate:
 		return r.AchievedRate
+	case MetricMaxRate:
+		if r.Search == nil {
+			return math.NaN()
+		}
+		return r.Search.MaxRate
 	}
 	return math.NaN()
 }

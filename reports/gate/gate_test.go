@@ -21,7 +21,6 @@ func TestSpecErrorsNameTheField(t *testing.T) {
 		{"metrics: [{metric: p50, relative: five}]\n", `metrics[0].relative: "five"`},
 		{"metrics: [{metric: rss_peak, absolute: 4 parsecs}]\n", `metrics[0].absolute: "4 parsecs": want a size such as 4MiB`},
 		{"metrics: [{metric: p50, absolute: -5us}]\n", "metrics[0].absolute"},
-		{"metrics: [{metric: max_rate, relative: 5%}]\n", "metrics[0].metric: max_rate needs a scenario"},
 		{"metrics: [{metric: p50, relative: 5%}, {metric: p50, relative: 9%}]\n", `metrics[1].metric: "p50": listed twice`},
 		{"confidence: 1.5\nmetrics: [{metric: p50, relative: 5%}]\n", "confidence: 1.5"},
 		{"group: each\nmetrics: [{metric: p50, relative: 5%}]\n", `group: "each"`},
@@ -261,5 +260,72 @@ func TestNothingToCompare(t *testing.T) {
 	run.Info.Incomplete = true
 	if _, err := gate.Evaluate(run, spec(t, "metrics: [{metric: p50, relative: 5%}]\n")); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Errorf("incomplete run: %v", err)
+	}
+}
+
+// TestInvalidCellsAreRefused: an invalid cell (of a build or of the
+// baseline) is left out and listed, and a run with one cannot pass even
+// when the valid pairs say ok; a regression stays a regression.
+func TestInvalidCellsAreRefused(t *testing.T) {
+	same := func(int) (float64, int64) { return 100, 500 }
+	const doc = "metrics: [{metric: cpu_per_request, relative: 5%}, {metric: p50, relative: 10%}]\n"
+	res, err := gate.Evaluate(fakeRun(10, same, same), spec(t, doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != gate.OK || len(res.Refused) != 0 {
+		t.Fatalf("identical valid builds: verdict %s, refused %q", res.Verdict, res.Refused)
+	}
+	run := fakeRun(10, same, same)
+	run.Cells[0].Result.Invalid = "late sends: p99 send lag 9ms above the 5ms bound" // the baseline's repeat 1
+	run.Cells[len(run.Cells)-1].Result.Invalid = "too few connections"             // the candidate's repeat 10
+	res, err = gate.Evaluate(run, spec(t, doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != gate.Inconclusive || res.Exit != gate.ExitInconclusive || len(res.Refused) != 2 ||
+		!strings.Contains(res.Refused[0], "baseline-none-r1: late sends") || !strings.Contains(res.Refused[1], "candidate-r10: too few connections") {
+		t.Errorf("with invalid cells: verdict %s exit %d refused %q", res.Verdict, res.Exit, res.Refused)
+	}
+	for _, row := range res.Rows {
+		want := 9 // repeat 10 refused
+		if row.Metric == gate.MetricP50 {
+			want = 8 // and repeat 1's baseline too
+		}
+		if len(row.Pairs) != want {
+			t.Errorf("%s: %d pairs, want %d", row.Metric, len(row.Pairs), want)
+		}
+	}
+	worse := fakeRun(10, same, func(int) (float64, int64) { return 130, 500 })
+	worse.Cells[0].Result.Invalid = "late sends"
+	if res, err = gate.Evaluate(worse, spec(t, doc)); err != nil || res.Verdict != gate.Regression {
+		t.Errorf("a regression with an invalid cell: %v %v", res.Verdict, err)
+	}
+}
+
+func TestMaxRate(t *testing.T) {
+	same := func(int) (float64, int64) { return 100, 500 }
+	run := fakeRun(8, same, same)
+	for _, c := range run.Cells {
+		rate := 1000.0
+		if c.Info.Labels["proxy"] == "reference@candidate" {
+			rate = 850 // the candidate sustains 15% less within the objective
+		}
+		c.Result.Search = &loadgen.SearchResult{MaxRate: rate * noise(c.Info.Repeat, 1)}
+	}
+	res, err := gate.Evaluate(run, spec(t, "metrics: [{metric: max_rate, relative: 5%}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows[0].Verdict != gate.Regression || math.Abs(res.Rows[0].Estimate.Median-0.85) > 0.05 {
+		t.Errorf("15%% lower max rate: %+v", res.Rows[0])
+	}
+	// Cells without a search have no max rate.
+	res, err = gate.Evaluate(fakeRun(8, same, same), spec(t, "metrics: [{metric: max_rate, relative: 5%}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rows[0].Verdict == gate.OK || len(res.Problems) == 0 || !strings.Contains(res.Problems[0], "no rate search") {
+		t.Errorf("no search: verdict %s problems %q", res.Rows[0].Verdict, res.Problems)
 	}
 }

@@ -275,9 +275,6 @@ func (v *specValidator) metric(m *MetricSpec, p string, seen map[string]bool) {
 	case !slices.Contains(Metrics(), m.Metric):
 		v.fail(p+".metric", "%q: unknown metric (known: %s)", m.Metric, strings.Join(Metrics(), ", "))
 		return
-	case m.Metric == MetricMaxRate:
-		v.fail(p+".metric", "%s needs a scenario whose load searches for the highest rate within an objective; no scenario can do that yet", m.Metric)
-		return
 	case seen[m.Metric]:
 		v.fail(p+".metric", "%q: listed twice", m.Metric)
 		return

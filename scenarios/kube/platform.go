@@ -564,7 +564,7 @@ func (p *Platform) cellPeer(plan *scenarios.Plan) (*cellPeer, error) {
 		}
 		return nil, fmt.Errorf("deploying: no image of %s for the cluster: name one with --peer-image %s=REF (the kind platform builds one from the %s binary on PATH: apt-get install %s)", a.Name(), a.Name(), a.Binary(), a.Package())
 	}
-	return &cellPeer{adapter: a, image: img, traffic: []string{plan.Load.Protocol}}, nil
+	return &cellPeer{adapter: a, image: img, traffic: plan.Load.Protocols()}, nil
 }
 
 // proxyBinary is the image's meshproxy binary for a plan's proxy: a

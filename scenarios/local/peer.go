@@ -58,7 +58,7 @@ func (p *Platform) proxyBinary(ctx context.Context, impl string) (string, peers.
 // files into dir/proxies/<name>; its internal sockets go to sockets.
 func renderPeer(a peers.Adapter, plan *scenarios.Plan, name, dir, sockets string, c *config.Config) (*peers.Instance, error) {
 	own := filepath.Join(dir, "proxies", name)
-	inst, err := peers.Render(a, c, peers.Options{Name: name, Dir: own, SocketDir: sockets, User: workerUser(), Traffic: []string{plan.Load.Protocol}, Workers: platform.ProxyWorkers})
+	inst, err := peers.Render(a, c, peers.Options{Name: name, Dir: own, SocketDir: sockets, User: workerUser(), Traffic: plan.Load.Protocols(), Workers: platform.ProxyWorkers})
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package gatereport
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/meshbench/meshbench/internal/junit"
@@ -22,7 +23,7 @@ const (
 // candidate is one more failed test case. The pairs left out are the
 // suite's system-out.
 func JUnit(w io.Writer, r *gate.Result) error {
-	s := junit.Suite{Name: junitSuite, Output: strings.Join(r.Problems, "\n")}
+	s := junit.Suite{Name: junitSuite, Output: strings.Join(append(slices.Clone(r.Refused), r.Problems...), "\n")}
 	inconclusiveFails := r.Verdict == gate.Inconclusive && r.Exit == gate.ExitRegression
 	for _, row := range r.Rows {
 		tc := junit.Case{Name: rowName(row), Classname: junitClassname, Output: figures(r, row)}

@@ -55,6 +55,12 @@ func Markdown(w io.Writer, r *gate.Result, plotFile string) error {
 			fmt.Fprintf(&b, "- %s\n", mdEscape(f))
 		}
 	}
+	if len(r.Refused) > 0 {
+		b.WriteString("\n**Refused: invalid cells** (the load generator could not keep its schedule; the run cannot pass):\n\n")
+		for _, c := range r.Refused {
+			fmt.Fprintf(&b, "- %s\n", mdEscape(c))
+		}
+	}
 	if len(r.Problems) > 0 {
 		b.WriteString("\n**Left out of the comparison:**\n\n")
 		for _, p := range r.Problems {

@@ -43,6 +43,12 @@ func Terminal(w io.Writer, r *gate.Result) {
 			fmt.Fprintf(w, "  %s\n", f)
 		}
 	}
+	if len(r.Refused) > 0 {
+		fmt.Fprintf(w, "\nrefused (invalid cells: the load generator could not keep its schedule; the run cannot pass):\n")
+		for _, c := range r.Refused {
+			fmt.Fprintf(w, "  %s\n", c)
+		}
+	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\nleft out:\n")
 		for _, p := range r.Problems {
