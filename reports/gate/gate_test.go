@@ -278,7 +278,7 @@ func TestInvalidCellsAreRefused(t *testing.T) {
 	}
 	run := fakeRun(10, same, same)
 	run.Cells[0].Result.Invalid = "late sends: p99 send lag 9ms above the 5ms bound" // the baseline's repeat 1
-	run.Cells[len(run.Cells)-1].Result.Invalid = "too few connections"             // the candidate's repeat 10
+	run.Cells[len(run.Cells)-1].Result.Invalid = "too few connections"               // the candidate's repeat 10
 	res, err = gate.Evaluate(run, spec(t, doc))
 	if err != nil {
 		t.Fatal(err)
