@@ -153,3 +153,88 @@ func TestLoadServe(t *testing.T) {
 		t.Fatal("still running 5 s after POST /exit")
 	}
 }
+
+// TestLoadMixAndSearch: --mix runs two streams at once and keeps each
+// one's figures; --search writes its probes; bad modes are usage errors.
+func TestLoadMixAndSearch(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(3 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + ln.Addr().String()
+	dir := t.TempDir()
+	mixFile := filepath.Join(dir, "mix.json")
+	if err := os.WriteFile(mixFile, []byte(`[{"name": "fast", "targets": ["`+base+`/"], "protocol": "http1", "share": 0.5, "connections": 2},
+		{"name": "slow", "targets": ["`+base+`/slow"], "protocol": "http1", "share": 0.5, "connections": 4}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "mix.json.out")
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"load", "--mix", "@" + mixFile, "--rate", "200", "--duration", "1s", "--out", out, "--quiet"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("mix: exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	var res loadgen.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Mix) != 2 || res.Mix[0].Stream != "fast" || res.Mix[1].Latency.P50 < 3000 || res.Mix[0].Latency.P50 >= 3000 ||
+		res.Requests != res.Mix[0].Requests+res.Mix[1].Requests || res.Mix[0].Histogram == "" {
+		t.Errorf("mix result: %d streams, requests %d, %+v", len(res.Mix), res.Requests, res.Mix)
+	}
+	if !strings.Contains(stdout.String(), "stream slow (http1)") {
+		t.Errorf("summary lacks the streams:\n%s", stdout.String())
+	}
+
+	stdout.Reset()
+	out = filepath.Join(dir, "search.json")
+	if code := run(t.Context(), []string{"load", "--target", base + "/slow", "--connections", "8", "--duration", "300ms",
+		"--search", "p99=50ms,max=400,start=100", "--out", out, "--quiet"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("search: exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	b, _ = os.ReadFile(out)
+	res = loadgen.Result{}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Search == nil || len(res.Search.Probes) < 2 || res.Search.Objective.P99us != 50000 || res.Search.Objective.Max != 400 {
+		t.Errorf("search result: %+v", res.Search)
+	}
+	if !strings.Contains(stdout.String(), "max rate meeting the objective") {
+		t.Errorf("summary lacks the search:\n%s", stdout.String())
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mix", "[]"}, "--mix: no stream"},
+		{[]string{"--mix", "{"}, "--mix: want a JSON list of streams"},
+		{[]string{"--mix", `[{"name": "a", "colour": 1}]`}, `unknown field "colour"`},
+		{[]string{"--mix", "@/nonexistent/mix.json"}, "no such file"},
+		{[]string{"--target", base, "--mix", `[{"name": "a", "targets": ["` + base + `"], "rate": 1, "connections": 1}]`}, "leave out --target"},
+		{[]string{"--target", base, "--search", "p99"}, "want key=value pairs"},
+		{[]string{"--target", base, "--search", "p99=1ms"}, "max must be a positive rate"},
+		{[]string{"--target", base, "--engine", "wrk"}, `--engine "wrk"`},
+		{[]string{"--target", base, "--engine", "fortio", "--search", "p99=1ms,max=10"}, "cannot run --mix or --search"},
+		{[]string{"--target", base, "--start-at", "soon"}, "want an RFC 3339 time"},
+		{[]string{"--target", base, "--protocol", "h2c", "--new-connection-per-request", "--requests", "1"}, "HTTP/1.1 only"},
+	} {
+		stderr.Reset()
+		code := run(t.Context(), append([]string{"load", "--quiet"}, tc.args...), io.Discard, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
