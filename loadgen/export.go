@@ -158,3 +158,36 @@ func (r *Result) Fortio() FortioResult {
 	}
 	return out
 }
+
+// AttachIntervalLog gives a result decoded from JSON its per-second
+// histograms back from its interval log (as WriteIntervalLog wrote it),
+// so that Merge merges its seconds exactly and WriteIntervalLog can write
+// it again. The log holds at most one interval per second of the
+// result's timeseries.
+func AttachIntervalLog(r *Result, log io.Reader) error {
+	lr := hdrhistogram.NewHistogramLogReader(log)
+	var acc []*secondAcc
+	for {
+		h, err := lr.NextIntervalHistogram()
+		if err != nil {
+			return fmt.Errorf("reading interval log: %w", err)
+		}
+		if h == nil {
+			break
+		}
+		a := &secondAcc{hist: hdrhistogram.New(histMin, histMax, 2), count: h.TotalCount()}
+		a.hist.Merge(h)
+		if i := len(acc); i < len(r.Timeseries) {
+			a.errors = r.Timeseries[i].Errors
+		}
+		acc = append(acc, a)
+	}
+	if len(acc) > len(r.Timeseries) {
+		return fmt.Errorf("interval log: %d intervals for %d seconds of timeseries", len(acc), len(r.Timeseries))
+	}
+	for i := len(acc); i < len(r.Timeseries); i++ { // seconds without a request
+		acc = append(acc, &secondAcc{hist: hdrhistogram.New(histMin, histMax, 2), errors: r.Timeseries[i].Errors})
+	}
+	r.seconds = acc
+	return nil
+}

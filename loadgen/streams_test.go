@@ -1,7 +1,9 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"net"
 	"net/http"
@@ -173,5 +175,77 @@ func TestNewConnectionPerRequest(t *testing.T) {
 	_, err := Run(context.Background(), Spec{Target: "http://127.0.0.1:1/", Protocol: H2C, Requests: 1, NewConnectionPerRequest: true})
 	if err == nil || !strings.Contains(err.Error(), "HTTP/1.1 only") {
 		t.Errorf("h2c with a connection per request: %v", err)
+	}
+}
+
+// TestMergeGenerators: two generators' results, decoded from JSON as a
+// runner reads them and given back their interval logs, merge into the
+// histograms and seconds of both — the same as merging them in memory.
+func TestMergeGenerators(t *testing.T) {
+	quick := testBackend(t, fixed(time.Millisecond), 200)
+	slow := testBackend(t, fixed(4*time.Millisecond), 200)
+	start := time.Now().Add(100 * time.Millisecond)
+	var parts [2]*Result
+	var errs [2]error
+	done := make(chan int)
+	for i, target := range []string{quick, slow} {
+		go func() {
+			parts[i], errs[i] = Run(context.Background(), Spec{Target: target, Rate: 100, Connections: 2, Duration: 2 * time.Second,
+				Start: start, Labels: map[string]string{"generator": []string{"0", "1"}[i]}})
+			done <- i
+		}()
+	}
+	<-done
+	<-done
+	var decoded []*Result
+	for i, p := range parts {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !p.Start.Equal(start) {
+			t.Errorf("generator %d measured from %v, not the common start %v", i, p.Start, start)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d Result
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		var log bytes.Buffer
+		if err := WriteIntervalLog(&log, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := AttachIntervalLog(&d, &log); err != nil {
+			t.Fatal(err)
+		}
+		decoded = append(decoded, &d)
+	}
+	inMemory, err := Merge(parts[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Merge(decoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Requests != parts[0].Requests+parts[1].Requests || m.RequestedRate != 200 || m.Latency != inMemory.Latency {
+		t.Errorf("merged %d requests at %v req/s, latency %+v; in memory %+v", m.Requests, m.RequestedRate, m.Latency, inMemory.Latency)
+	}
+	// Half the requests take 1 ms, half 4 ms: the merged p90 is the slow
+	// one's, the p50 between them — not an average of percentiles.
+	if m.Latency.P90 < 4000 || m.Latency.P50 > parts[1].Latency.P50 {
+		t.Errorf("merged p50 %d p90 %d µs; generators p50 %d and %d", m.Latency.P50, m.Latency.P90, parts[0].Latency.P50, parts[1].Latency.P50)
+	}
+	if len(m.Timeseries) != 2 || m.Timeseries[0] != inMemory.Timeseries[0] || m.Timeseries[0].Rate < 150 {
+		t.Errorf("merged seconds %+v, in memory %+v", m.Timeseries, inMemory.Timeseries)
+	}
+	var log bytes.Buffer
+	if err := WriteIntervalLog(&log, m); err != nil || strings.Count(log.String(), "\n") < 6 {
+		t.Errorf("merged interval log: %v\n%s", err, log.String())
+	}
+	if err := AttachIntervalLog(&Result{}, strings.NewReader(log.String())); err == nil {
+		t.Error("an interval log longer than the timeseries was accepted")
 	}
 }

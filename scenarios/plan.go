@@ -140,6 +140,21 @@ type LoadPlan struct {
 	Mix []StreamPlan
 	// NewConnectionPerRequest opens a connection for every request.
 	NewConnectionPerRequest bool
+	// Generators, when the load is shared by several load generators,
+	// are where each runs and sends; empty for one generator (on the
+	// client pod's node, to Targets). The platform gives each its share
+	// of the rate and the connections (see platform.GeneratorLoads).
+	Generators []GeneratorPlan
+}
+
+// GeneratorPlan is one of several load generators of a cell.
+type GeneratorPlan struct {
+	Name string // g0, g1, ...
+	Node string
+	// Targets are the generator's targets (its node's proxy in
+	// daemonset); StreamTargets those of each stream of a mix.
+	Targets       []string
+	StreamTargets [][]string
 }
 
 // StreamPlan is one stream of a mixed load; its targets are references,

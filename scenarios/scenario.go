@@ -127,6 +127,11 @@ type LoadSettings struct {
 	// NewConnectionPerRequest opens a connection (and a TLS handshake, to
 	// a TLS target) for every request: HTTP/1.1 only.
 	NewConnectionPerRequest bool `yaml:"new_connection_per_request"`
+	// Generators is how many load generators share the load (default 1):
+	// generator i runs on node (client_node + i) mod nodes, all on one
+	// schedule, each with its share of the rate and of the connections;
+	// their histograms are merged into the cell's result.
+	Generators int `yaml:"generators"`
 	// Connections is the number of connections (default 16); without a
 	// client proxy they are spread round robin over the destination pods.
 	Connections int `yaml:"connections"`
@@ -265,6 +270,9 @@ func (s *Scenario) setDefaults() {
 	}
 	if l.Streams == 0 {
 		l.Streams = DefaultStreams
+	}
+	if l.Generators == 0 {
+		l.Generators = 1
 	}
 	if l.Duration == 0 {
 		l.Duration = DefaultDuration

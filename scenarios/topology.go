@@ -573,9 +573,10 @@ func (b *planner) loadPlan() {
 		Connections: l.Connections, Streams: l.Streams, Duration: l.Duration, Warmup: l.Warmup, Timeout: l.Timeout,
 		NewConnectionPerRequest: l.NewConnectionPerRequest,
 	}
+	client := b.nodeOf[0]
 	for _, st := range l.Mix {
 		sp := StreamPlan{
-			Name: st.Name, Protocol: st.Protocol, GRPCMode: st.GRPCMode, Targets: b.targets(st.Protocol, st.Service),
+			Name: st.Name, Protocol: st.Protocol, GRPCMode: st.GRPCMode, Targets: b.targets(st.Protocol, st.Service, client),
 			Authority: st.Service, Rate: st.Rate, Connections: st.Connections, Streams: st.Streams,
 			BodySize: st.RequestSize, ResponseSize: st.ResponseSize,
 		}
@@ -585,16 +586,27 @@ func (b *planner) loadPlan() {
 		lp.Mix = append(lp.Mix, sp)
 	}
 	if len(lp.Mix) == 0 {
-		lp.Targets = b.targets(l.Protocol, l.Service)
+		lp.Targets = b.targets(l.Protocol, l.Service, client)
 	} else {
 		lp.Protocol, lp.Connections, lp.Streams = loadgen.ProtocolMix, 0, 0
+	}
+	for i := 0; l.Generators > 1 && i < l.Generators; i++ {
+		n := (client + i) % len(b.plan.Nodes)
+		g := GeneratorPlan{Name: "g" + strconv.Itoa(i), Node: nodeName(n)}
+		if len(l.Mix) == 0 {
+			g.Targets = b.targets(l.Protocol, l.Service, n)
+		}
+		for _, st := range l.Mix {
+			g.StreamTargets = append(g.StreamTargets, b.targets(st.Protocol, st.Service, n))
+		}
+		lp.Generators = append(lp.Generators, g)
 	}
 	b.plan.Load = lp
 }
 
-// targets are where the load generator sends protocol's requests to
-// service.
-func (b *planner) targets(protocol, service string) []string {
+// targets are where a load generator on node n sends protocol's
+// requests to service.
+func (b *planner) targets(protocol, service string, n int) []string {
 	target := func(ref string) string {
 		if protocol == ProtoGRPC {
 			return ref
@@ -605,7 +617,7 @@ func (b *planner) targets(protocol, service string) []string {
 	case Sidecar, ClientSidecar:
 		return []string{target(PodRef(ClientPod, PortNameOutbound))}
 	case DaemonSet:
-		return []string{target(NodeRef(nodeName(b.nodeOf[0]), PortNameOutbound))}
+		return []string{target(NodeRef(nodeName(n), PortNameOutbound))}
 	}
 	port := PortNameInbound
 	if b.cs.topology == Baseline {

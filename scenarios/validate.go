@@ -27,6 +27,8 @@ const (
 	// MaxStreams bounds load.streams: the proxies' listeners accept 1000
 	// concurrent streams per connection.
 	MaxStreams = 1000
+	// MaxGenerators bounds load.generators.
+	MaxGenerators = 16
 )
 
 // Topologies returns every topology, in the order the documentation
@@ -217,6 +219,14 @@ func (v *validator) load(s *Scenario) {
 		v.fail("load.rate", "must be > 0")
 	}
 	v.mixLoad(s)
+	switch {
+	case l.Generators < 1 || l.Generators > MaxGenerators:
+		v.fail("load.generators", "%d: must be 1 to %d", l.Generators, MaxGenerators)
+	case l.Generators > 1 && l.Search != nil:
+		v.fail("load.generators", "a rate search runs in one generator: its probes cannot be shared")
+	case l.Generators > 1 && slices.Contains(s.Matrix.MTLS, MTLSOn) && slices.Contains(s.Matrix.Topology, DaemonSet):
+		v.fail("load.generators", "with mTLS on, only the client's node proxy is a client in daemonset cells: several generators need mtls off")
+	}
 	if l.NewConnectionPerRequest {
 		protocols := []string{l.Protocol}
 		if len(l.Mix) > 0 {

@@ -101,12 +101,11 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			return nil, fmt.Errorf("running: event at %v: pod %q has no backend", ev.At, ev.Pod)
 		}
 	}
-	args, err := loadArgs(plan.Load, plan.Cell, p.addrs, p.dir)
-	if err != nil {
-		return nil, fmt.Errorf("running: %w", err)
+	gens := platform.GeneratorLoads(plan.Load)
+	start := time.Now()
+	if len(gens) > 1 {
+		start = start.Add(generatorLead) // every generator running before the common start
 	}
-	out := filepath.Join(p.dir, loadResultFile)
-	_ = os.Remove(out)
 	m := &measurement{}
 	for _, px := range plan.Proxies {
 		w := &proxyWatch{name: px.Name, kind: px.Kind, node: px.Node,
@@ -118,20 +117,33 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 		}
 		m.proxies = append(m.proxies, w)
 	}
-
-	load, err := p.start("load", filepath.Join(p.dir, "logs", "load.log"), "", nil, p.opts.Meshbench, args...)
-	if err != nil {
-		return nil, fmt.Errorf("running: %w", err)
+	var loads []*process
+	for _, g := range gens {
+		out := filepath.Join(p.dir, platform.GeneratorFile(loadResultFile, g))
+		_ = os.Remove(out)
+		args, err := platform.LoadArgs(g.Load, plan.Cell, p.addrs, out, filepath.Join(p.dir, platform.GeneratorFile(result.HdrLogFile, g)))
+		if err != nil {
+			return nil, fmt.Errorf("running: %w", err)
+		}
+		args = platform.GeneratorArgs(args, g, start)
+		name := strings.TrimSuffix(platform.GeneratorFile("load.", g), ".")
+		load, err := p.start(name, filepath.Join(p.dir, "logs", name+".log"), "", nil, p.opts.Meshbench, args...)
+		if err != nil {
+			p.interruptAll(ctx, loads)
+			return nil, fmt.Errorf("running: %w", err)
+		}
+		p.log.Debug("load started", "pid", load.pid(), "args", args)
+		loads = append(loads, load)
 	}
-	measured := time.Now().Add(plan.Load.Warmup)
-	p.log.Debug("load started", "pid", load.pid(), "args", args)
+	measured := start.Add(plan.Load.Warmup)
+	anyDone, allDone := groupDone(loads)
 
 	// Warm-up: not measured.
 	select {
-	case <-load.done:
-		return nil, fmt.Errorf("running: load generator ended before the measured part: %w", load.exitError())
+	case <-anyDone:
+		return nil, fmt.Errorf("running: load generator ended before the measured part: %w", exitErrors(loads))
 	case <-ctx.Done():
-		return nil, p.interrupt(ctx, load)
+		return nil, p.interruptAll(ctx, loads)
 	case <-time.After(time.Until(measured)):
 	}
 
@@ -148,7 +160,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 
 	var interrupted bool
 	select {
-	case <-load.done:
+	case <-allDone:
 	case <-ctx.Done():
 		interrupted = true
 	}
@@ -156,7 +168,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	stopEvents()
 	records, evErr := events()
 	if interrupted {
-		return nil, p.interrupt(ctx, load)
+		return nil, p.interruptAll(ctx, loads)
 	}
 	endCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	for _, w := range m.proxies {
@@ -167,10 +179,10 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	}
 	cancel()
 
-	if load.err != nil {
-		return nil, fmt.Errorf("running: %w", load.exitError())
+	if err := exitErrors(loads); err != nil {
+		return nil, fmt.Errorf("running: %w", err)
 	}
-	res, err := readResult(out)
+	res, err := platform.MergeGenerators(p.dir, loadResultFile, gens, readResult)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
@@ -191,18 +203,54 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	return &result.CellResult{Result: *res, Events: records, Notes: notes}, nil
 }
 
-// interrupt stops an interrupted load generator with SIGINT (it writes
-// what it measured, marked incomplete), waits for it, and returns the
+// interruptAll stops interrupted load generators with SIGINT (each writes
+// what it measured, marked incomplete), waits for them, and returns the
 // context's error.
-func (p *Platform) interrupt(ctx context.Context, load *process) error {
-	load.signal(syscall.SIGINT)
-	select {
-	case <-load.done:
-	case <-time.After(interruptGrace):
-		load.signal(syscall.SIGKILL)
-		<-load.done
+func (p *Platform) interruptAll(ctx context.Context, loads []*process) error {
+	for _, load := range loads {
+		load.signal(syscall.SIGINT)
+	}
+	deadline := time.After(interruptGrace)
+	for _, load := range loads {
+		select {
+		case <-load.done:
+		case <-deadline:
+			load.signal(syscall.SIGKILL)
+			<-load.done
+		}
 	}
 	return ctx.Err()
+}
+
+// generatorLead is how far in the future the common start of several load
+// generators is: time for each process to start and connect.
+const generatorLead = time.Second
+
+// groupDone returns a channel closed when the first of procs exits and
+// one closed when all have.
+func groupDone(procs []*process) (anyDone, allDone <-chan struct{}) {
+	first, all := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, proc := range procs {
+		wg.Go(func() {
+			<-proc.done
+			once.Do(func() { close(first) })
+		})
+	}
+	go func() { wg.Wait(); close(all) }()
+	return first, all
+}
+
+// exitErrors joins the errors of the load generators that failed.
+func exitErrors(procs []*process) error {
+	var errs []error
+	for _, proc := range procs {
+		if proc.exited() && proc.err != nil {
+			errs = append(errs, proc.exitError())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkAlive fails when a backend or a proxy exited during the run.
