@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshbench/meshbench/proxy/config"
+	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
 	"github.com/meshbench/meshbench/scenarios/platform"
 )
@@ -32,6 +34,9 @@ const (
 	RoleBackend   = "backend"
 	RoleNodeProxy = "node-proxy"
 	RoleLoad      = "load"
+	// LabelGenerator names the generator of a load pod when several share
+	// the load.
+	LabelGenerator = "meshbench.io/generator"
 
 	serviceAccount = "meshproxy"
 	nodeProxyName  = "meshproxy-node"
@@ -380,7 +385,7 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 // client's sidecar as a native sidecar (an init container that keeps
 // running) when the topology gives it one. It serves its status and
 // result on PortLoad (meshbench load --serve).
-func loadJob(plan *scenarios.Plan, t *target) (*batchv1.Job, error) {
+func loadJob(plan *scenarios.Plan, t *target, g platform.Generator, start time.Time) (*batchv1.Job, error) {
 	var client *scenarios.Pod
 	for i := range plan.Pods {
 		if plan.Pods[i].Name == plan.Load.ClientPod {
@@ -394,11 +399,12 @@ func loadJob(plan *scenarios.Plan, t *target) (*batchv1.Job, error) {
 	// (through the downward API's host IP) or other pods.
 	r := t.podResolver(client.Name)
 	r.hostIP, r.hostNode = "$("+hostIPVar+")", client.Node
-	l := plan.Load
-	args, err := platform.LoadArgs(l, plan.Cell, r, resultsDir+"/"+loadResultFile, resultsDir+"/latency.hlog")
+	l := g.Load
+	args, err := platform.LoadArgs(l, plan.Cell, r, resultsDir+"/"+loadResultFile, resultsDir+"/"+result.HdrLogFile)
 	if err != nil {
 		return nil, err
 	}
+	args = platform.GeneratorArgs(args, g, start)
 	args = append(args, "--serve", ":"+strconv.Itoa(PortLoad))
 	load := corev1.Container{
 		Name: "load", Image: t.Image, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -424,13 +430,18 @@ func loadJob(plan *scenarios.Plan, t *target) (*batchv1.Job, error) {
 		spec.InitContainers = []corev1.Container{c}
 		spec.Volumes = append(spec.Volumes, vols...)
 	}
-	if err := t.place(&spec, client.Node, needsDiscovery(plan, client.Sidecar)); err != nil {
+	if err := t.place(&spec, cmp.Or(g.Node, client.Node), needsDiscovery(plan, client.Sidecar)); err != nil {
 		return nil, err
 	}
 	labels := map[string]string{LabelPod: client.Name, LabelService: client.Service, LabelRole: RoleLoad}
+	name := loadJobName
+	if g.Name != "" {
+		labels[LabelGenerator] = g.Name
+		name += "-" + g.Name
+	}
 	backoff := int32(0)
 	deadline := int64((l.Warmup + l.Duration + l.Timeout + 15*time.Minute).Seconds())
-	return &batchv1.Job{TypeMeta: typeMeta("batch/v1", "Job"), ObjectMeta: t.meta(loadJobName, labels),
+	return &batchv1.Job{TypeMeta: typeMeta("batch/v1", "Job"), ObjectMeta: t.meta(name, labels),
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &backoff, ActiveDeadlineSeconds: &deadline,
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec},

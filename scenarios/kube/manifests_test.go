@@ -2,10 +2,12 @@ package kube
 
 import (
 	"fmt"
+	"github.com/meshbench/meshbench/scenarios/platform"
 	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -165,11 +167,14 @@ func cellObjectsOf(t *testing.T, scenario, text, variant string, peer *cellPeer)
 			}
 		}
 	}
-	job, err := loadJob(plan, tg)
-	if err != nil {
-		t.Fatal(err)
+	for _, g := range platform.GeneratorLoads(plan.Load) {
+		job, err := loadJob(plan, tg, g, time.Unix(1700000000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, job)
 	}
-	return plan, tg, decode(t, append(append(objs, more...), job))
+	return plan, tg, decode(t, append(objs, more...))
 }
 
 func testScenario(name string) string {
@@ -393,5 +398,36 @@ func TestProxyBinaryOfABuild(t *testing.T) {
 	c, _ := proxyContainer(tg, &scenarios.Proxy{Name: "sidecar-echo-0", Kind: scenarios.KindSidecar, Config: &config.Config{}}, "cm", "key", "")
 	if c.Command[0] != "/meshproxy-base" {
 		t.Errorf("command %q", c.Command)
+	}
+}
+
+// TestGeneratorJobs: a load shared by two generators is two Jobs, one
+// per node, each with half the rate and connections, the common start
+// and its generator's label.
+func TestGeneratorJobs(t *testing.T) {
+	text := strings.Replace(testScenario("gens"), "timeout: 2s}", "timeout: 2s, generators: 2}", 1)
+	for _, variant := range []string{"sidecar", "daemonset"} {
+		_, _, o := cellObjectsOf(t, "gens", text, variant, nil)
+		if len(o.jobs) != 2 {
+			t.Fatalf("%s: %d jobs", variant, len(o.jobs))
+		}
+		var nodes []string
+		for i, j := range o.jobs {
+			spec := j.Spec.Template.Spec
+			args := strings.Join(spec.Containers[0].Command, " ")
+			g := fmt.Sprintf("g%d", i)
+			if j.Name != "load-"+g || j.Labels[LabelGenerator] != g || !strings.Contains(args, "--rate 50 ") ||
+				!strings.Contains(args, "--connections 2 ") || !strings.Contains(args, "--label generator="+g) ||
+				!strings.Contains(args, "--start-at 2023-11-14T22:13:20Z") {
+				t.Errorf("%s job %s: labels %v, command %s", variant, j.Name, j.Labels, args)
+			}
+			nodes = append(nodes, spec.NodeSelector["kubernetes.io/hostname"]+spec.NodeName)
+			if variant == "sidecar" && len(spec.InitContainers) != 1 {
+				t.Errorf("%s job %s: %d sidecars, want its own", variant, j.Name, len(spec.InitContainers))
+			}
+		}
+		if nodes[0] == nodes[1] || nodes[0] == "" {
+			t.Errorf("%s: generators placed on %q", variant, nodes)
+		}
 	}
 }

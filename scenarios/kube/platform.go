@@ -302,11 +302,13 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 			}
 		}
 	}
-	job, err := loadJob(plan, t)
-	if err != nil {
-		return fmt.Errorf("deploying: %w", err)
+	for _, g := range platform.GeneratorLoads(plan.Load) {
+		// Checked now, created and recorded by Run on a common start.
+		if _, err := loadJob(plan, t, g, time.Now()); err != nil {
+			return fmt.Errorf("deploying: %w", err)
+		}
 	}
-	return p.record(job)
+	return nil
 }
 
 // certificates issues the plan's certificates into dir/certs and returns

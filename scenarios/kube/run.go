@@ -55,20 +55,34 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 		return nil, errors.New("running: nothing deployed")
 	}
 	p.last = nil
-	job, err := loadJob(plan, p.t)
-	if err != nil {
-		return nil, fmt.Errorf("running: %w", err)
+	gens := platform.GeneratorLoads(plan.Load)
+	start := time.Now().Add(generatorLead)
+	for _, g := range gens {
+		job, err := loadJob(plan, p.t, g, start)
+		if err != nil {
+			return nil, fmt.Errorf("running: %w", err)
+		}
+		if err := p.record(job); err != nil {
+			return nil, fmt.Errorf("running: %w", err)
+		}
+		if err := p.create(ctx, job); err != nil {
+			return nil, fmt.Errorf("running: %w", err)
+		}
 	}
-	if err := p.create(ctx, job); err != nil {
-		return nil, fmt.Errorf("running: %w", err)
-	}
-	loads, err := p.waitPods(ctx, RoleLoad, 1)
+	loads, err := p.waitPods(ctx, RoleLoad, len(gens))
 	if err != nil {
 		return nil, fmt.Errorf("running: the load generator: %w", err)
 	}
-	loadPod := loads[0].Name
+	loadPods := make([]string, len(gens)) // by generator
+	for _, pod := range loads {
+		for i, g := range gens {
+			if pod.Labels[LabelGenerator] == g.Name {
+				loadPods[i] = pod.Name
+			}
+		}
+	}
 	m := &measurement{}
-	if m.proxies, err = p.watches(ctx); err != nil {
+	if m.proxies, err = p.watches(ctx, loads); err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
 
@@ -83,7 +97,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 		stopEvents()
 	}()
 	for {
-		st, err := p.loadStatus(ctx, loadPod)
+		st, err := p.loadStatuses(ctx, loadPods)
 		if err != nil && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -106,8 +120,10 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			break
 		}
 		if err != nil {
-			if why := p.loadPodFailed(ctx, loadPod); why != "" {
-				return nil, fmt.Errorf("running: the load generator: %s", why)
+			for _, pod := range loadPods {
+				if why := p.loadPodFailed(ctx, pod); why != "" {
+					return nil, fmt.Errorf("running: the load generator %s: %s", pod, why)
+				}
 			}
 		}
 		select {
@@ -130,15 +146,22 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			w.end, w.scrapeErr = p.scrape(ctx, w)
 		}
 	}
-	res, err := p.fetchResult(ctx, loadPod)
+	for i, g := range gens {
+		if err := p.fetchResult(ctx, loadPods[i], g); err != nil {
+			return nil, fmt.Errorf("running: %w", err)
+		}
+	}
+	res, err := platform.MergeGenerators(p.dir, loadResultFile, gens, readResult)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
 	if err := p.checkBackends(ctx); err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
-	if err := p.loadPost(ctx, loadPod, "exit"); err != nil {
-		p.log.Warn("the load generator did not take its exit", "err", err)
+	for _, pod := range loadPods {
+		if err := p.loadPost(ctx, pod, "exit"); err != nil {
+			p.log.Warn("the load generator did not take its exit", "pod", pod, "err", err)
+		}
 	}
 	if evErr != nil {
 		return nil, fmt.Errorf("running: %w", evErr)
@@ -148,28 +171,53 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	return &result.CellResult{Result: *res, Events: records, Notes: p.t.Notes}, nil
 }
 
-// fetchResult copies the load generator's result and histogram log into
-// the cell directory and decodes the result.
-func (p *Platform) fetchResult(ctx context.Context, pod string) (*loadgen.Result, error) {
-	b, err := p.podGet(ctx, pod, PortLoad, "files/"+loadResultFile)
-	if err != nil {
-		return nil, fmt.Errorf("fetching the load result: %w", err)
+// fetchResult copies a load generator's result and histogram log into
+// the cell directory (named for generator g).
+func (p *Platform) fetchResult(ctx context.Context, pod string, g platform.Generator) error {
+	for _, name := range []string{loadResultFile, result.HdrLogFile} {
+		b, err := p.podGet(ctx, pod, PortLoad, "files/"+name)
+		if err != nil {
+			return fmt.Errorf("fetching the load generator's %s: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, platform.GeneratorFile(name, g)), b, 0o644); err != nil {
+			return fmt.Errorf("writing the load generator's %s: %w", name, err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(p.dir, loadResultFile), b, 0o644); err != nil {
-		return nil, fmt.Errorf("writing the load result: %w", err)
+	return nil
+}
+
+// readResult decodes a load generator's result file.
+func readResult(path string) (*loadgen.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the load result: %w", err)
 	}
 	var r loadgen.Result
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding the load result: %w", err)
-	}
-	h, err := p.podGet(ctx, pod, PortLoad, "files/latency.hlog")
-	if err != nil {
-		return nil, fmt.Errorf("fetching the histogram log: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(p.dir, result.HdrLogFile), h, 0o644); err != nil {
-		return nil, fmt.Errorf("writing the histogram log: %w", err)
+		return nil, fmt.Errorf("decoding the load result %s: %w", path, err)
 	}
 	return &r, nil
+}
+
+// generatorLead is how far in the future the common start of the load
+// generators is: time for their pods to be scheduled and start.
+const generatorLead = 20 * time.Second
+
+// loadStatuses is the load generators' status together: failed if one
+// failed, warm-up while one warms up, done when all are.
+func (p *Platform) loadStatuses(ctx context.Context, pods []string) (loadgen.Status, error) {
+	out := loadgen.Status{Phase: loadgen.PhaseDone}
+	rank := map[string]int{loadgen.PhaseDone: 0, loadgen.PhaseMeasuring: 1, loadgen.PhaseWarmup: 2, loadgen.PhaseFailed: 3}
+	for _, pod := range pods {
+		st, err := p.loadStatus(ctx, pod)
+		if err != nil {
+			return st, err
+		}
+		if rank[st.Phase] > rank[out.Phase] {
+			out.Phase, out.Error = st.Phase, st.Error
+		}
+	}
+	return out, nil
 }
 
 func (p *Platform) loadStatus(ctx context.Context, pod string) (loadgen.Status, error) {
@@ -215,8 +263,10 @@ func (p *Platform) loadPost(ctx context.Context, pod, path string) error {
 	return err
 }
 
-// watches finds the pod and container of every proxy of the plan.
-func (p *Platform) watches(ctx context.Context) ([]*proxyWatch, error) {
+// watches finds the pod and container of every proxy of the plan. The
+// client's sidecar runs in every load generator's pod (loads): each copy
+// is watched, named after its generator beyond the first.
+func (p *Platform) watches(ctx context.Context, loads []corev1.Pod) ([]*proxyWatch, error) {
 	pods, err := p.cs.CoreV1().Pods(p.t.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
@@ -230,12 +280,29 @@ func (p *Platform) watches(ctx context.Context) ([]*proxyWatch, error) {
 		switch pod.Labels[LabelRole] {
 		case RoleNodeProxy:
 			nodeProxy[pod.Spec.NodeName] = pod
+		case RoleLoad:
 		default:
 			byPlanPod[pod.Labels[LabelPod]] = pod
 		}
 	}
 	var out []*proxyWatch
 	for _, px := range p.plan.Proxies {
+		if px.Pod == p.plan.Load.ClientPod {
+			for _, pod := range loads {
+				w := &proxyWatch{name: px.Name, kind: px.Kind, planNode: px.Node, container: "proxy", pod: pod.Name, node: pod.Spec.NodeName}
+				g := pod.Labels[LabelGenerator]
+				for _, gp := range p.plan.Load.Generators {
+					if gp.Name == g {
+						w.planNode = gp.Node
+					}
+				}
+				if g != "" && g != "g0" {
+					w.name += "-" + g
+				}
+				out = append(out, w)
+			}
+			continue
+		}
 		w := &proxyWatch{name: px.Name, kind: px.Kind, planNode: px.Node, container: "proxy"}
 		var pod corev1.Pod
 		var ok bool
