@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,4 +119,72 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestGeneratorsOnKind shares each cell's load between two generator pods
+// on the two nodes of a kind cluster and compares it with one generator
+// at the same total rate in the same cluster: the merged histograms keep
+// every request, each generator's own figures are kept, and the two
+// measurements agree.
+func TestGeneratorsOnKind(t *testing.T) {
+	kindtest.Require(t)
+	dir := buildBinaries(t)
+	name := fmt.Sprintf("meshbench-gens-%d", os.Getpid())
+	log := slog.New(slog.DiscardHandler)
+	t.Cleanup(func() {
+		if c, err := cluster.Open(context.Background(), name, log); err == nil {
+			_ = c.Delete(context.Background())
+		}
+	})
+	doc := `name: gens
+nodes: 2
+services:
+- {name: echo, replicas: 2, backend: {latency: "fixed:2ms"}}
+load: {service: echo, rate: 200, connections: 4, duration: 4s, warmup: 1s, generators: %d}
+matrix:
+  topology: [sidecar, daemonset]
+`
+	results := map[int]map[string]*result.CellResult{}
+	for _, n := range []int{1, 2} {
+		file := filepath.Join(t.TempDir(), "gens.yaml")
+		if err := os.WriteFile(file, []byte(fmt.Sprintf(doc, n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd, stdout, _ := startMeshbench(t, dir, testWriter{t}, "run", file, "--platform", "kind", "--cluster-name", name, "--keep-cluster", "--out", t.TempDir())
+		if code := wait(t, cmd, 14*time.Minute); code != 0 {
+			t.Fatalf("%d generators: exit %d", n, code)
+		}
+		runDir := lastLine(stdout.String())
+		results[n] = map[string]*result.CellResult{}
+		for _, topo := range []string{"sidecar", "daemonset"} {
+			results[n][topo] = readCellResult(t, filepath.Join(runDir, topo+"-r1", result.ResultFile))
+		}
+	}
+	for _, topo := range []string{"sidecar", "daemonset"} {
+		one, two := results[1][topo], results[2][topo]
+		if len(two.Generators) != 2 || one.Errors.Total != 0 || two.Errors.Total != 0 {
+			t.Fatalf("%s: %d generators, errors %d and %d", topo, len(two.Generators), one.Errors.Total, two.Errors.Total)
+		}
+		g0, g1 := two.Generators[0], two.Generators[1]
+		if g0.RequestedRate != 100 || g1.RequestedRate != 100 || two.Requests != g0.Requests+g1.Requests || !g0.Start.Equal(g1.Start) {
+			t.Errorf("%s: generators at %v and %v req/s, %d+%d of %d requests, starts %v %v", topo, g0.RequestedRate, g1.RequestedRate,
+				g0.Requests, g1.Requests, two.Requests, g0.Start, g1.Start)
+		}
+		// In sidecar cells each generator pod has its own client sidecar.
+		sidecars := 0
+		for _, p := range two.Resources.Proxies {
+			if strings.HasPrefix(p.Name, "sidecar-client") {
+				sidecars++
+			}
+		}
+		if want := map[string]int{"sidecar": 2, "daemonset": 0}[topo]; sidecars != want {
+			t.Errorf("%s: %d client sidecars sampled, want %d", topo, sidecars, want)
+		}
+		ratio := float64(two.Latency.P50) / float64(one.Latency.P50)
+		t.Logf("%s: p50 %d µs with one generator, %d µs with two (%.2f×); p99 %d and %d µs; %.0f and %.0f req/s",
+			topo, one.Latency.P50, two.Latency.P50, ratio, one.Latency.P99, two.Latency.P99, one.AchievedRate, two.AchievedRate)
+		if ratio < 0.67 || ratio > 1.5 || math.Abs(two.AchievedRate-one.AchievedRate) > 0.05*one.AchievedRate {
+			t.Errorf("%s: two generators measure a different cell than one: p50 %.2f×, %.0f vs %.0f req/s", topo, ratio, two.AchievedRate, one.AchievedRate)
+		}
+	}
 }

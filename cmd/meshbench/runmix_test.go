@@ -60,7 +60,7 @@ func TestRunMigrationQuick(t *testing.T) {
 	if code := run(t.Context(), []string{"report", dir}, &rep, &rerr); code != 0 {
 		t.Fatalf("report: exit %d: %s", code, rerr.String())
 	}
-	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	md, err := os.ReadFile(filepath.Join(dir, "report", "report.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
