@@ -210,7 +210,7 @@ func (r *runner) cell(ctx context.Context, i int) {
 	switch {
 	case err == nil:
 		c.Status = result.StatusDone
-		r.progress(i, fmt.Sprintf("achieved %.1f rps  p99 %.2f ms", res.AchievedRate, float64(res.Latency.P99)/1000))
+		r.progress(i, cellSummary(res))
 	case errors.As(err, &na):
 		// Not run and not substituted: the proxy lacks what the cell needs.
 		c.Status, c.Error = result.StatusNA, na.Error()
@@ -342,4 +342,17 @@ func hashBinaries(paths map[string]string) (map[string]result.Binary, error) {
 		out[name] = result.Binary{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Bytes: n}
 	}
 	return out, nil
+}
+
+// cellSummary is a finished cell's progress line: its rate and p99, the
+// rate a search found, and why the cell is invalid.
+func cellSummary(res *result.CellResult) string {
+	line := fmt.Sprintf("achieved %.1f rps  p99 %.2f ms", res.AchievedRate, float64(res.Latency.P99)/1000)
+	if sr := res.Search; sr != nil {
+		line = fmt.Sprintf("max %.1f rps within the objective (%d probes)  p99 %.2f ms", sr.MaxRate, len(sr.Probes), float64(res.Latency.P99)/1000)
+	}
+	if res.Invalid != "" {
+		line += "  INVALID: " + res.Invalid
+	}
+	return line
 }
