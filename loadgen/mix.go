@@ -83,6 +83,9 @@ func streamSpecs(spec Spec) ([]Spec, error) {
 			sub.Labels = map[string]string{}
 		}
 		sub.Labels["stream"] = st.Name
+		if spec.SpinWindow == 0 {
+			sub.SpinWindow = AutoSpin(mixRate(spec)) // one budget for all the streams
+		}
 		if spec.Seed != 0 {
 			sub.Seed = spec.Seed + uint64(i)*1_000_003
 		}
@@ -148,3 +151,16 @@ func runMix(ctx context.Context, spec Spec, f faults) (*Result, error) {
 // ProtocolMix is the protocol of a mixed result: its streams have their
 // own.
 const ProtocolMix = "mix"
+
+// mixRate is the total rate of a mix's streams.
+func mixRate(spec Spec) float64 {
+	var total float64
+	for _, st := range spec.Mix {
+		if st.Share > 0 {
+			total += st.Share * spec.Rate
+		} else {
+			total += st.Rate
+		}
+	}
+	return total
+}

@@ -75,10 +75,10 @@ type Spec struct {
 	// Labels are copied into the result.
 	Labels map[string]string
 	// SpinWindow is how long before a request's send time a waiting
-	// worker stops sleeping and spins (default 1.5ms, negative for none).
-	// Timers on virtual machines often fire late by half a millisecond or
-	// more; spinning the last stretch keeps sends on time at the cost of
-	// CPU: about Rate × SpinWindow of a core.
+	// worker stops sleeping and spins (default AutoSpin(Rate), negative
+	// for none). Timers on virtual machines often fire late by half a
+	// millisecond or more; spinning the last stretch keeps sends on time
+	// at the cost of CPU: about Rate × SpinWindow of a core.
 	SpinWindow time.Duration
 	// Seed seeds Poisson arrivals; 0 picks a random seed.
 	Seed uint64
@@ -123,6 +123,9 @@ type TLSOptions struct {
 const (
 	DefaultTimeout    = 10 * time.Second
 	DefaultSpinWindow = 1500 * time.Microsecond
+	// SpinBudget is the share of a core that spinning may cost at most
+	// (AutoSpin).
+	SpinBudget = 0.25
 	// DefaultMaxSendLag and DefaultMaxConnectionWaits bound a valid run
 	// (Result.Invalid); docs/loadgen.md says how they were chosen.
 	DefaultMaxSendLag         = 5 * time.Millisecond
@@ -150,7 +153,7 @@ func (s *Spec) normalize() error {
 	}
 	switch {
 	case s.SpinWindow == 0:
-		s.SpinWindow = DefaultSpinWindow
+		s.SpinWindow = AutoSpin(s.Rate)
 	case s.SpinWindow < 0:
 		s.SpinWindow = 0
 	}
@@ -294,4 +297,15 @@ func (s *Spec) workers() int {
 		return s.Connections
 	}
 	return s.Connections * s.Streams
+}
+
+// AutoSpin is the default spin window at a total rate: DefaultSpinWindow,
+// shortened so that spinning costs at most SpinBudget of a core (at 400
+// req/s 625 µs, at 2,000 req/s 125 µs). A generator that spins a whole
+// core at a high rate takes the CPU its own sends need on a small machine.
+func AutoSpin(rate float64) time.Duration {
+	if rate <= 0 {
+		return DefaultSpinWindow
+	}
+	return min(DefaultSpinWindow, time.Duration(SpinBudget/rate*float64(time.Second)))
 }
