@@ -317,15 +317,7 @@ func TestExports(t *testing.T) {
 // returns its HTTP URL and gRPC address.
 func startNamedBackend(t *testing.T, name string) (string, string) {
 	t.Helper()
-	be, err := backends.New(backends.Config{Name: name, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := be.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { be.Shutdown(context.Background()) })
-	return "http://" + be.HTTPAddr() + "/", be.GRPCAddr()
+	return startHTTPGRPCBackend(t, name, backends.Config{})
 }
 
 // TestTargetsSpreadConnections: with two targets and four connections in
