@@ -114,6 +114,9 @@ func runMix(ctx context.Context, spec Spec, f faults) (*Result, error) {
 		}
 		engines = append(engines, e)
 	}
+	if err := startInTime(spec.Start); err != nil {
+		return nil, err
+	}
 	start := cmp.Or(spec.Start, time.Now().Add(mixStart))
 	for _, e := range engines {
 		e.begin(start)

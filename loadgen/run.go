@@ -55,12 +55,29 @@ func run(ctx context.Context, spec Spec, f faults) (*Result, error) {
 		return nil, err
 	}
 	defer e.close()
+	if err := startInTime(spec.Start); err != nil {
+		return nil, err
+	}
 	e.begin(cmp.Or(spec.Start, time.Now()))
 	progressDone := make(chan struct{})
 	go progress([]*engine{e}, spec.Progress, progressDone)
 	e.wait()
 	close(progressDone)
 	return e.result(ctx.Err() != nil)
+}
+
+// lateStart is how late after a common start a generator may begin: its
+// first sends are then that late, within the send-lag bound.
+const lateStart = 100 * time.Millisecond
+
+// startInTime fails when a common start time has passed: a schedule that
+// began without this generator would make it send its missed requests in
+// a burst.
+func startInTime(start time.Time) error {
+	if late := time.Since(start); !start.IsZero() && late > lateStart {
+		return fmt.Errorf("the common start %s passed %v ago: this generator was not ready in time", start.Format(time.RFC3339Nano), late.Round(time.Millisecond))
+	}
+	return nil
 }
 
 // prepare validates the spec and makes its clients; the engine sends

@@ -248,4 +248,10 @@ func TestMergeGenerators(t *testing.T) {
 	if err := AttachIntervalLog(&Result{}, strings.NewReader(log.String())); err == nil {
 		t.Error("an interval log longer than the timeseries was accepted")
 	}
+	// A generator that comes after the common start fails instead of
+	// sending what it missed in a burst.
+	_, err = Run(context.Background(), Spec{Target: quick, Rate: 100, Duration: time.Second, Start: time.Now().Add(-time.Second)})
+	if err == nil || !strings.Contains(err.Error(), "was not ready in time") {
+		t.Errorf("a past start: %v", err)
+	}
 }
