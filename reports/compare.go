@@ -13,8 +13,8 @@ const (
 	// MatchLabels: every label but topology, proxy, balancer and mtls is
 	// the same.
 	MatchLabels = "labels"
-	// MatchLoad: protocol, rate and degradation are the same (other labels
-	// differ).
+	// MatchLoad: protocol, rate and degradation (and the mix, for a
+	// mixed load) are the same (other labels differ).
 	MatchLoad = "protocol+rate+degradation"
 )
 
@@ -36,7 +36,7 @@ type Delta struct {
 	Added Spread
 	// Ratio is variant divided by baseline over the pairs.
 	Ratio Spread
-	// Pairs lists the repeat numbers that had a result on both sides.
+	// Pairs lists the repeat numbers that had a valid result on both sides.
 	Pairs []int
 }
 
@@ -58,8 +58,8 @@ func knownLabels() []string {
 // BaselineFor returns the baseline variant v is compared with and how it
 // was matched: first a baseline with the same labels except topology,
 // proxy, balancer and mtls (looking at the run's dimensions and the
-// labels the runner always sets), else one with the same protocol, rate
-// and degradation. It returns nil for a baseline variant or when there is
+// labels the runner always sets), else one with the same protocol, rate,
+// degradation and mix. It returns nil for a baseline variant or when there is
 // none.
 func BaselineFor(run *Run, v *Variant) (*Variant, string) {
 	if v.IsBaseline() {
@@ -73,7 +73,7 @@ func BaselineFor(run *Run, v *Variant) (*Variant, string) {
 		match string
 	}{
 		{keys, MatchLabels},
-		{[]string{LabelProtocol, LabelRate, LabelDegradation}, MatchLoad},
+		{[]string{LabelProtocol, LabelRate, LabelDegradation, LabelMix}, MatchLoad},
 	} {
 		for _, b := range run.Variants {
 			if b.IsBaseline() && sameLabels(b, v, try.keys, ignoredForBaseline) {
@@ -105,7 +105,8 @@ func Compare(run *Run) []Comparison {
 
 // AddedLatency pairs the repeats of v and base by repeat number and
 // returns metric(v) − metric(base) and metric(v) / metric(base) over the
-// pairs where both have a result.
+// pairs where both have a valid result and metric has a value (a NaN
+// metric, such as a stream the cell did not run, leaves the pair out).
 func AddedLatency(v, base *Variant, metric func(*result.CellResult) float64) Delta {
 	byRepeat := map[int]*Cell{}
 	for _, c := range base.Done() {
@@ -119,6 +120,9 @@ func AddedLatency(v, base *Variant, metric func(*result.CellResult) float64) Del
 			continue
 		}
 		x, y := metric(c.Result), metric(b.Result)
+		if math.IsNaN(x) || math.IsNaN(y) {
+			continue
+		}
 		added = append(added, x-y)
 		r := math.NaN()
 		if y > 0 {

@@ -27,6 +27,8 @@ const (
 	FigEndpoints   = "endpoints"
 	FigTimeseries  = "timeseries"
 	FigProxies     = "proxies"
+	FigSearch      = "search"
+	FigStreams     = "streams"
 )
 
 // Figure is one rendered plot of the report.
@@ -73,6 +75,14 @@ func Figures(run *Run) ([]Figure, error) {
 	}
 	c, err = rateChart(run)
 	if err := add(FigRate, "latency-vs-rate", c, err); err != nil {
+		return nil, err
+	}
+	c, err = searchChart(run)
+	if err := add(FigSearch, "latency-vs-achieved-rate", c, err); err != nil {
+		return nil, err
+	}
+	c, err = streamsChart(run)
+	if err := add(FigStreams, "streams", c, err); err != nil {
 		return nil, err
 	}
 	c, err = resourceChart(run, FigCPU)
@@ -158,7 +168,7 @@ func slug(vals []string) string {
 }
 
 func spectrumGroups(run *Run) []variantGroup {
-	gs := groupBy(run, []string{LabelProtocol, LabelDegradation, LabelRate}, func(v *Variant) bool { return v.Merged != nil })
+	gs := groupBy(run, []string{LabelProtocol, LabelDegradation, LabelRate, LabelMix}, func(v *Variant) bool { return v.Merged != nil })
 	for i := range gs {
 		if len(gs) == 1 {
 			gs[i].name, gs[i].title = "spectrum", ""
@@ -350,10 +360,10 @@ func endpointsChart(run *Run) (*plots.Chart, error) {
 }
 
 // midRunEvents returns the events of c that happened after the measured
-// part began.
+// part began; none for a cell without a valid result.
 func midRunEvents(c *Cell) []result.Event {
 	var out []result.Event
-	if c.OK() {
+	if c.Valid() {
 		for _, e := range c.Result.Events {
 			if e.AtMs > 0 {
 				out = append(out, e)
@@ -413,7 +423,7 @@ func timeseriesChart(g variantGroup) (*plots.Chart, error) {
 	for i, v := range g.variants {
 		var cell *Cell
 		for _, x := range v.Cells {
-			if x.Info.Repeat == g.repeat && x.OK() {
+			if x.Info.Repeat == g.repeat && x.Valid() {
 				cell = x
 			}
 		}

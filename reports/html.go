@@ -20,6 +20,13 @@ func HowToRead(kind string) string {
 	case FigRate:
 		return "Latency as the requested rate rises, one colour per variant: p99 solid, p50 dashed, with min–max bars over repeats. " +
 			"Where a line bends upwards the proxy (or the backend) starts to queue: that knee, not the highest rate reached, is the usable capacity."
+	case FigSearch:
+		return "The probes of each variant's rate search: latency against the rate the generator achieved, one colour per variant, p99 solid and p50 dashed, on a logarithmic latency axis; the repeats' probes at the same requested rate are one point, the median with min–max bars. " +
+			"The dotted horizontal line is the objective's bound; the search's answer is the last rate before the line is crossed. " +
+			"A line that rises slowly and then shoots up is a proxy that queues past its capacity; one that crosses the bound early is where the proxy's own latency, not capacity, is the limit. Probes whose run was invalid are left out."
+	case FigStreams:
+		return "Each stream of a mixed load on its own (one colour per stream), per variant: p50 in the top panel, p99 below, the median over repeats with min–max bars, log scale. " +
+			"The streams ran at the same time through the same proxies, so a gap between them within a variant is what the protocol costs there; compare one colour across variants to see what each proxy adds to that stream."
 	case FigCPU:
 		return "CPU time the proxies spent per request: the bar is the whole topology (every proxy summed), the points are the single instances, with min–max over repeats. " +
 			"The number in brackets counts the proxy instances, so a topology with many cheap sidecars and one with few busy node proxies can be compared on what they cost together."

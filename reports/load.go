@@ -52,6 +52,12 @@ type Cell struct {
 // OK reports whether the cell has a result.
 func (c *Cell) OK() bool { return c.Result != nil }
 
+// Valid reports whether the cell has a result that is a valid
+// measurement: its load generator kept its schedule (the result's Invalid
+// is empty). Only valid cells enter statistics, comparisons and figures;
+// an invalid cell is listed with its reason instead.
+func (c *Cell) Valid() bool { return c.OK() && c.Result.Invalid == "" }
+
 // Variant is one point of the scenario's matrix over its repeats.
 type Variant struct {
 	ID string
@@ -69,15 +75,33 @@ type Variant struct {
 // Label returns the variant's label k, or "" when it has none.
 func (v *Variant) Label(k string) string { return v.Labels[k] }
 
-// Done returns the repeats that have a result.
+// Done returns the repeats that have a valid result (Cell.Valid): the
+// repeats every statistic of the variant is made of. Repeats whose result
+// is invalid are left out, like repeats without a result.
 func (v *Variant) Done() []*Cell {
 	var out []*Cell
 	for _, c := range v.Cells {
-		if c.OK() {
+		if c.Valid() {
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// onlyInvalid reports whether the variant has results but none of them
+// is valid: the report shows "invalid" for it instead of numbers.
+func (v *Variant) onlyInvalid() bool {
+	for _, c := range v.Cells {
+		if c.Valid() {
+			return false
+		}
+	}
+	for _, c := range v.Cells {
+		if c.OK() {
+			return true
+		}
+	}
+	return false
 }
 
 // IsBaseline reports whether the variant runs without a proxy.
@@ -94,6 +118,11 @@ const (
 	LabelRate        = "rate"
 )
 
+// LabelMix is the label of a mixed load's shares (the scenario's mix
+// dimension): the name of the shares the cell's streams ran at, such as
+// "50-50".
+const LabelMix = "mix"
+
 // TopologyBaseline is the topology without a proxy, which other variants
 // are compared with.
 const TopologyBaseline = "baseline"
@@ -104,6 +133,19 @@ func (r *Run) Missing() []*Cell {
 	var out []*Cell
 	for _, c := range r.Cells {
 		if !c.OK() && c.Info.Status != result.StatusNA {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Invalid returns the cells that have a result which is not a valid
+// measurement (the result's Invalid says why), in run order. They are
+// neither missing nor part of any statistic.
+func (r *Run) Invalid() []*Cell {
+	var out []*Cell
+	for _, c := range r.Cells {
+		if c.OK() && !c.Valid() {
 			out = append(out, c)
 		}
 	}

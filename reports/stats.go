@@ -67,7 +67,8 @@ type ProxyStats struct {
 	RSSPeak          Spread
 }
 
-// summarize fills v.Stats and v.Merged from the repeats with a result.
+// summarize fills v.Stats and v.Merged from the repeats with a valid
+// result (Done): invalid repeats are left out of every spread.
 func (v *Variant) summarize() error {
 	type proxyVals struct {
 		ProxyStats

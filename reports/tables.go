@@ -14,7 +14,7 @@ import (
 // Table is one table of the report, rendered into both report.md and
 // report.html.
 type Table struct {
-	ID     string // anchor: summary, added, resources, balancers
+	ID     string // anchor: summary, maxrate, added, streams, resources, balancers, invalid, …
 	Title  string
 	Header []string
 	Rows   [][]string
@@ -29,6 +29,10 @@ type Fact struct{ Name, Value string }
 func Facts(run *Run) []Fact {
 	ri := run.Info
 	done := len(run.Cells) - len(run.Missing()) - len(run.NotApplicable)
+	cells := fmt.Sprintf("%d done of %d (%d variants)", done, len(run.Cells), len(run.Variants))
+	if n := len(run.Invalid()); n > 0 {
+		cells = fmt.Sprintf("%d done of %d, %d of them invalid (%d variants)", done, len(run.Cells), n, len(run.Variants))
+	}
 	fs := []Fact{
 		{"Scenario", ri.Scenario},
 		{"Platform", ri.Platform},
@@ -36,7 +40,7 @@ func Facts(run *Run) []Fact {
 		{"Finished", timeText(ri.Finished)},
 		{"Repeats", strconv.Itoa(ri.Repeats)},
 		{"Dimensions", strings.Join(ri.Dimensions, ", ")},
-		{"Cells", fmt.Sprintf("%d done of %d (%d variants)", done, len(run.Cells), len(run.Variants))},
+		{"Cells", cells},
 	}
 	if ri.Quick {
 		fs = append(fs, Fact{"Quick", "yes: shortened durations, for a smoke test rather than a measurement"})
@@ -82,12 +86,18 @@ func anyText(v any) string {
 	return string(b)
 }
 
-// Tables returns the report's tables: the summary per variant, the added
-// latency against the baseline, the resources per topology and the
-// balancers. A table without rows is left out.
+// Tables returns the report's tables: the summary per variant, the
+// highest rate sustained at the objective (rate searches), the added
+// latency against the baseline, the streams of mixed loads, the proxy
+// comparison, the cost of mTLS, the resources per topology, the
+// balancers, the variants not applicable and the invalid cells. A table
+// without rows is left out.
 func Tables(run *Run) []Table {
 	var out []Table
-	for _, t := range []Table{summaryTable(run), addedTable(run), proxyTable(run), mtlsTable(run), resourceTable(run), balancerTable(run), naTable(run)} {
+	for _, t := range []Table{
+		summaryTable(run), searchTable(run), addedTable(run), streamsTable(run), proxyTable(run), mtlsTable(run),
+		resourceTable(run), balancerTable(run), naTable(run), invalidTable(run),
+	} {
 		if len(t.Rows) > 0 {
 			out = append(out, t)
 		}
@@ -104,7 +114,18 @@ func summaryTable(run *Run) Table {
 			"CPU/req and peak RSS are the topology's totals over all its proxies.",
 		},
 	}
+	if len(run.Invalid()) > 0 {
+		t.Notes = append(t.Notes, "Cells whose result is invalid (see Invalid cells) are not counted; invalid: every result of the variant is.")
+	}
 	for _, v := range run.Variants {
+		if v.onlyInvalid() {
+			row := []string{v.ID, "0"}
+			for range t.Header[2:] {
+				row = append(row, "invalid")
+			}
+			t.Rows = append(t.Rows, row)
+			continue
+		}
 		s := v.Stats
 		t.Rows = append(t.Rows, []string{
 			v.ID, strconv.Itoa(s.P50.N),
@@ -143,7 +164,10 @@ func addedTable(run *Run) Table {
 		})
 	}
 	if loose {
-		t.Notes = append(t.Notes, "* baseline matched on protocol, rate and degradation only: other labels differ.")
+		t.Notes = append(t.Notes, "* baseline matched on protocol, rate, degradation and mix only: other labels differ.")
+	}
+	if len(searches(run)) > 0 {
+		t.Notes = append(t.Notes, "Variants with a rate search are compared at the rates their searches found, which differ from variant to variant: their capacity is in the max-rate table.")
 	}
 	return t
 }
@@ -228,7 +252,7 @@ func resourceTable(run *Run) Table {
 
 // slowPod returns the pod the cell's events changed, or "".
 func slowPod(c *Cell) string {
-	if c.OK() {
+	if c.Valid() {
 		for _, e := range c.Result.Events {
 			if e.Pod != "" {
 				return e.Pod
@@ -420,6 +444,20 @@ func naTable(run *Run) Table {
 	}
 	for _, c := range run.NotApplicable {
 		t.Rows = append(t.Rows, []string{c.Info.Variant, c.Info.Labels[LabelProxy], "n/a — " + c.Info.Error})
+	}
+	return t
+}
+
+// invalidTable lists the cells whose result is not a valid measurement,
+// with the reason: they are left out of every statistic and plot.
+func invalidTable(run *Run) Table {
+	t := Table{
+		ID: "invalid", Title: "Invalid cells",
+		Header: []string{"cell", "reason"},
+		Notes:  []string{"These cells finished, but their load generator could not keep its schedule (it fell behind the rate, sent late, waited for connections or ran out of CPU), so their figures measure the generator, not the proxy. They are left out of every statistic, comparison and plot."},
+	}
+	for _, c := range run.Invalid() {
+		t.Rows = append(t.Rows, []string{c.Info.ID, c.Result.Invalid})
 	}
 	return t
 }

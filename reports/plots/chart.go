@@ -186,6 +186,18 @@ func NewPanel(xLabel, yLabel string) *plot.Plot {
 	return p
 }
 
+// LogY puts p's y axis on a logarithmic scale, ticks at the powers of ten
+// and their doubles and fives, from lo/1.5 to 1.5 times the axis's
+// maximum. lo is the smallest value drawn; it must be positive, as every
+// value on the axis must (a panel from LinePanel starts at zero: call LogY
+// after adding everything).
+func LogY(p *plot.Plot, lo float64) {
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = log10Ticks(true, func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) })
+	p.Y.Min = lo / 1.5
+	p.Y.Max *= 1.5
+}
+
 // log10Ticks labels the powers of ten between min and max with label(v)
 // (and their doubles and fives too when labelAll125 is set), and marks
 // the values in between as minor ticks.

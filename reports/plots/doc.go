@@ -6,6 +6,7 @@
 // title, and a legend beside the panels (never over the data). Builders:
 // Spectrum (latency by percentile on HdrHistogram's 1/(1−p) axis),
 // Categories (medians with min–max error bars per category), LinePanel
-// (x/y lines with optional error bars and event markers) and Stacked
+// (x/y lines with optional error bars; AddMarker adds event markers,
+// AddLevel horizontal levels, LogY a logarithmic y axis) and Stacked
 // (shares as stacked bars).
 package plots

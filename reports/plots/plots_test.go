@@ -111,3 +111,28 @@ func TestStackedAndPanels(t *testing.T) {
 }
 
 func nan() float64 { return math.NaN() }
+
+func TestLevelAndLogY(t *testing.T) {
+	p, err := LinePanel("req/s", "ms", []Line{{Label: "p99", X: []float64{100, 200, 400}, Y: []Estimate{Value(1), Value(2), Value(900)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The level is above the data near it and below the tail: the axis
+	// must span both, and a log scale must start above zero.
+	AddLevel(p, 10, "objective p99 ≤ 10ms")
+	LogY(p, 1)
+	if p.Y.Min <= 0 || p.Y.Min >= 1 || p.Y.Max < 900 {
+		t.Errorf("log axis %v..%v, want from below 1 (above 0) to at least 900", p.Y.Min, p.Y.Max)
+	}
+	lo := NewPanel("", "ms")
+	AddLevel(lo, 50, "")
+	if lo.Y.Min > 50 || lo.Y.Max < 50 {
+		t.Errorf("a level alone gives the axis %v..%v, want it to include 50", lo.Y.Min, lo.Y.Max)
+	}
+	c := NewChart("level", p)
+	c.AddLine("p99", 0, false, true)
+	_, svg := render(t, c)
+	if !strings.Contains(string(svg), ">objective p99 ≤ 10ms<") {
+		t.Error("level label not drawn")
+	}
+}

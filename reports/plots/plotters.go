@@ -120,3 +120,32 @@ func rangeMax(xs []float64) float64 {
 	}
 	return m
 }
+
+// level draws a labelled horizontal line across the data area.
+type level struct {
+	y     float64
+	label string
+}
+
+func (l level) Plot(c draw.Canvas, p *plot.Plot) {
+	_, trY := p.Transforms(&c)
+	y := trY(l.y)
+	if !c.ContainsY(y) {
+		return
+	}
+	sty := draw.LineStyle{Color: color.Gray{Y: 0x40}, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(1), vg.Points(2)}}
+	c.StrokeLine2(sty, c.Min.X, y, c.Max.X, y)
+	if l.label != "" {
+		ts := textStyle(9)
+		ts.XAlign, ts.YAlign = draw.XRight, draw.YBottom
+		c.FillText(ts, vg.Point{X: c.Max.X - vg.Points(3), Y: y + vg.Points(2)}, l.label)
+	}
+}
+
+func (l level) DataRange() (xmin, xmax, ymin, ymax float64) {
+	return math.Inf(1), math.Inf(-1), l.y, l.y
+}
+
+// AddLevel draws a labelled horizontal line at y on p, e.g. the latency
+// bound of an objective; p's y axis is widened to show it.
+func AddLevel(p *plot.Plot, y float64, label string) { p.Add(level{y: y, label: label}) }
