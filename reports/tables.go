@@ -440,7 +440,7 @@ func naTable(run *Run) Table {
 	t := Table{
 		ID: "na", Title: "Not applicable (n/a)",
 		Header: []string{"variant", "proxy", "reason"},
-		Notes:  []string{"These variants were not run, and nothing was run in their place: the proxy lacks what the cell needs."},
+		Notes:  []string{"These variants were not run, and nothing was run in their place: the proxy (or the load engine) lacks what the cell needs."},
 	}
 	for _, c := range run.NotApplicable {
 		t.Rows = append(t.Rows, []string{c.Info.Variant, c.Info.Labels[LabelProxy], "n/a — " + c.Info.Error})

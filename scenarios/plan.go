@@ -140,6 +140,9 @@ type LoadPlan struct {
 	Mix []StreamPlan
 	// NewConnectionPerRequest opens a connection for every request.
 	NewConnectionPerRequest bool
+	// Engine is the load engine, loadgen.EngineMeshbench (or empty) or
+	// loadgen.EngineFortio.
+	Engine string
 	// Generators, when the load is shared by several load generators,
 	// are where each runs and sends; empty for one generator (on the
 	// client pod's node, to Targets). The platform gives each its share

@@ -26,6 +26,8 @@ const grpcContentType = "application/grpc([+;].*)?"
 type PlanOptions struct {
 	// Quick applies the scenario's quick overrides.
 	Quick bool
+	// Engine is the load engine (LoadPlan.Engine); empty is meshbench's.
+	Engine string
 }
 
 // cellSettings are a cell's choices: its labels, with defaults for the
@@ -144,6 +146,7 @@ func (s *Scenario) Plan(c result.Cell, o PlanOptions) (*Plan, error) {
 	b.backends(o.Quick)
 	b.proxies()
 	b.loadPlan()
+	b.plan.Load.Engine = o.Engine
 	b.plan.Scenario = s.Name
 	b.plan.Cell = c
 	b.plan.Topology = cs.topology

@@ -238,3 +238,37 @@ func TestLoadMixAndSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadEngineFortio: --engine fortio measures with fortio's runners and
+// writes the same result schema, marked with its engine.
+func TestLoadEngineFortio(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	out := filepath.Join(t.TempDir(), "r.json")
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"load", "--engine", "fortio", "--target", "http://" + ln.Addr().String() + "/",
+		"--rate", "100", "--connections", "2", "--duration", "1s", "--out", out, "--quiet"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res loadgen.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Engine != loadgen.EngineFortio || res.Requests < 90 || res.Histogram == "" || !strings.Contains(stdout.String(), "fortio: from send") {
+		t.Errorf("engine %q, %d requests, histogram %d bytes; summary:\n%s", res.Engine, res.Requests, len(res.Histogram), stdout.String())
+	}
+	stderr.Reset()
+	if code := run(t.Context(), []string{"load", "--engine", "fortio", "--target", "http://" + ln.Addr().String() + "/", "--arrival", "poisson", "--rate", "10", "--duration", "1s"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "not supported by fortio") {
+		t.Errorf("poisson arrivals with fortio: exit %d, %s", code, stderr.String())
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/scenarios/platform"
 
 	"context"
@@ -27,6 +28,7 @@ const runUsage = "meshbench run SCENARIO [--platform local|kind|kube] [--out DIR
 // when it runs its scenario.
 type runFlags struct {
 	platformName, out, meshproxy, network string
+	engine                                string
 	kf                                    kubeFlags
 	repeat                                int
 	quick, verbose                        bool
@@ -43,6 +45,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.meshproxy, "meshproxy", "", "meshproxy binary `PATH` (default: next to meshbench, else on PATH)")
 	fs.DurationVar(&f.sample, "sample-interval", local.DefaultSampleInterval, "how often proxies' CPU and memory are read during the measured part")
 	fs.BoolVar(&f.verbose, "verbose", false, "log what the platform does (debug level) on stderr")
+	fs.StringVar(&f.engine, "engine", loadgen.EngineMeshbench, "load engine of every cell: meshbench, or fortio (fortio's runners; a cell fortio cannot run is n/a)")
 }
 
 // check validates the flags that need no scenario and no platform; verb
@@ -50,6 +53,10 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 func (f *runFlags) check(verb string, stderr io.Writer) bool {
 	if f.repeat < 0 {
 		fmt.Fprintf(stderr, "%s: --repeat %d: want 0 or more\n", verb, f.repeat)
+		return false
+	}
+	if f.engine != loadgen.EngineMeshbench && f.engine != loadgen.EngineFortio {
+		fmt.Fprintf(stderr, "%s: --engine %q: want meshbench or fortio\n", verb, f.engine)
 		return false
 	}
 	if err := (local.Loopback{Base: f.network}).Check(); err != nil {
@@ -158,7 +165,7 @@ func (f *runFlags) execute(ctx context.Context, verb string, sc *scenarios.Scena
 		p = kp
 	}
 	start := time.Now()
-	o := runner.Options{Out: f.out, Repeats: f.repeat, Quick: f.quick, Platform: p, Progress: stderr, Log: log}
+	o := runner.Options{Out: f.out, Repeats: f.repeat, Quick: f.quick, Platform: p, Progress: stderr, Log: log, Engine: f.engine}
 	o.Binaries = usedBinaries(sc, binaries, o)
 	dir, info, err := runner.Run(ctx, sc, o)
 	return dir, info, summarize(stderr, info, err, time.Since(start))
@@ -190,7 +197,7 @@ func summarize(w io.Writer, info *result.Run, err error, took time.Duration) int
 		return 1
 	}
 	if na > 0 {
-		fmt.Fprintf(w, "meshbench run: %d cells done, %d not applicable (n/a: the proxy lacks what the cell needs; see run.json) in %s\n", len(info.Cells)-na, na, took.Round(time.Second))
+		fmt.Fprintf(w, "meshbench run: %d cells done, %d not applicable (n/a: the proxy or the load engine lacks what the cell needs; see run.json) in %s\n", len(info.Cells)-na, na, took.Round(time.Second))
 		return 0
 	}
 	fmt.Fprintf(w, "meshbench run: %d cells done in %s\n", len(info.Cells), took.Round(time.Second))

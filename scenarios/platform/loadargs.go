@@ -72,6 +72,9 @@ func LoadArgs(l scenarios.LoadPlan, cell result.Cell, r scenarios.Resolver, resu
 	if l.NewConnectionPerRequest {
 		args = append(args, "--new-connection-per-request")
 	}
+	if l.Engine != "" && l.Engine != loadgen.EngineMeshbench {
+		args = append(args, "--engine", l.Engine)
+	}
 	if l.Connections > 0 {
 		args = append(args, "--connections", strconv.Itoa(l.Connections))
 	}

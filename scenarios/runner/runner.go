@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"github.com/meshbench/meshbench/loadgen"
+	"github.com/meshbench/meshbench/loadgen/fortioengine"
 	"github.com/meshbench/meshbench/scenarios/platform"
 
 	"context"
@@ -53,6 +55,10 @@ type Options struct {
 	// ("reference", "reference@base"); run.json records each one's path,
 	// size and SHA-256.
 	Binaries map[string]string
+	// Engine is the load engine of every cell: loadgen.EngineMeshbench
+	// (the default) or loadgen.EngineFortio; a cell fortio cannot run is
+	// n/a.
+	Engine string
 }
 
 // source is what the runner needs of a scenario.
@@ -240,9 +246,12 @@ func (r *runner) runCell(ctx context.Context, c result.Cell) (res *result.CellRe
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the cell directory: %w", err)
 	}
-	plan, err := r.src.Plan(c, scenarios.PlanOptions{Quick: r.o.Quick})
+	plan, err := r.src.Plan(c, scenarios.PlanOptions{Quick: r.o.Quick, Engine: r.o.Engine})
 	if err != nil {
 		return nil, fmt.Errorf("planning: %w", err)
+	}
+	if err := engineCanRun(plan.Load); err != nil {
+		return nil, err
 	}
 	p := r.o.Platform
 	defer func() {
@@ -355,4 +364,28 @@ func cellSummary(res *result.CellResult) string {
 		line += "  INVALID: " + res.Invalid
 	}
 	return line
+}
+
+// engineCanRun refuses, as n/a, a cell whose load its engine cannot run:
+// fortio runs one stream of HTTP at one rate (fortioengine.Check has its
+// rules), never substituted by another engine.
+func engineCanRun(l scenarios.LoadPlan) error {
+	if l.Engine != loadgen.EngineFortio {
+		return nil
+	}
+	spec := loadgen.Spec{Protocol: l.Protocol, Streams: l.Streams, Connections: max(l.Connections, 1), Duration: max(l.Duration, time.Second),
+		NewConnectionPerRequest: l.NewConnectionPerRequest, Search: l.Search, Rate: l.Rate, Target: "http://target/"}
+	if spec.Protocol == loadgen.GRPC {
+		spec.Target = "target:9090"
+	}
+	for _, st := range l.Mix {
+		spec.Mix = append(spec.Mix, loadgen.Stream{Name: st.Name})
+	}
+	if err := fortioengine.Check(spec); err != nil {
+		return &peers.NotApplicable{Peer: "the fortio engine", Reason: strings.TrimPrefix(err.Error(), "fortio engine: ")}
+	}
+	if l.Protocol == loadgen.GRPC {
+		return &peers.NotApplicable{Peer: "the fortio engine", Reason: "fortio's gRPC runner calls only grpc.health.v1.Health/Check, which the backends do not serve (docs/loadgen.md)"}
+	}
+	return nil
 }
