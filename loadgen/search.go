@@ -211,6 +211,11 @@ func search(ctx context.Context, spec Spec, f faults) (*Result, error) {
 	if err := ss.normalize(); err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
+	for _, st := range spec.Mix {
+		if st.Share == 0 {
+			return nil, fmt.Errorf("load spec: search: stream %s has a rate of its own; a search probes total rates, which the streams divide by their shares", st.Name)
+		}
+	}
 	base := spec
 	base.Search = nil
 	sr := &SearchResult{Objective: ss.JSON(), Probes: []Probe{}}

@@ -62,6 +62,11 @@ func TestSearchCappedAndErrors(t *testing.T) {
 	if s := r.Search; !s.Capped || s.MaxRate != 200 || len(s.Probes) != 2 {
 		t.Errorf("a target faster than the search's max: capped %v, max %v, %d probes", s.Capped, s.MaxRate, len(s.Probes))
 	}
+	own := Spec{Duration: time.Second, Mix: []Stream{{Name: "a", Protocol: HTTP1, Targets: []string{target}, Rate: 5, Connections: 1}},
+		Search: &SearchSpec{Objective: Objective{P99: time.Millisecond}, Max: 10}}
+	if _, err := Run(context.Background(), own); err == nil || !strings.Contains(err.Error(), "has a rate of its own") {
+		t.Errorf("a search over a stream of its own rate: %v", err)
+	}
 	for _, tc := range []struct {
 		ss   SearchSpec
 		want string

@@ -200,7 +200,9 @@ func (v *validator) mixLoad(s *Scenario) {
 			v.fail("matrix.mix", "no load.shares to choose from")
 		case anyShare && anyRate:
 			v.fail("load.mix", "give every stream a share of load.rate, or every stream its own rate")
-		case anyRate && (l.Rate != 0 || l.Rates != nil || l.Search != nil):
+		case anyRate && l.Search != nil:
+			v.fail("load.rate", "a search probes total rates, which the streams divide by their shares: give the streams shares instead of rates")
+		case anyRate && (l.Rate != 0 || l.Rates != nil):
 			v.fail("load.rate", "the streams have their own rates: leave out load.rate")
 		case anyShare && math.Abs(ownShares-1) > 1e-6:
 			v.fail("load.mix", "the shares add up to %v: they divide load.rate and must add up to 100%%", ownShares)

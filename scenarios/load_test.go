@@ -180,6 +180,18 @@ func TestLoadErrors(t *testing.T) {
 	}
 	// Streams of their own rates, or shares that add up, without shares.
 	own := strings.Replace(strings.Replace(mixDoc, "  shares:\n    all-web: {web: 100%}\n    half: {web: 50%, rpc: 25%, side: 25%}\n", "", 1), "  mix: [all-web, half]\n", "", 1)
+	rates := strings.NewReplacer("{name: web, protocol: http1}", "{name: web, protocol: http1, rate: 5}",
+		"protocol: grpc, grpc_mode", "protocol: grpc, rate: 5, grpc_mode", "protocol: h2c, service", "protocol: h2c, rate: 5, service").Replace(own)
+	if _, err := scenarios.Parse("t.yaml", []byte(rates)); err == nil || !strings.Contains(err.Error(), "leave out load.rate") {
+		t.Errorf("streams of their own rates, load.rate given: %v", err)
+	}
+	if _, err := scenarios.Parse("t.yaml", []byte(strings.Replace(rates, "  rate: 400\n", "", 1))); err != nil {
+		t.Errorf("streams of their own rates: %v", err)
+	}
+	searched := strings.Replace(rates, "rate: 400\n", "rate: {search: {p99: 10ms, max: 100}}\n", 1)
+	if _, err := scenarios.Parse("t.yaml", []byte(searched)); err == nil || !strings.Contains(err.Error(), "give the streams shares instead of rates") {
+		t.Errorf("a search over streams of their own rates: %v", err)
+	}
 	for _, tc := range []struct{ old, new, want string }{
 		{"{name: web, protocol: http1}", "{name: web, protocol: http1, share: 70%}", "the shares add up to 1.1"},
 		{"{name: web, protocol: http1}", "{name: web, protocol: http1, rate: 5}", "every stream a share of load.rate, or every stream its own rate"},
