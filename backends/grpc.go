@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -32,8 +33,28 @@ func (b *Backend) newGRPCServer() *grpc.Server {
 			return h(srv, ss)
 		}),
 	)
-	testgrpc.RegisterTestServiceServer(srv, &echoService{b: b})
+	echo := &echoService{b: b}
+	testgrpc.RegisterTestServiceServer(srv, echo)
+	healthpb.RegisterHealthServer(srv, &healthService{echo: echo})
 	return srv
+}
+
+// healthService answers grpc.health.v1.Health/Check with the backend's
+// personality, as EmptyCall does: the call fortio's gRPC runner makes, so
+// that `meshbench load --engine fortio` measures the same service as
+// meshbench's own engine.
+type healthService struct {
+	healthpb.UnimplementedHealthServer
+	echo *echoService
+}
+
+// Check answers SERVING after the backend's delay, or fails as the
+// personality says.
+func (h *healthService) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if err := h.echo.behave(ctx, h.echo.b.cur.Load(), time.Now()); err != nil {
+		return nil, err
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 }
 
 // echoService implements grpc.testing.TestService with the backend's

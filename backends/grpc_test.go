@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -206,5 +207,36 @@ func TestGRPCErrorRate(t *testing.T) {
 	}
 	if _, err := st.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("stream with error rate 1: %v, want UNAVAILABLE", err)
+	}
+}
+
+// TestGRPCHealthHasThePersonality: the health check (what fortio's gRPC
+// runner calls) waits for the backend's delay and fails as its error rate
+// says, like every other call.
+func TestGRPCHealthHasThePersonality(t *testing.T) {
+	b := start(t, backends.Config{GRPCAddr: "127.0.0.1:0", Latency: "fixed:20ms"})
+	cc, err := grpc.NewClient(b.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	hc := healthpb.NewHealthClient(cc)
+	ctx := callCtx(t)
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil { // connect
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+	if el := time.Since(t0); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING || el < 20*time.Millisecond || el > 200*time.Millisecond {
+		t.Errorf("check: %v %v after %s, want SERVING after the 20 ms delay", resp.GetStatus(), err, el)
+	}
+	failing := start(t, backends.Config{GRPCAddr: "127.0.0.1:0", ErrorRate: 1})
+	fc, err := grpc.NewClient(failing.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	if _, err := healthpb.NewHealthClient(fc).Check(ctx, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("error rate 1: %v, want Unavailable", err)
 	}
 }

@@ -367,8 +367,9 @@ func cellSummary(res *result.CellResult) string {
 }
 
 // engineCanRun refuses, as n/a, a cell whose load its engine cannot run:
-// fortio runs one stream of HTTP at one rate (fortioengine.Check has its
-// rules), never substituted by another engine.
+// fortio runs one stream at one rate, one request at a time per HTTP
+// connection (fortioengine.Check has its rules), never substituted by
+// another engine.
 func engineCanRun(l scenarios.LoadPlan) error {
 	if l.Engine != loadgen.EngineFortio {
 		return nil
@@ -383,9 +384,6 @@ func engineCanRun(l scenarios.LoadPlan) error {
 	}
 	if err := fortioengine.Check(spec); err != nil {
 		return &peers.NotApplicable{Peer: "the fortio engine", Reason: strings.TrimPrefix(err.Error(), "fortio engine: ")}
-	}
-	if l.Protocol == loadgen.GRPC {
-		return &peers.NotApplicable{Peer: "the fortio engine", Reason: "fortio's gRPC runner calls only grpc.health.v1.Health/Check, which the backends do not serve (docs/loadgen.md)"}
 	}
 	return nil
 }

@@ -31,11 +31,16 @@ func TestEngineCanRun(t *testing.T) {
 	}
 	grpc := http
 	grpc.Protocol = loadgen.GRPC
+	if err := engineCanRun(grpc); err != nil {
+		t.Errorf("fortio over gRPC: %v", err)
+	}
+	h2c := http
+	h2c.Protocol, h2c.Streams = loadgen.H2C, 4
 	mix := http
 	mix.Protocol, mix.Mix = loadgen.ProtocolMix, []scenarios.StreamPlan{{Name: "a"}}
 	search := http
 	search.Rate, search.Search = 0, &loadgen.SearchSpec{Max: 100}
-	for name, l := range map[string]scenarios.LoadPlan{"grpc": grpc, "mix": mix, "search": search} {
+	for name, l := range map[string]scenarios.LoadPlan{"h2c with 4 streams": h2c, "mix": mix, "search": search} {
 		var na *peers.NotApplicable
 		if err := engineCanRun(l); !errors.As(err, &na) {
 			t.Errorf("fortio, %s: %v, want n/a", name, err)
