@@ -10,7 +10,7 @@ BENCHTIME ?= 2s
 # built through `go tool`) fail instead of skipping when this is set.
 export MESHBENCH_REQUIRE_TOOLS ?= 1
 
-.PHONY: all build test fuzz bench peers conform gate gate-rates microbench lint fmt vet clean perf-http1 perf-loadgen
+.PHONY: all build test fuzz bench peers conform gate gate-rates microbench lint fmt vet clean perf-http1 perf-h2 perf-loadgen
 
 all: build
 
@@ -116,5 +116,11 @@ clean:
 
 # meshbench load --rate max vs wrk (HTTP/1.1) and vs h2load (h2c) against one
 # nginx (needs wrk, nghttp2-client and nginx from Debian); see docs/performance.md.
+# h2c and gRPC unary through meshproxy vs haproxy (proto h2 on both sides) vs
+# direct, with h2load and meshbench load (needs nghttp2-client, haproxy and
+# nginx from Debian); see docs/performance.md.
+perf-h2: build
+	bash scripts/perf-h2.sh
+
 perf-loadgen: build
 	bash scripts/perf-loadgen.sh
