@@ -101,6 +101,8 @@ cp "$MESHPROXY" "$OUT_DIR/meshproxy"
 # ---- configurations --------------------------------------------------------------
 write_nginx_conf "# h2c with prior knowledge (listen ... http2 without ssl)." "" "127.0.0.1:$NGINX_PORT http2"
 
+# haproxy does the same per-request header work as meshproxy: X-Forwarded-For,
+# X-Forwarded-Proto and a generated X-Request-Id (UUID v4).
 cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread 1
@@ -113,9 +115,17 @@ defaults
     timeout server 60s
 frontend h2c
     bind 127.0.0.1:$HAPROXY_H2 proto h2
+    option forwardfor
+    unique-id-format %[uuid()]
+    unique-id-header X-Request-Id
+    http-request set-header X-Forwarded-Proto http if !{ req.hdr(X-Forwarded-Proto) -m found }
     default_backend nginx
 frontend grpc
     bind 127.0.0.1:$HAPROXY_GRPC proto h2
+    option forwardfor
+    unique-id-format %[uuid()]
+    unique-id-header X-Request-Id
+    http-request set-header X-Forwarded-Proto http if !{ req.hdr(X-Forwarded-Proto) -m found }
     default_backend grpc
 backend nginx
     http-reuse always

@@ -28,6 +28,7 @@ import (
 )
 
 func main() {
+	adaptiveStacks()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

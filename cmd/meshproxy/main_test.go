@@ -162,3 +162,54 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatalf("proxy did not exit after draining\n%s", logs.String())
 	}
 }
+
+// TestAdaptiveStacks: the proxy runs with adaptivestackstart=1 added to
+// GODEBUG (keeping the PID the platforms watch), and an operator's own
+// setting of it wins.
+func TestAdaptiveStacks(t *testing.T) {
+	bin := buildProxy(t)
+	for _, tc := range []struct{ env, want string }{
+		{"", "GODEBUG=adaptivestackstart=1"},
+		{"GODEBUG=madvdontneed=1", "GODEBUG=madvdontneed=1,adaptivestackstart=1"},
+		{"GODEBUG=adaptivestackstart=0", "GODEBUG=adaptivestackstart=0"},
+	} {
+		admin := freeAddr(t)
+		cfg := writeConfig(t, fmt.Sprintf("admin: %s\nlisteners:\n- address: %s\n  routes: [{cluster: c}]\nclusters:\n- {name: c, endpoints: [127.0.0.1:1]}\n", admin, freeAddr(t)))
+		cmd := exec.Command(bin, "--config", cfg)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + admin + "/ready")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("proxy not ready: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, kv := range strings.Split(string(environ), "\x00") {
+			if strings.HasPrefix(kv, "GODEBUG=") {
+				got = append(got, kv)
+			}
+		}
+		if len(got) != 1 || got[0] != tc.want {
+			t.Errorf("started with %q: the proxy's GODEBUG %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package main
+
+// adaptiveStacks does nothing where the proxy cannot re-execute itself.
+func adaptiveStacks() {}
