@@ -245,6 +245,14 @@ func fatalText(s string) string {
 // pointerRE matches the Go value a failing case prints for its stream.
 var pointerRE = regexp.MustCompile(`&\{0x[0-9a-f]+\}`)
 
+// racyCase is the interop case whose outcome is a race on a busy machine:
+// its 1 ms deadline expires while the call is in flight, and a proxy that
+// answers the server's reset of the stream with an error status (nginx:
+// 502) can beat the client's own deadline timer, which fires late when the
+// machine is loaded. It is run once more when it fails; a second failure
+// counts. Every other case counts at its first failure.
+const racyCase = "timeout_on_sleeping_server"
+
 func interopCheck(e *conformance.Env) error {
 	if e.Tools().Self == "" {
 		return conformance.Skipped("no program to run the gRPC interop cases in as a child (Tools.Self is empty)")
@@ -258,7 +266,7 @@ func interopCheck(e *conformance.Env) error {
 		left = append(left, c.name)
 	}
 	total := len(left)
-	passed := 0
+	passed, retries := 0, 0
 	var failures []string
 	deadline := time.Now().Add(interopBudget)
 	for len(left) > 0 {
@@ -278,11 +286,17 @@ func interopCheck(e *conformance.Env) error {
 		if len(left) == 0 || res.failed != left[0] {
 			return fmt.Errorf("interop child: case %s failed out of order (next was %v)", res.failed, left)
 		}
+		if res.failed == racyCase && retries == 0 {
+			retries++
+			e.Log().Info("interop case failed once; running it again", "case", res.failed, "why", res.why)
+			continue
+		}
 		failures = append(failures, fmt.Sprintf("%s: %s", res.failed, res.why))
 		left = left[1:]
 	}
 	e.Figure("cases", float64(total), "")
 	e.Figure("passed", float64(passed), "")
+	e.Figure("retried", float64(retries), "")
 	if len(failures) > 0 {
 		return fmt.Errorf("%d of %d interop cases passed; failed: %s", passed, total, strings.Join(failures, "; "))
 	}
