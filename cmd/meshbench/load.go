@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,8 +65,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var mix, searchFlag, startAt, engine string
 	fs.StringVar(&mix, "mix", "", "run several streams at once: a JSON list of streams (name, protocol, targets, share or rate, connections, streams, grpc_mode, body_size, response_size, authority), or @FILE holding one; replaces --target and --protocol (docs/loadgen.md)")
 	fs.StringVar(&searchFlag, "search", "", "search for the highest rate meeting an objective, e.g. p99=10ms,errors=0.1%,max=20000 (also start, precision, probes); each probe runs --warmup then --duration")
-	fs.DurationVar(&s.MaxSendLag, "max-send-lag", loadgen.DefaultMaxSendLag, "a run whose p99 send lag (with its connection free) is above this is invalid (negative: no bound)")
-	fs.Float64Var(&s.MaxConnectionWaits, "max-connection-waits", loadgen.DefaultMaxConnectionWaits, "a run in which more than this fraction of requests waited for a busy connection is invalid")
+	fs.DurationVar(&s.MaxSendLag, "max-send-lag", 0, fmt.Sprintf("a run whose p99 send lag (with its connection free) is above this is invalid (0: %v; negative: no bound)", loadgen.DefaultMaxSendLag))
+	fs.Float64Var(&s.MaxConnectionWaits, "max-connection-waits", 0, fmt.Sprintf("a run in which more than this fraction of requests waited for a busy connection is invalid (0: %v)", loadgen.DefaultMaxConnectionWaits))
 	fs.BoolVar(&s.NewConnectionPerRequest, "new-connection-per-request", false, "open a new connection (and TLS handshake) for every request; HTTP/1.1 only")
 	fs.StringVar(&startAt, "start-at", "", "begin the run (its warm-up) at this RFC 3339 `time`, so that several generators share one schedule")
 	fs.StringVar(&engine, "engine", loadgen.EngineMeshbench, "load engine: meshbench (open loop, from the intended send) or fortio (fortio's runners)")
@@ -95,18 +94,6 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if s.Duration == 0 && s.Requests == 0 {
 		s.Duration = 10 * time.Second
-	}
-	if engine == loadgen.EngineFortio {
-		// The validity bounds are the meshbench engine's: fortio measures
-		// no send lag. Set explicitly, the fortio engine refuses them.
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if !set["max-send-lag"] {
-			s.MaxSendLag = 0
-		}
-		if !set["max-connection-waits"] {
-			s.MaxConnectionWaits = 0
-		}
 	}
 	if msg := loadModes(&s, mix, searchFlag, startAt, engine); msg != "" {
 		fmt.Fprintf(stderr, "meshbench load: %s\n", msg)

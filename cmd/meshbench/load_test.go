@@ -20,17 +20,10 @@ import (
 func TestLoadVerbTargets(t *testing.T) {
 	var urls []string
 	for _, name := range []string{"a", "b"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		urls = append(urls, serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Backend", name)
 			io.WriteString(w, "ok")
-		})}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		urls = append(urls, "http://"+ln.Addr().String()+"/")
+		})+"/")
 	}
 	out := filepath.Join(t.TempDir(), "r.json")
 	var stdout, stderr bytes.Buffer
@@ -70,13 +63,7 @@ func TestLoadVerbTargets(t *testing.T) {
 // done, the result file is served once the run ended (not before), and
 // the command exits after POST /exit.
 func TestLoadServe(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	target := serveHTTP(t, okHandler)
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +75,7 @@ func TestLoadServe(t *testing.T) {
 	out, hlog := filepath.Join(dir, "result-load.json"), filepath.Join(dir, "latency.hlog")
 	code := make(chan int, 1)
 	go func() {
-		code <- run(t.Context(), []string{"load", "--target", "http://" + ln.Addr().String() + "/", "--rate", "200",
+		code <- run(t.Context(), []string{"load", "--target", target + "/", "--rate", "200",
 			"--duration", "1s", "--warmup", "300ms", "--out", out, "--hdr-log", hlog, "--quiet", "--serve", addr}, io.Discard, io.Discard)
 	}()
 	get := func(path string) (*http.Response, []byte) {
@@ -157,19 +144,12 @@ func TestLoadServe(t *testing.T) {
 // TestLoadMixAndSearch: --mix runs two streams at once and keeps each
 // one's figures; --search writes its probes; bad modes are usage errors.
 func TestLoadMixAndSearch(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	base := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			time.Sleep(3 * time.Millisecond)
 		}
 		io.WriteString(w, "ok")
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	base := "http://" + ln.Addr().String()
+	})
 	dir := t.TempDir()
 	mixFile := filepath.Join(dir, "mix.json")
 	if err := os.WriteFile(mixFile, []byte(`[{"name": "fast", "targets": ["`+base+`/"], "protocol": "http1", "share": 0.5, "connections": 2},
@@ -242,16 +222,10 @@ func TestLoadMixAndSearch(t *testing.T) {
 // TestLoadEngineFortio: --engine fortio measures with fortio's runners and
 // writes the same result schema, marked with its engine.
 func TestLoadEngineFortio(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	target := serveHTTP(t, okHandler)
 	out := filepath.Join(t.TempDir(), "r.json")
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"load", "--engine", "fortio", "--target", "http://" + ln.Addr().String() + "/",
+	code := run(t.Context(), []string{"load", "--engine", "fortio", "--target", target + "/",
 		"--rate", "100", "--connections", "2", "--duration", "1s", "--out", out, "--quiet"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, stdout.String(), stderr.String())
@@ -268,7 +242,24 @@ func TestLoadEngineFortio(t *testing.T) {
 		t.Errorf("engine %q, %d requests, histogram %d bytes; summary:\n%s", res.Engine, res.Requests, len(res.Histogram), stdout.String())
 	}
 	stderr.Reset()
-	if code := run(t.Context(), []string{"load", "--engine", "fortio", "--target", "http://" + ln.Addr().String() + "/", "--arrival", "poisson", "--rate", "10", "--duration", "1s"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "not supported by fortio") {
+	if code := run(t.Context(), []string{"load", "--engine", "fortio", "--target", target + "/", "--arrival", "poisson", "--rate", "10", "--duration", "1s"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "not supported by fortio") {
 		t.Errorf("poisson arrivals with fortio: exit %d, %s", code, stderr.String())
 	}
 }
+
+// serveHTTP serves h on a loopback port until the test ends and returns
+// its base URL, http://127.0.0.1:PORT.
+func serveHTTP(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// okHandler answers every request "ok".
+func okHandler(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }

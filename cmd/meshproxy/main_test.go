@@ -107,17 +107,8 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy not ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitReady(admin); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
 	}
 	got := make(chan string, 1)
 	go func() {
@@ -135,7 +126,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While draining, the listener refuses new connections.
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", listen, time.Second)
 		if err != nil {
@@ -183,18 +174,9 @@ func TestAdaptiveStacks(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := http.Get("http://" + admin + "/ready")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("proxy not ready: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := waitReady(admin); err != nil {
+			cmd.Process.Kill()
+			t.Fatal(err)
 		}
 		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -211,5 +193,22 @@ func TestAdaptiveStacks(t *testing.T) {
 		if len(got) != 1 || got[0] != tc.want {
 			t.Errorf("started with %q: the proxy's GODEBUG %q, want %q", tc.env, got, tc.want)
 		}
+	}
+}
+
+// waitReady waits up to 10 s for the proxy's admin server at admin to
+// answer /ready.
+func waitReady(admin string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("proxy not ready: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

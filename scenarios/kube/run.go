@@ -151,7 +151,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			return nil, fmt.Errorf("running: %w", err)
 		}
 	}
-	res, err := platform.MergeGenerators(p.dir, loadResultFile, gens, readResult)
+	res, err := platform.MergeGenerators(p.dir, loadResultFile, gens)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
@@ -184,19 +184,6 @@ func (p *Platform) fetchResult(ctx context.Context, pod string, g platform.Gener
 		}
 	}
 	return nil
-}
-
-// readResult decodes a load generator's result file.
-func readResult(path string) (*loadgen.Result, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the load result: %w", err)
-	}
-	var r loadgen.Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding the load result %s: %w", path, err)
-	}
-	return &r, nil
 }
 
 // generatorLead is how far in the future the common start of the load

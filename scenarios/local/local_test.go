@@ -17,6 +17,7 @@ import (
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
+	"github.com/meshbench/meshbench/scenarios/platform"
 )
 
 // bins holds the meshbench and meshproxy binaries TestMain builds.
@@ -368,7 +369,7 @@ func TestLoadArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args, err := loadArgs(plan.Load, plan.Cell, addrs, "/d")
+	args, err := platform.LoadArgs(plan.Load, plan.Cell, addrs, "/d/result-load.json", "/d/latency.hlog")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,13 +383,13 @@ func TestLoadArgs(t *testing.T) {
 	}
 	plan.Load.Protocol, plan.Load.Rate = "grpc", 0
 	plan.Load.Targets[1] = "http://" + scenarios.PodRef("echo-1", scenarios.PortNameGRPC) + "/"
-	args, _ = loadArgs(plan.Load, plan.Cell, addrs, "/d")
+	args, _ = platform.LoadArgs(plan.Load, plan.Cell, addrs, "/d/result-load.json", "/d/latency.hlog")
 	if got := strings.Join(args, " "); !strings.Contains(got, "--target 127.97.1.11:8080 --target 127.97.2.10:9090 ") || !strings.Contains(got, "--rate max") {
 		t.Errorf("grpc closed-loop args %q", got)
 	}
 	// A target that is not a reference never reaches the load generator.
 	plan.Load.Targets[1] = "127.97.2.10:9090"
-	if _, err := loadArgs(plan.Load, plan.Cell, addrs, "/d"); err == nil || !strings.Contains(err.Error(), "is not a reference") {
+	if _, err := platform.LoadArgs(plan.Load, plan.Cell, addrs, "/d/result-load.json", "/d/latency.hlog"); err == nil || !strings.Contains(err.Error(), "is not a reference") {
 		t.Errorf("a literal target: %v", err)
 	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/procfs"
 
-	"github.com/meshbench/meshbench/loadgen"
 	"github.com/meshbench/meshbench/peers"
 	"github.com/meshbench/meshbench/reports/result"
 	"github.com/meshbench/meshbench/scenarios"
@@ -76,13 +75,6 @@ func (w *proxyWatch) usage(requests int64) result.Usage {
 	u := platform.Usage(w.samples[len(w.samples)-1].cpu-w.samples[0].cpu, rss, requests)
 	u.AnonPeakBytes = anon
 	return u
-}
-
-// loadArgs returns the `meshbench load` command line of a load plan that
-// writes its result and histogram log into dir, its targets resolved by
-// r.
-func loadArgs(l scenarios.LoadPlan, cell result.Cell, r scenarios.Resolver, dir string) ([]string, error) {
-	return platform.LoadArgs(l, cell, r, filepath.Join(dir, loadResultFile), filepath.Join(dir, result.HdrLogFile))
 }
 
 // Run runs the plan's load as a `meshbench load` child and applies the
@@ -182,7 +174,7 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 	if err := exitErrors(loads); err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
-	res, err := platform.MergeGenerators(p.dir, loadResultFile, gens, readResult)
+	res, err := platform.MergeGenerators(p.dir, loadResultFile, gens)
 	if err != nil {
 		return nil, fmt.Errorf("running: %w", err)
 	}
@@ -267,19 +259,6 @@ func (p *Platform) checkAlive() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// readResult decodes the load generator's result file.
-func readResult(path string) (*loadgen.Result, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the load result: %w", err)
-	}
-	var r loadgen.Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("decoding the load result %s: %w", path, err)
-	}
-	return &r, nil
 }
 
 // sample reads each proxy's CPU time and RSS now and every SampleInterval

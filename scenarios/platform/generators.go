@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,16 +78,29 @@ func GeneratorFile(name string, g Generator) string {
 	return name[:len(name)-len(ext)] + "-" + g.Name + ext
 }
 
-// MergeGenerators reads the generators' results and interval logs from
-// dir (written as GeneratorFile(resultFile) and GeneratorFile(hdrLog)),
+// ReadResult decodes a load generator's result file.
+func ReadResult(path string) (*loadgen.Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the load result: %w", err)
+	}
+	var r loadgen.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decoding the load result %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// MergeGenerators reads the generators' results (ReadResult) and interval
+// logs from dir (written as GeneratorFile(resultFile) and GeneratorFile(hdrLog)),
 // merges them — histograms merged, never percentiles averaged — with each
 // generator's own result kept in Generators, and writes the merged
 // interval log to dir/latency.hlog. One generator's result is returned as
 // it is.
-func MergeGenerators(dir, resultFile string, gens []Generator, read func(path string) (*loadgen.Result, error)) (*loadgen.Result, error) {
+func MergeGenerators(dir, resultFile string, gens []Generator) (*loadgen.Result, error) {
 	var parts []*loadgen.Result
 	for _, g := range gens {
-		r, err := read(filepath.Join(dir, GeneratorFile(resultFile, g)))
+		r, err := ReadResult(filepath.Join(dir, GeneratorFile(resultFile, g)))
 		if err != nil {
 			return nil, err
 		}
