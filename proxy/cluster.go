@@ -14,12 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/meshbench/meshbench/proxy/balancer"
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/discovery"
-	kubesrc "github.com/meshbench/meshbench/proxy/discovery/kube"
+	"github.com/meshbench/meshbench/proxy/discovery/remote"
 	"github.com/meshbench/meshbench/proxy/h1client"
 	"github.com/meshbench/meshbench/proxy/metrics"
 	"github.com/meshbench/meshbench/proxy/outlier"
@@ -93,9 +91,9 @@ type host struct {
 	listed     bool // scratch for setEndpoints, guarded by cluster.mu
 }
 
-// newCluster builds a cluster; kube is the Kubernetes client for a
-// cluster that follows EndpointSlices, else unused.
-func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface) (*cluster, error) {
+// newCluster builds a cluster; discoveryServer is where a cluster that
+// follows a Kubernetes Service asks for its endpoints.
+func newCluster(cc *config.Cluster, log *slog.Logger, discoveryServer string) (*cluster, error) {
 	b := cc.Balancer
 	c := &cluster{
 		name:       cc.Name,
@@ -163,14 +161,15 @@ func newCluster(cc *config.Cluster, log *slog.Logger, kube kubernetes.Interface)
 		}
 		c.source = discovery.File(discovery.FileConfig{Path: filepath.Clean(path), PollInterval: cc.EndpointsFile.PollInterval.D(), Log: c.log})
 	case cc.Kubernetes != nil:
-		// Endpoints arrive once the source runs (Server.Start); until then
-		// the cluster answers 503.
-		if kube == nil {
-			return nil, fmt.Errorf("cluster %s: no Kubernetes client", cc.Name)
+		// Endpoints arrive once the source runs (Server.Start) and the
+		// discovery server has answered; until then the cluster answers
+		// 503.
+		if discoveryServer == "" {
+			return nil, fmt.Errorf("cluster %s: a kubernetes source needs discovery_server", cc.Name)
 		}
 		k := cc.Kubernetes
-		c.source = kubesrc.EndpointSlices(kubesrc.Config{Client: kube, Namespace: k.Namespace,
-			Service: k.Service, PortName: k.Port, Log: c.log})
+		c.source = remote.Follow(remote.Config{Server: discoveryServer,
+			Key: remote.Key{Namespace: k.Namespace, Service: k.Service, Port: k.Port}, Log: c.log})
 	default:
 		eps := make([]discovery.Endpoint, len(cc.Endpoints))
 		for i, addr := range cc.Endpoints {

@@ -73,7 +73,7 @@ func TestRequestID(t *testing.T) {
 // robin where it was; a different order starts a new cycle.
 func TestSameEndpointSetKeepsTheBalancer(t *testing.T) {
 	addrs := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
-	c, err := newCluster(&config.Cluster{Name: "c", Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: addrs}, slog.New(slog.DiscardHandler), nil)
+	c, err := newCluster(&config.Cluster{Name: "c", Balancer: config.Balancer{Policy: "round_robin"}, Endpoints: addrs}, slog.New(slog.DiscardHandler), "")
 	if err != nil {
 		t.Fatal(err)
 	}

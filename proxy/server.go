@@ -14,10 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/meshbench/meshbench/proxy/config"
 	"github.com/meshbench/meshbench/proxy/identity"
 	"github.com/meshbench/meshbench/proxy/metrics"
@@ -69,15 +65,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New(), clusters: map[string]*cluster{}, stopDiscovery: func() {}}
 	s.sources = map[string]*identity.Source{}
 	s.idm = metrics.NewIdentity(s.metrics, s.certStates)
-	var kube kubernetes.Interface
 	for i := range cfg.Clusters {
-		if cfg.Clusters[i].Kubernetes != nil && kube == nil {
-			var err error
-			if kube, err = kubeClient(cfg.Kubeconfig); err != nil {
-				return nil, err
-			}
-		}
-		c, err := newCluster(&cfg.Clusters[i], log, kube)
+		c, err := newCluster(&cfg.Clusters[i], log, cfg.DiscoveryServer)
 		if err != nil {
 			return nil, err
 		}
@@ -245,26 +234,6 @@ func (s *Server) clusterStates() []metrics.ClusterState {
 		out[i] = s.clusters[n].metricsState()
 	}
 	return out
-}
-
-// kubeClient connects to the Kubernetes API: through kubeconfig when it is
-// set, else with the in-cluster configuration of the pod the proxy runs in.
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	var rc *rest.Config
-	var err error
-	if kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("configuring the Kubernetes client: %w", err)
-	}
-	kc, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
-	}
-	return kc, nil
 }
 
 // Addr returns the bound address of the named listener (useful with port

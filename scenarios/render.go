@@ -39,8 +39,8 @@ type Resolver interface {
 func RenderConfig(c *config.Config, r Resolver) (*config.Config, error) {
 	rd := renderer{r: r}
 	out := *c
-	if c.Kubeconfig != "" {
-		return nil, errors.New("kubeconfig: a platform's setting, not a plan's")
+	if c.DiscoveryServer != "" {
+		return nil, errors.New("discovery_server: a platform's setting, not a plan's")
 	}
 	var err error
 	if out.Admin, err = rd.listen(c.Admin); err != nil {

@@ -39,7 +39,7 @@ var fieldKinds = map[string]string{
 	"clusters[].tls.key_file":               certPath,
 	"clusters[].tls.certs[].cert_file":      certPath,
 	"clusters[].tls.certs[].key_file":       certPath,
-	"kubeconfig":                            platformOf,
+	"discovery_server":                      platformOf,
 	"clusters[].endpoints_file.path":        platformOf,
 	"clusters[].kubernetes.namespace":       platformOf,
 	"clusters[].kubernetes.service":         platformOf,

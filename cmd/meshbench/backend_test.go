@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +124,32 @@ func TestBackendVerbBadFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(t.Context(), append([]string{"backend"}, tc.args...), &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestDiscoveryVerbBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(bad, []byte("clusters: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no listen", []string{}, "--listen is required"},
+		{"missing kubeconfig", []string{"--listen", "127.0.0.1:0", "--kubeconfig", filepath.Join(dir, "none")}, "configuring the Kubernetes client"},
+		{"broken kubeconfig", []string{"--listen", "127.0.0.1:0", "--kubeconfig", bad}, "configuring the Kubernetes client"},
+		{"unknown flag", []string{"--listen", "127.0.0.1:0", "--frob"}, "flag provided but not defined: -frob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"discovery"}, tc.args...), &stdout, &stderr)
 			if code != 2 || !strings.Contains(stderr.String(), tc.want) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr.String(), tc.want)
 			}

@@ -32,16 +32,17 @@ type verb struct {
 
 func verbs() map[string]verb {
 	return map[string]verb{
-		"kind":    {"create, delete or load images into a kind cluster for the kind platform", runKind},
-		"conform": {"run the conformance checks against the reference proxy and the peers: matrix, conformance.json, report, JUnit", runConform},
-		"certs":   {"write a CA, an issuer and per-service SPIFFE certificates for mTLS (reuses the CA in --out)", runCerts},
-		"backend": {"run an HTTP/1.1+h2c and gRPC test backend with a latency and failure personality", runBackend},
-		"gate":    {"decide whether a candidate build regressed against a base build, from an A/B run (paired, bootstrap intervals): gate.md, gate.json, JUnit", runGate},
-		"load":    {"generate open- or closed-loop load and measure it (HdrHistogram, coordinated-omission free)", runLoad},
-		"peers":   {"list the peer proxies (nginx, HAProxy, Caddy, Envoy): installed, versions, capabilities", runPeers},
-		"report":  {"turn a run's results into report.html, report.md, plots and fortio/SMP exports", runReport},
-		"run":     {"run a scenario's cells on a platform and record the results (run.json, result.json per cell)", runRun},
-		"version": {"print the meshbench version and build facts", runVersion},
+		"kind":      {"create, delete or load images into a kind cluster for the kind platform", runKind},
+		"discovery": {"serve Kubernetes Service endpoints to the reference proxies (the discovery server meshproxy asks instead of the API server)", runDiscovery},
+		"conform":   {"run the conformance checks against the reference proxy and the peers: matrix, conformance.json, report, JUnit", runConform},
+		"certs":     {"write a CA, an issuer and per-service SPIFFE certificates for mTLS (reuses the CA in --out)", runCerts},
+		"backend":   {"run an HTTP/1.1+h2c and gRPC test backend with a latency and failure personality", runBackend},
+		"gate":      {"decide whether a candidate build regressed against a base build, from an A/B run (paired, bootstrap intervals): gate.md, gate.json, JUnit", runGate},
+		"load":      {"generate open- or closed-loop load and measure it (HdrHistogram, coordinated-omission free)", runLoad},
+		"peers":     {"list the peer proxies (nginx, HAProxy, Caddy, Envoy): installed, versions, capabilities", runPeers},
+		"report":    {"turn a run's results into report.html, report.md, plots and fortio/SMP exports", runReport},
+		"run":       {"run a scenario's cells on a platform and record the results (run.json, result.json per cell)", runRun},
+		"version":   {"print the meshbench version and build facts", runVersion},
 	}
 }
 

@@ -21,8 +21,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"k8s.io/klog/v2"
-
 	"github.com/meshbench/meshbench/proxy"
 	"github.com/meshbench/meshbench/proxy/config"
 )
@@ -74,9 +72,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.DrainTimeout = config.Duration(*drain)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-	// client-go (Kubernetes endpoint discovery) logs through klog; send
-	// that to the proxy's log too.
-	klog.SetSlogLogger(log.With("component", "client-go"))
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		log.Error("building proxy", "err", err)

@@ -81,10 +81,11 @@ type Config struct {
 	DrainTimeout Duration   `yaml:"drain_timeout" json:"drain_timeout"`
 	Listeners    []Listener `yaml:"listeners" json:"listeners"`
 	Clusters     []Cluster  `yaml:"clusters" json:"clusters"`
-	// Kubeconfig is the kubeconfig file of clusters that follow
-	// Kubernetes EndpointSlices; empty uses the in-cluster configuration
-	// of the pod the proxy runs in.
-	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig,omitempty"`
+	// DiscoveryServer is the discovery server (`meshbench discovery`,
+	// http://host:port) that clusters following a Kubernetes Service ask
+	// for their endpoints; the proxy itself never talks to the Kubernetes
+	// API. Required when a cluster has a kubernetes source.
+	DiscoveryServer string `yaml:"discovery_server" json:"discovery_server,omitempty"`
 }
 
 // Listener accepts downstream connections on one address.
@@ -315,7 +316,8 @@ type OriginalDst struct {
 const DefaultDstHeader = "X-Meshbench-Dst"
 
 // KubernetesEndpoints names the Service whose ready EndpointSlice addresses
-// are the cluster's endpoints.
+// are the cluster's endpoints, as the discovery server (Config's
+// DiscoveryServer) sees them.
 type KubernetesEndpoints struct {
 	Namespace string `yaml:"namespace" json:"namespace"`
 	Service   string `yaml:"service" json:"service"`

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -289,6 +290,8 @@ type validator struct {
 	file string
 	pos  yamlstrict.Positions
 	errs yamlstrict.Errors
+	// discoveryServer is the config's, for its clusters' checks.
+	discoveryServer string
 }
 
 // err returns the problems found, or nil.
@@ -303,7 +306,29 @@ func (v *validator) fail(path, format string, args ...any) {
 	v.errs = append(v.errs, v.pos.Errorf(v.file, path, format, args...))
 }
 
+// ParseDiscoveryServer checks a discovery server's address: http://host:port,
+// nothing else (no path beyond "/", no query, no user).
+func ParseDiscoveryServer(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", s, err)
+	}
+	switch {
+	case u.Scheme != "http":
+		return nil, fmt.Errorf("%q: the scheme must be http (http://host:port)", s)
+	case u.Hostname() == "" || u.Port() == "":
+		return nil, fmt.Errorf("%q: a host and a port are required (http://host:port)", s)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "":
+		return nil, fmt.Errorf("%q: only http://host:port", s)
+	}
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("%q: port %q is not in 1..65535", s, u.Port())
+	}
+	return u, nil
+}
+
 func (v *validator) config(c *Config) {
+	v.discoveryServer = c.DiscoveryServer
 	addrs := map[string]string{}
 	if c.Admin != "" {
 		if msg := checkHostPort(c.Admin); msg != "" {
@@ -314,6 +339,11 @@ func (v *validator) config(c *Config) {
 	}
 	if c.DrainTimeout < 0 {
 		v.fail("drain_timeout", "must not be negative")
+	}
+	if c.DiscoveryServer != "" {
+		if _, err := ParseDiscoveryServer(c.DiscoveryServer); err != nil {
+			v.fail("discovery_server", "%v", err)
+		}
 	}
 	if len(c.Listeners) == 0 {
 		v.fail("listeners", "at least one listener is required")
@@ -599,6 +629,9 @@ func (v *validator) endpoints(p string, c *Cluster) {
 		}
 	}
 	if k := c.Kubernetes; k != nil {
+		if v.discoveryServer == "" {
+			v.fail(p+".kubernetes", "needs discovery_server: the proxy asks a discovery server (meshbench discovery) for a Service's endpoints")
+		}
 		if !names.DNSLabel(k.Namespace) {
 			v.fail(p+".kubernetes.namespace", "%q: a namespace name (DNS label) is required", k.Namespace)
 		}

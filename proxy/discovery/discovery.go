@@ -30,7 +30,7 @@ type Source interface {
 // duplicate addresses the first is kept, and a weight below 1 counts as 1.
 // Addresses are used as given: validating them is the caller's job.
 func Static(eps []Endpoint) Source {
-	return staticSource{eps: normalize(eps)}
+	return staticSource{eps: Normalize(eps)}
 }
 
 type staticSource struct{ eps []Endpoint }
@@ -42,9 +42,10 @@ func (s staticSource) Run(ctx context.Context, update func([]Endpoint)) error {
 	return nil
 }
 
-// normalize returns a copy of eps sorted by address, without duplicate
-// addresses (the first wins) and with every weight at least 1.
-func normalize(eps []Endpoint) []Endpoint {
+// Normalize returns a copy of eps in the form every Source delivers:
+// sorted by address, without duplicate addresses (the first wins) and with
+// every weight at least 1. Addresses are not checked.
+func Normalize(eps []Endpoint) []Endpoint {
 	out := slices.Clone(eps)
 	if out == nil {
 		out = []Endpoint{}

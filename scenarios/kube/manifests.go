@@ -34,11 +34,14 @@ const (
 	RoleBackend   = "backend"
 	RoleNodeProxy = "node-proxy"
 	RoleLoad      = "load"
+	RoleDiscovery = "discovery"
 	// LabelGenerator names the generator of a load pod when several share
 	// the load.
 	LabelGenerator = "meshbench.io/generator"
 
-	serviceAccount = "meshproxy"
+	// discoveryName names the discovery server's Deployment, Service and
+	// ServiceAccount (the one account that may read EndpointSlices).
+	discoveryName = "meshbench-discovery"
 	nodeProxyName  = "meshproxy-node"
 	loadJobName    = "load"
 	nodeCertsName  = "certs-nodes"
@@ -46,6 +49,9 @@ const (
 	// PortLoad is where the load generator serves its status and result
 	// (meshbench load --serve).
 	PortLoad = 9100
+	// PortDiscovery is where the discovery server (meshbench discovery)
+	// answers the reference proxies.
+	PortDiscovery = 9200
 
 	proxyDir       = "/etc/meshproxy"
 	proxyConfigDir = proxyDir + "/config"
@@ -90,19 +96,20 @@ func (t *target) meta(name string, labels map[string]string) metav1.ObjectMeta {
 }
 
 // baseObjects are what a cell needs before its backends run: the
-// namespace, the proxies' ServiceAccount and its read access to
-// EndpointSlices, a headless Service per service, the certificates, the
-// sidecars' configurations and a Deployment per backend pod.
+// namespace, the discovery server when a reference proxy follows a
+// Service, a headless Service per service, the certificates, the sidecars'
+// configurations and a Deployment per backend pod.
 func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 	cellLabels := map[string]string{LabelCell: dnsSafe(plan.Cell.ID)}
 	objs := []runtime.Object{
 		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: t.Namespace, Labels: cellLabels}},
-		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: t.meta(serviceAccount, nil)},
-		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: t.meta(serviceAccount, nil),
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}}}},
-		&rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: t.meta(serviceAccount, nil),
-			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: serviceAccount},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: serviceAccount, Namespace: t.Namespace}}},
+	}
+	if needsDiscoveryServer(plan, t) {
+		d, err := discoveryObjects(plan, t)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, d...)
 	}
 	for _, svc := range services(plan) {
 		ports := []corev1.ServicePort{
@@ -194,7 +201,7 @@ func backendDeployment(plan *scenarios.Plan, t *target, pod *scenarios.Pod) (*ap
 		spec.Volumes = vols
 	}
 	labels := map[string]string{LabelPod: pod.Name, LabelService: pod.Service, LabelRole: RoleBackend}
-	if err := t.place(&spec, pod.Node, needsDiscovery(plan, pod.Sidecar)); err != nil {
+	if err := t.place(&spec, pod.Node); err != nil {
 		return nil, err
 	}
 	one := int32(1)
@@ -207,9 +214,9 @@ func backendDeployment(plan *scenarios.Plan, t *target, pod *scenarios.Pod) (*ap
 }
 
 // place pins a pod spec to a plan node, tolerating any taint (the control
-// plane's included), with a short termination grace; the ServiceAccount
-// token is mounted only for a proxy that follows EndpointSlices.
-func (t *target) place(spec *corev1.PodSpec, planNode string, discovery bool) error {
+// plane's included), with a short termination grace and no ServiceAccount
+// token: only the discovery server talks to the Kubernetes API.
+func (t *target) place(spec *corev1.PodSpec, planNode string) error {
 	node, ok := t.Nodes[planNode]
 	if !ok {
 		return fmt.Errorf("plan node %s has no cluster node", planNode)
@@ -218,10 +225,8 @@ func (t *target) place(spec *corev1.PodSpec, planNode string, discovery bool) er
 	spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 	grace := int64(2)
 	spec.TerminationGracePeriodSeconds = &grace
-	spec.AutomountServiceAccountToken = &discovery
-	if discovery {
-		spec.ServiceAccountName = serviceAccount
-	}
+	noToken := false
+	spec.AutomountServiceAccountToken = &noToken
 	return nil
 }
 
@@ -363,10 +368,10 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 		vols = append(vols, corev1.Volume{Name: "certs", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret, Items: items}}})
 	}
 	grace := int64(2)
-	discovery := true
+	noToken := false
 	spec := corev1.PodSpec{
 		Containers: []corev1.Container{c}, Volumes: vols,
-		ServiceAccountName: serviceAccount, AutomountServiceAccountToken: &discovery,
+		AutomountServiceAccountToken: &noToken,
 		Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 		TerminationGracePeriodSeconds: &grace,
 		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
@@ -430,7 +435,7 @@ func loadJob(plan *scenarios.Plan, t *target, g platform.Generator, start time.T
 		spec.InitContainers = []corev1.Container{c}
 		spec.Volumes = append(spec.Volumes, vols...)
 	}
-	if err := t.place(&spec, cmp.Or(g.Node, client.Node), needsDiscovery(plan, client.Sidecar)); err != nil {
+	if err := t.place(&spec, cmp.Or(g.Node, client.Node)); err != nil {
 		return nil, err
 	}
 	labels := map[string]string{LabelPod: client.Name, LabelService: client.Service, LabelRole: RoleLoad}
@@ -451,21 +456,62 @@ func loadJob(plan *scenarios.Plan, t *target, g platform.Generator, start time.T
 // loadResultFile is the load generator's result file name.
 const loadResultFile = "result-load.json"
 
-// needsDiscovery reports whether the named proxy follows EndpointSlices.
-func needsDiscovery(plan *scenarios.Plan, proxy string) bool {
-	if proxy == "" {
+// needsDiscoveryServer reports whether a reference proxy of the cell
+// follows a service's endpoints (a peer gets them as static addresses).
+func needsDiscoveryServer(plan *scenarios.Plan, t *target) bool {
+	if t.Peer != nil {
 		return false
 	}
-	px := proxyNamed(plan, proxy)
-	if px == nil {
-		return false
-	}
-	for i := range px.Config.Clusters {
-		if _, ok := scenarios.ServiceOf(&px.Config.Clusters[i]); ok {
-			return true
+	for _, px := range plan.Proxies {
+		for i := range px.Config.Clusters {
+			if _, ok := scenarios.ServiceOf(&px.Config.Clusters[i]); ok {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// discoveryServer is the discovery server's URL as the cell's proxies
+// reach it: its headless Service's name, resolved by the cluster's DNS.
+func (t *target) discoveryServer() string {
+	return "http://" + discoveryName + "." + t.Namespace + ".svc:" + strconv.Itoa(PortDiscovery)
+}
+
+// discoveryObjects are the cell's discovery server (meshbench discovery):
+// the only ServiceAccount that may read EndpointSlices, its Role, a
+// Deployment of one pod on the plan's first node and a headless Service
+// the proxies find it by.
+func discoveryObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
+	labels := map[string]string{LabelRole: RoleDiscovery}
+	c := corev1.Container{
+		Name: "discovery", Image: t.Image, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command: []string{"/meshbench", "discovery", "--listen", ":" + strconv.Itoa(PortDiscovery)},
+		Ports:   []corev1.ContainerPort{{Name: "discovery", ContainerPort: PortDiscovery}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(PortDiscovery)}},
+			PeriodSeconds: 1},
+	}
+	spec := corev1.PodSpec{Containers: []corev1.Container{c}}
+	if err := t.place(&spec, plan.Nodes[0].Name); err != nil {
+		return nil, err
+	}
+	token := true
+	spec.ServiceAccountName, spec.AutomountServiceAccountToken = discoveryName, &token
+	one := int32(1)
+	return []runtime.Object{
+		&corev1.ServiceAccount{TypeMeta: typeMeta("v1", "ServiceAccount"), ObjectMeta: t.meta(discoveryName, nil)},
+		&rbacv1.Role{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "Role"), ObjectMeta: t.meta(discoveryName, nil),
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}}}},
+		&rbacv1.RoleBinding{TypeMeta: typeMeta("rbac.authorization.k8s.io/v1", "RoleBinding"), ObjectMeta: t.meta(discoveryName, nil),
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: discoveryName},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: discoveryName, Namespace: t.Namespace}}},
+		&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: t.meta(discoveryName, labels),
+			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: labels,
+				Ports: []corev1.ServicePort{{Name: "discovery", Port: PortDiscovery, TargetPort: intstr.FromInt32(PortDiscovery)}}}},
+		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: t.meta(discoveryName, labels),
+			Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}}},
+	}, nil
 }
 
 // certSecretFor is the Secret a sidecar mounts: its service's, when its

@@ -212,8 +212,22 @@ func proxyConfig(t *testing.T, data string, mtls bool) *config.Config {
 func TestSidecarManifests(t *testing.T) {
 	plan, tg, o := cellObjects(t, "topologies", "sidecar")
 	if len(o.roles) != 1 || len(o.roles[0].Rules) != 1 || !slices.Equal(o.roles[0].Rules[0].Resources, []string{"endpointslices"}) ||
-		!slices.Equal(o.roles[0].Rules[0].Verbs, []string{"get", "list", "watch"}) {
-		t.Errorf("the proxies' Role is not read-only access to EndpointSlices: %+v", o.roles)
+		!slices.Equal(o.roles[0].Rules[0].Verbs, []string{"get", "list", "watch"}) || o.roles[0].Name != discoveryName {
+		t.Errorf("the discovery server's Role is not read-only access to EndpointSlices: %+v", o.roles)
+	}
+	// The discovery server: one pod with the only token, on the first
+	// node, found through a headless Service.
+	dd := o.deployments[discoveryName]
+	if dd == nil {
+		t.Fatal("no discovery server Deployment")
+	}
+	if ds := dd.Spec.Template.Spec; ds.ServiceAccountName != discoveryName || !*ds.AutomountServiceAccountToken ||
+		!slices.Equal(ds.Containers[0].Command, []string{"/meshbench", "discovery", "--listen", ":9200"}) ||
+		ds.NodeSelector["kubernetes.io/hostname"] != tg.Nodes[plan.Nodes[0].Name] {
+		t.Errorf("discovery server pod: %+v", ds)
+	}
+	if svc := o.services[discoveryName]; svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone || svc.Spec.Ports[0].Port != PortDiscovery {
+		t.Errorf("discovery Service: %+v", svc)
 	}
 	svc := o.services["echo"]
 	if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone || len(svc.Spec.Ports) != 3 || svc.Spec.Ports[2].Name != portNameMesh {
@@ -253,13 +267,16 @@ func TestSidecarManifests(t *testing.T) {
 	job := o.jobs[0]
 	spec := job.Spec.Template.Spec
 	if len(spec.InitContainers) != 1 || *spec.InitContainers[0].RestartPolicy != corev1.ContainerRestartPolicyAlways ||
-		spec.InitContainers[0].StartupProbe == nil || !*spec.AutomountServiceAccountToken || spec.ServiceAccountName != serviceAccount {
+		spec.InitContainers[0].StartupProbe == nil || *spec.AutomountServiceAccountToken || spec.ServiceAccountName != "" {
 		t.Fatalf("load Job's sidecar: %+v", spec)
 	}
 	if !slices.Contains(spec.Containers[0].Command, "http://127.0.0.1:4140") && !slices.Contains(spec.Containers[0].Command, "http://127.0.0.1:4140/") {
 		t.Errorf("the load does not go to its own sidecar: %v", spec.Containers[0].Command)
 	}
 	c := proxyConfig(t, o.configMaps[proxyConfigName(plan.Load.ClientPod)].Data["config.yaml"], false)
+	if want := "http://meshbench-discovery." + tg.Namespace + ".svc:9200"; c.DiscoveryServer != want {
+		t.Errorf("client sidecar's discovery server %q, want %q", c.DiscoveryServer, want)
+	}
 	for _, cl := range c.Clusters {
 		if k := cl.Kubernetes; k == nil || k.Service != "echo" || k.Namespace != tg.Namespace || len(cl.Endpoints) != 0 {
 			t.Errorf("client cluster %s does not follow echo's EndpointSlices: %+v", cl.Name, cl)

@@ -45,6 +45,11 @@ func (t *target) proxyFiles(px *scenarios.Proxy, r *resolver, prefix string) (fi
 		return nil, nil, err
 	}
 	if t.Peer == nil {
+		for i := range c.Clusters {
+			if c.Clusters[i].Kubernetes != nil {
+				c.DiscoveryServer = t.discoveryServer()
+			}
+		}
 		b, err := c.YAML()
 		if err != nil {
 			return nil, nil, fmt.Errorf("configuring %s: %w", px.Name, err)

@@ -257,6 +257,11 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	if err := p.apply(ctx, objs); err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
+	if needsDiscoveryServer(plan, t) {
+		if _, err := p.waitPods(ctx, RoleDiscovery, 1); err != nil {
+			return fmt.Errorf("deploying: discovery server: %w", err)
+		}
+	}
 	backends := 0
 	for _, pod := range plan.Pods {
 		if pod.Backend != nil {
