@@ -281,7 +281,7 @@ func synthesize(f fixtureRun, v fixtureVariant, ci result.Cell, end time.Time) (
 		rss := int64(p.rssMiB * (1 + 0.03*rng.Float64()) * (1 << 20))
 		u := result.ProxyUsage{Name: p.name, Kind: p.kind, Node: p.node, Usage: result.Usage{
 			CPUSeconds: math.Round(cpu*float64(n)) / 1e6, CPUMicrosPerRequest: math.Round(cpu*100) / 100,
-			RSSPeakBytes: rss, RSSMeanBytes: rss * 9 / 10,
+			RSSPeakBytes: rss, RSSMeanBytes: rss * 9 / 10, IdleRSSBytes: rss * 7 / 10, AnonPeakBytes: rss / 4,
 		}}
 		res.Resources.Proxies = append(res.Resources.Proxies, u)
 		t := &res.Resources.Total
@@ -289,6 +289,8 @@ func synthesize(f fixtureRun, v fixtureVariant, ci result.Cell, end time.Time) (
 		t.CPUMicrosPerRequest += u.CPUMicrosPerRequest
 		t.RSSPeakBytes += u.RSSPeakBytes
 		t.RSSMeanBytes += u.RSSMeanBytes
+		t.IdleRSSBytes += u.IdleRSSBytes
+		t.AnonPeakBytes += u.AnonPeakBytes
 		res.Proxies = append(res.Proxies, result.ProxyMetrics{Name: p.name,
 			Latency: map[string]loadgen.Percentiles{"inbound": {P50: int64(base / 2), P99: int64(base)}}})
 	}

@@ -65,6 +65,19 @@ type ProxyStats struct {
 	CPUPerRequest    Spread
 	CPUSeconds       Spread
 	RSSPeak          Spread
+	// IdleRSS is the RSS before the load started and AnonPeak the peak
+	// of the anonymous RSS, in bytes; empty where the platform cannot
+	// tell.
+	IdleRSS, AnonPeak Spread
+}
+
+// known is a byte count that 0 marks as not measured: NaN then, which
+// SpreadOf leaves out.
+func known(b int64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return float64(b)
 }
 
 // summarize fills v.Stats and v.Merged from the repeats with a valid
@@ -72,7 +85,7 @@ type ProxyStats struct {
 func (v *Variant) summarize() error {
 	type proxyVals struct {
 		ProxyStats
-		cpuReq, cpuSec, rss []float64
+		cpuReq, cpuSec, rss, idle, anon []float64
 	}
 	var p50, p90, p99, p999, pmax, rate, errs, reqs, cpuReq, cpuSec, rss []float64
 	var proxies []*proxyVals
@@ -107,6 +120,8 @@ func (v *Variant) summarize() error {
 			pv.cpuReq = append(pv.cpuReq, p.CPUMicrosPerRequest)
 			pv.cpuSec = append(pv.cpuSec, p.CPUSeconds)
 			pv.rss = append(pv.rss, float64(p.RSSPeakBytes))
+			pv.idle = append(pv.idle, known(p.IdleRSSBytes))
+			pv.anon = append(pv.anon, known(p.AnonPeakBytes))
 		}
 	}
 	s := &v.Stats
@@ -115,6 +130,7 @@ func (v *Variant) summarize() error {
 	s.CPUPerRequest, s.CPUSeconds, s.RSSPeak = SpreadOf(cpuReq), SpreadOf(cpuSec), SpreadOf(rss)
 	for _, pv := range proxies {
 		pv.CPUPerRequest, pv.CPUSeconds, pv.RSSPeak = SpreadOf(pv.cpuReq), SpreadOf(pv.cpuSec), SpreadOf(pv.rss)
+		pv.IdleRSS, pv.AnonPeak = SpreadOf(pv.idle), SpreadOf(pv.anon)
 		s.PerProxy = append(s.PerProxy, pv.ProxyStats)
 	}
 	m, err := MergeHistograms(hs)

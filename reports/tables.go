@@ -229,9 +229,11 @@ func instanceRange(v *Variant, get func(ProxyStats) Spread, f func(float64) stri
 func resourceTable(run *Run) Table {
 	t := Table{
 		ID: "resources", Title: "Resources per topology",
-		Header: []string{"variant", "topology", "proxies", "CPU/req total", "CPU/req per proxy", "CPU s total", "peak RSS total", "peak RSS per proxy"},
+		Header: []string{"variant", "topology", "proxies", "CPU/req total", "CPU/req per proxy", "CPU s total", "peak RSS total", "peak RSS per proxy",
+			"idle RSS per proxy", "peak anon RSS per proxy"},
 		Notes: []string{
 			"Totals sum every proxy of the topology: median (min–max) over the repeats. Per proxy: the range of the instances' medians, from the least to the most loaded instance.",
+			"Idle RSS: each proxy's RSS just before the load started. Anonymous RSS: heap and stacks, without the binary's file-backed pages (whose count depends on the page cache). " + none + " where the platform cannot tell (kube reads neither).",
 		},
 	}
 	for _, v := range run.Variants {
@@ -245,6 +247,8 @@ func resourceTable(run *Run) Table {
 			FormatNumberSpread(v.Stats.CPUSeconds, "s"),
 			FormatBytesSpread(v.Stats.RSSPeak),
 			instanceRange(v, func(p ProxyStats) Spread { return p.RSSPeak }, FormatBytes),
+			instanceRange(v, func(p ProxyStats) Spread { return p.IdleRSS }, FormatBytes),
+			instanceRange(v, func(p ProxyStats) Spread { return p.AnonPeak }, FormatBytes),
 		})
 	}
 	return t

@@ -125,6 +125,11 @@ type Usage struct {
 	// binary's file-backed pages, whose count depends on the page cache.
 	// For Total: sum of the peaks. 0 where the platform cannot tell.
 	AnonPeakBytes int64 `json:"anon_peak_bytes,omitempty"`
+	// IdleRSSBytes is the RSS just before the load started (the proxy
+	// deployed, ready and not yet sent a request): what an idle proxy
+	// holds. For Total: the sum. 0 where the platform cannot tell (the
+	// local platform reads it; the kube platform does not).
+	IdleRSSBytes int64 `json:"idle_rss_bytes,omitempty"`
 }
 
 // ProxyMetrics is a proxy's own account of the cell, from its /metrics.

@@ -2,8 +2,10 @@ package kube
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,9 +44,9 @@ const (
 	// discoveryName names the discovery server's Deployment, Service and
 	// ServiceAccount (the one account that may read EndpointSlices).
 	discoveryName = "meshbench-discovery"
-	nodeProxyName  = "meshproxy-node"
-	loadJobName    = "load"
-	nodeCertsName  = "certs-nodes"
+	nodeProxyName = "meshproxy-node"
+	loadJobName   = "load"
+	nodeCertsName = "certs-nodes"
 
 	// PortLoad is where the load generator serves its status and result
 	// (meshbench load --serve).
@@ -70,6 +72,9 @@ type target struct {
 	NodeIPs map[string]string
 	// PodIPs are the backend pods' IPs by plan pod name, once known.
 	PodIPs map[string]string
+	// DiscoveryIP is the ClusterIP of the discovery server's Service,
+	// once created.
+	DiscoveryIP string
 	// Certs holds the plan's certificate files by name (mTLS only).
 	Certs map[string][]byte
 	// Resources of the proxy and app containers (zero: none set).
@@ -95,11 +100,10 @@ func (t *target) meta(name string, labels map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: t.Namespace, Labels: labels}
 }
 
-// baseObjects are what a cell needs before its backends run: the
-// namespace, the discovery server when a reference proxy follows a
-// Service, a headless Service per service, the certificates, the sidecars'
-// configurations and a Deployment per backend pod.
-func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
+// namespaceObjects are what a cell creates first: its namespace and, when
+// a reference proxy follows a Service, the discovery server, whose
+// Service's ClusterIP the proxies' configurations name (t.DiscoveryIP).
+func namespaceObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 	cellLabels := map[string]string{LabelCell: dnsSafe(plan.Cell.ID)}
 	objs := []runtime.Object{
 		&corev1.Namespace{TypeMeta: typeMeta("v1", "Namespace"), ObjectMeta: metav1.ObjectMeta{Name: t.Namespace, Labels: cellLabels}},
@@ -111,6 +115,14 @@ func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 		}
 		objs = append(objs, d...)
 	}
+	return objs, nil
+}
+
+// baseObjects are what a cell needs before its backends run, once its
+// namespace exists: a headless Service per service, the certificates, the
+// sidecars' configurations and a Deployment per backend pod.
+func baseObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
+	var objs []runtime.Object
 	for _, svc := range services(plan) {
 		ports := []corev1.ServicePort{
 			{Name: portNameHTTP, Port: scenarios.PortHTTP, TargetPort: intstr.FromInt32(scenarios.PortHTTP)},
@@ -371,7 +383,7 @@ func nodeProxyObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 	noToken := false
 	spec := corev1.PodSpec{
 		Containers: []corev1.Container{c}, Volumes: vols,
-		AutomountServiceAccountToken: &noToken,
+		AutomountServiceAccountToken:  &noToken,
 		Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 		TerminationGracePeriodSeconds: &grace,
 		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
@@ -473,15 +485,21 @@ func needsDiscoveryServer(plan *scenarios.Plan, t *target) bool {
 }
 
 // discoveryServer is the discovery server's URL as the cell's proxies
-// reach it: its headless Service's name, resolved by the cluster's DNS.
-func (t *target) discoveryServer() string {
-	return "http://" + discoveryName + "." + t.Namespace + ".svc:" + strconv.Itoa(PortDiscovery)
+// reach it: its Service's ClusterIP. Not its DNS name: a cell may start
+// before the cluster's DNS answers (CoreDNS is not ready for the first
+// half-minute of a new kind cluster), and kube-proxy forwards a ClusterIP
+// from the start; the ClusterIP also survives a restart of the pod.
+func (t *target) discoveryServer() (string, error) {
+	if t.DiscoveryIP == "" {
+		return "", errors.New("the discovery server's Service has no ClusterIP yet")
+	}
+	return "http://" + net.JoinHostPort(t.DiscoveryIP, strconv.Itoa(PortDiscovery)), nil
 }
 
 // discoveryObjects are the cell's discovery server (meshbench discovery):
 // the only ServiceAccount that may read EndpointSlices, its Role, a
-// Deployment of one pod on the plan's first node and a headless Service
-// the proxies find it by.
+// Deployment of one pod on the plan's first node and a Service whose
+// ClusterIP the proxies reach it at.
 func discoveryObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error) {
 	labels := map[string]string{LabelRole: RoleDiscovery}
 	c := corev1.Container{
@@ -506,7 +524,7 @@ func discoveryObjects(plan *scenarios.Plan, t *target) ([]runtime.Object, error)
 			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: discoveryName},
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: discoveryName, Namespace: t.Namespace}}},
 		&corev1.Service{TypeMeta: typeMeta("v1", "Service"), ObjectMeta: t.meta(discoveryName, labels),
-			Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: labels,
+			Spec: corev1.ServiceSpec{Selector: labels,
 				Ports: []corev1.ServicePort{{Name: "discovery", Port: PortDiscovery, TargetPort: intstr.FromInt32(PortDiscovery)}}}},
 		&appsv1.Deployment{TypeMeta: typeMeta("apps/v1", "Deployment"), ObjectMeta: t.meta(discoveryName, labels),
 			Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},

@@ -148,10 +148,16 @@ func cellObjectsOf(t *testing.T, scenario, text, variant string, peer *cellPeer)
 	if tg.ProxyResources, err2 = requirements(plan.Kubernetes.ProxyResources, corev1.ResourceRequirements{}); err2 != nil {
 		t.Fatal(err2)
 	}
-	objs, err := baseObjects(plan, tg)
+	objs, err := namespaceObjects(plan, tg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	tg.DiscoveryIP = "10.96.0.42"
+	base, err := baseObjects(plan, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs = append(objs, base...)
 	more, err := nodeProxyObjects(plan, tg)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +232,7 @@ func TestSidecarManifests(t *testing.T) {
 		ds.NodeSelector["kubernetes.io/hostname"] != tg.Nodes[plan.Nodes[0].Name] {
 		t.Errorf("discovery server pod: %+v", ds)
 	}
-	if svc := o.services[discoveryName]; svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone || svc.Spec.Ports[0].Port != PortDiscovery {
+	if svc := o.services[discoveryName]; svc == nil || svc.Spec.ClusterIP != "" || svc.Spec.Ports[0].Port != PortDiscovery {
 		t.Errorf("discovery Service: %+v", svc)
 	}
 	svc := o.services["echo"]
@@ -274,7 +280,7 @@ func TestSidecarManifests(t *testing.T) {
 		t.Errorf("the load does not go to its own sidecar: %v", spec.Containers[0].Command)
 	}
 	c := proxyConfig(t, o.configMaps[proxyConfigName(plan.Load.ClientPod)].Data["config.yaml"], false)
-	if want := "http://meshbench-discovery." + tg.Namespace + ".svc:9200"; c.DiscoveryServer != want {
+	if want := "http://10.96.0.42:9200"; c.DiscoveryServer != want {
 		t.Errorf("client sidecar's discovery server %q, want %q", c.DiscoveryServer, want)
 	}
 	for _, cl := range c.Clusters {

@@ -47,7 +47,9 @@ func (t *target) proxyFiles(px *scenarios.Proxy, r *resolver, prefix string) (fi
 	if t.Peer == nil {
 		for i := range c.Clusters {
 			if c.Clusters[i].Kubernetes != nil {
-				c.DiscoveryServer = t.discoveryServer()
+				if c.DiscoveryServer, err = t.discoveryServer(); err != nil {
+					return nil, nil, fmt.Errorf("configuring %s: %w", px.Name, err)
+				}
 			}
 		}
 		b, err := c.YAML()

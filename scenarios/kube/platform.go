@@ -250,14 +250,30 @@ func (p *Platform) Deploy(ctx context.Context, plan *scenarios.Plan, dir string)
 	p.plan, p.dir, p.t = plan, dir, t
 	p.last = nil
 
-	objs, err := baseObjects(plan, t)
+	objs, err := namespaceObjects(plan, t)
 	if err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
 	if err := p.apply(ctx, objs); err != nil {
 		return fmt.Errorf("deploying: %w", err)
 	}
-	if needsDiscoveryServer(plan, t) {
+	discovery := needsDiscoveryServer(plan, t)
+	if discovery {
+		svc, err := p.cs.CoreV1().Services(t.Namespace).Get(ctx, discoveryName, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("deploying: the discovery server's Service: %w", err)
+		}
+		if t.DiscoveryIP = svc.Spec.ClusterIP; t.DiscoveryIP == "" || t.DiscoveryIP == corev1.ClusterIPNone {
+			return fmt.Errorf("deploying: the discovery server's Service has no ClusterIP (%q)", t.DiscoveryIP)
+		}
+	}
+	if objs, err = baseObjects(plan, t); err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	if err := p.apply(ctx, objs); err != nil {
+		return fmt.Errorf("deploying: %w", err)
+	}
+	if discovery {
 		if _, err := p.waitPods(ctx, RoleDiscovery, 1); err != nil {
 			return fmt.Errorf("deploying: discovery server: %w", err)
 		}

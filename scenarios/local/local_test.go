@@ -191,11 +191,18 @@ func TestSidecarPlan(t *testing.T) {
 		if u.CPUSeconds <= 0 || u.CPUMicrosPerRequest <= 0 || u.RSSPeakBytes <= 0 || u.RSSMeanBytes <= 0 || u.RSSMeanBytes > u.RSSPeakBytes {
 			t.Errorf("%s: usage %+v: want CPU and memory", u.Name, u.Usage)
 		}
+		// The idle reading is taken before the load: a ready proxy's
+		// RSS, not above its peak under load; anonymous memory is part
+		// of the RSS.
+		if u.IdleRSSBytes <= 0 || u.IdleRSSBytes > u.RSSPeakBytes || u.AnonPeakBytes <= 0 || u.AnonPeakBytes > u.RSSPeakBytes {
+			t.Errorf("%s: idle RSS %d, anonymous peak %d, peak %d", u.Name, u.IdleRSSBytes, u.AnonPeakBytes, u.RSSPeakBytes)
+		}
 		if u.Kind != scenarios.KindSidecar || u.Node == "" {
 			t.Errorf("%s: kind %q node %q", u.Name, u.Kind, u.Node)
 		}
 	}
-	if usage.Total.CPUSeconds < usage.Proxies[0].CPUSeconds || usage.Total.RSSPeakBytes <= usage.Proxies[0].RSSPeakBytes {
+	if usage.Total.CPUSeconds < usage.Proxies[0].CPUSeconds || usage.Total.RSSPeakBytes <= usage.Proxies[0].RSSPeakBytes ||
+		usage.Total.IdleRSSBytes <= usage.Proxies[0].IdleRSSBytes {
 		t.Errorf("total %+v does not sum the proxies", usage.Total)
 	}
 	if usage.SampleIntervalMs != 200 {

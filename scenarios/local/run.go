@@ -46,6 +46,7 @@ type proxyWatch struct {
 	pid                     int
 	group                   bool // sample every process of pid's process group
 
+	idle      procSample // before the load started
 	samples   []procSample
 	sampleErr error
 	start     proxymetrics.Families
@@ -74,6 +75,7 @@ func (w *proxyWatch) usage(requests int64) result.Usage {
 	}
 	u := platform.Usage(w.samples[len(w.samples)-1].cpu-w.samples[0].cpu, rss, requests)
 	u.AnonPeakBytes = anon
+	u.IdleRSSBytes = w.idle.rss
 	return u
 }
 
@@ -108,6 +110,15 @@ func (p *Platform) Run(ctx context.Context) (*result.CellResult, error) {
 			w.admin, w.group = "", inst.MultiProcess
 		}
 		m.proxies = append(m.proxies, w)
+	}
+	// What each proxy holds before any load: one reading, kept apart
+	// from the measured part's.
+	p.sample(m.proxies)()
+	for _, w := range m.proxies {
+		if n := len(w.samples); n > 0 {
+			w.idle = w.samples[n-1]
+		}
+		w.samples, w.sampleErr = nil, nil
 	}
 	var loads []*process
 	for _, g := range gens {

@@ -117,6 +117,7 @@ func Summarize(interval time.Duration, requests int64, samples []ProxySample) (r
 		res.Total.RSSPeakBytes += u.RSSPeakBytes
 		res.Total.RSSMeanBytes += u.RSSMeanBytes
 		res.Total.AnonPeakBytes += u.AnonPeakBytes
+		res.Total.IdleRSSBytes += u.IdleRSSBytes
 		if s.SampleErr != nil {
 			errs = append(errs, fmt.Errorf("sampling %s: %w", s.Name, s.SampleErr))
 		}
