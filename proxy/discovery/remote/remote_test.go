@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshbench/meshbench/proxy/discovery"
+	"github.com/meshbench/meshbench/proxy/discovery/discoverytest"
 	"github.com/meshbench/meshbench/proxy/discovery/remote"
 )
 
@@ -61,63 +61,29 @@ func (s *sets) push(eps ...discovery.Endpoint) {
 // waitRunning waits until n Runs have subscribed.
 func (s *sets) waitRunning(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	discoverytest.Eventually(t, "the source's start", func() bool {
 		s.mu.Lock()
-		got := len(s.subs)
-		s.mu.Unlock()
-		if got >= n {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("the source was not started %d times", n)
+		defer s.mu.Unlock()
+		return len(s.subs) >= n
+	})
 }
 
 func ep(addr string, w int) discovery.Endpoint { return discovery.Endpoint{Addr: addr, Weight: w} }
 
-// follow runs a follower against server and returns its updates.
-func follow(t *testing.T, server string, key remote.Key, wait time.Duration) <-chan []discovery.Endpoint {
+// follow runs a follower against server until the test ends and returns
+// what it delivers.
+func follow(t *testing.T, server string, key remote.Key, wait time.Duration) *discoverytest.Recorder {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	updates := make(chan []discovery.Endpoint, 16)
-	done := make(chan error, 1)
-	src := remote.Follow(remote.Config{Server: server, Key: key, Wait: wait, MinBackoff: 10 * time.Millisecond,
-		MaxBackoff: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler)})
-	go func() { done <- src.Run(ctx, func(eps []discovery.Endpoint) { updates <- eps }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after its context ended")
-		}
-	})
-	return updates
+	rec := discoverytest.NewRecorder(t)
+	discoverytest.Start(t, remote.Follow(remote.Config{Server: server, Key: key, Wait: wait, MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 50 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}), rec)
+	return rec
 }
 
-func next(t *testing.T, updates <-chan []discovery.Endpoint, want ...discovery.Endpoint) {
-	t.Helper()
-	select {
-	case got := <-updates:
-		if !slices.Equal(got, want) {
-			t.Fatalf("update %v, want %v", got, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no update (want %v)", want)
-	}
-}
-
-func quiet(t *testing.T, updates <-chan []discovery.Endpoint, d time.Duration) {
-	t.Helper()
-	select {
-	case got := <-updates:
-		t.Fatalf("unexpected update %v", got)
-	case <-time.After(d):
-	}
+// quiet checks that rec gets nothing for d.
+func quiet(rec *discoverytest.Recorder, d time.Duration) {
+	time.Sleep(d)
+	rec.None()
 }
 
 // requests counts the requests a test server was sent.
@@ -146,31 +112,31 @@ func TestFollowDeliversChanges(t *testing.T) {
 	// between changes, which must deliver nothing.
 	updates := follow(t, hs.URL, key, 50*time.Millisecond)
 	src.waitRunning(t, 1)
-	quiet(t, updates, 150*time.Millisecond) // no set known yet: nothing, not an empty set
+	quiet(updates, 150*time.Millisecond) // no set known yet: nothing, not an empty set
 	src.push(ep("10.0.0.2:8080", 1), ep("10.0.0.1:8080", 3))
-	next(t, updates, ep("10.0.0.1:8080", 3), ep("10.0.0.2:8080", 1)) // sorted
+	updates.Next(ep("10.0.0.1:8080", 3), ep("10.0.0.2:8080", 1)) // sorted
 	// Nothing changes for 500 ms: a request waits its 50 ms for a change
 	// and is answered 304, about ten in all, not a request per answer.
 	before := requests.Load()
-	quiet(t, updates, 500*time.Millisecond)
+	quiet(updates, 500*time.Millisecond)
 	if n := requests.Load() - before; n < 3 || n > 20 {
 		t.Fatalf("%d requests in 500 ms of long polls waiting 50 ms each, want about 10", n)
 	}
 	src.push(ep("10.0.0.1:8080", 3))
-	next(t, updates, ep("10.0.0.1:8080", 3))
+	updates.Next(ep("10.0.0.1:8080", 3))
 	src.push()
-	next(t, updates)
+	updates.Next()
 
 	// A second proxy asking for the same key shares the source and gets
 	// the current set at once.
 	second := follow(t, hs.URL, key, time.Second)
-	next(t, second)
+	second.Next()
 	if n := src.started.Load(); n != 1 || srv.Watching() != 1 {
 		t.Fatalf("source started %d times, %d keys watched; want 1 and 1", n, srv.Watching())
 	}
 	src.push(ep("10.0.0.9:8080", 1))
-	next(t, updates, ep("10.0.0.9:8080", 1))
-	next(t, second, ep("10.0.0.9:8080", 1))
+	updates.Next(ep("10.0.0.9:8080", 1))
+	second.Next(ep("10.0.0.9:8080", 1))
 }
 
 func TestFollowWaitsForTheServer(t *testing.T) {
@@ -183,7 +149,7 @@ func TestFollowWaitsForTheServer(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	updates := follow(t, "http://"+addr, key, time.Second)
-	quiet(t, updates, 200*time.Millisecond)
+	quiet(updates, 200*time.Millisecond)
 
 	src := &sets{}
 	srv := remote.NewServer(src.source, slog.New(slog.DiscardHandler))
@@ -197,13 +163,13 @@ func TestFollowWaitsForTheServer(t *testing.T) {
 	defer srv.Close()
 	src.waitRunning(t, 1)
 	src.push(ep("10.0.0.1:8080", 1))
-	next(t, updates, ep("10.0.0.1:8080", 1))
+	updates.Next(ep("10.0.0.1:8080", 1))
 
 	// The server goes away: the last set stays (no update); a new server
 	// with another set is followed once it answers.
 	srv.Close()
 	hs.Close()
-	quiet(t, updates, 300*time.Millisecond)
+	quiet(updates, 300*time.Millisecond)
 	src2 := &sets{}
 	srv2 := remote.NewServer(src2.source, slog.New(slog.DiscardHandler))
 	defer srv2.Close()
@@ -216,9 +182,9 @@ func TestFollowWaitsForTheServer(t *testing.T) {
 	defer hs2.Close()
 	src2.waitRunning(t, 1)
 	src2.push(ep("10.0.0.1:8080", 1)) // the same set from the new server: no update
-	quiet(t, updates, 300*time.Millisecond)
+	quiet(updates, 300*time.Millisecond)
 	src2.push(ep("10.0.0.2:8080", 1))
-	next(t, updates, ep("10.0.0.2:8080", 1))
+	updates.Next(ep("10.0.0.2:8080", 1))
 }
 
 func TestServerFailingSource(t *testing.T) {
@@ -242,7 +208,7 @@ func TestServerFailingSource(t *testing.T) {
 	updates := follow(t, hs.URL, remote.Key{Namespace: "shop", Service: "orders"}, time.Second)
 	src.waitRunning(t, 1)
 	src.push(ep("10.0.0.1:8080", 1))
-	next(t, updates, ep("10.0.0.1:8080", 1))
+	updates.Next(ep("10.0.0.1:8080", 1))
 	if n := src.started.Load(); n < 2 {
 		t.Fatalf("source started %d times, want a retry after its failure", n)
 	}
