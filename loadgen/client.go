@@ -12,9 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -63,25 +61,18 @@ func newClients(ctx context.Context, s *Spec) ([]client, func(), error) {
 			clients = append(clients, c)
 			closers = append(closers, c.close)
 		}
-	default: // h2c, h2: one Transport (so one connection) per connection slot
+	default: // h2c, h2: one connection per connection slot, shared by its streams
+		scheme := "http"
+		if s.Protocol == H2 {
+			scheme = "https"
+		}
 		for i := range s.Connections {
 			base := bases[i%len(bases)]
-			var p http.Protocols
-			// The timeout bounds the wait for the response header: a
-			// per-request context would register with the run's context
-			// from every worker, a lock taken twice per request.
-			t := &http.Transport{DisableCompression: true, TLSClientConfig: tlsConf, MaxConnsPerHost: 1,
-				DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, ResponseHeaderTimeout: s.Timeout}
-			if s.Protocol == H2C {
-				p.SetUnencryptedHTTP2(true)
-			} else {
-				p.SetHTTP2(true)
-			}
-			t.Protocols = &p
+			pool := &h2Pool{d: h2Dialer{dial: dialer(base.url, tlsConf, []string{"h2"}), addr: hostPort(base.url), tls: base.url.Scheme == "https"}}
 			for range s.Streams {
-				clients = append(clients, &h2Worker{rt: t, t: *base})
+				clients = append(clients, newH2Worker(pool, base, scheme))
 			}
-			closers = append(closers, t.CloseIdleConnections)
+			closers = append(closers, pool.close)
 		}
 	}
 	return clients, closeAll, nil
@@ -135,46 +126,6 @@ type httpRequestTemplate struct {
 	timeout time.Duration
 	// closeEach: a new connection per request (HTTP/1.1).
 	closeEach bool
-}
-
-func (t *httpRequestTemplate) request(ctx context.Context) *http.Request {
-	r := (&http.Request{Method: t.method, URL: t.url, Header: t.header, Host: t.host, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
-	if len(t.body) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(t.body))
-		r.ContentLength = int64(len(t.body))
-	}
-	return r
-}
-
-var discardBuf = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// finish reads and closes the body and classifies the response.
-func finish(resp *http.Response) outcome {
-	bp := discardBuf.Get().(*[]byte)
-	_, err := io.CopyBuffer(io.Discard, resp.Body, *bp)
-	discardBuf.Put(bp)
-	resp.Body.Close()
-	o := outcome{backend: resp.Header.Get("X-Backend"), status: strconv.Itoa(resp.StatusCode)}
-	switch {
-	case err != nil:
-		o.errClass = classify(err)
-	case resp.StatusCode >= 400:
-		o.errClass = "http_" + strconv.Itoa(resp.StatusCode)
-	}
-	return o
-}
-
-type h2Worker struct {
-	rt http.RoundTripper
-	t  httpRequestTemplate
-}
-
-func (w *h2Worker) do(ctx context.Context) outcome {
-	resp, err := w.rt.RoundTrip(w.t.request(ctx))
-	if err != nil {
-		return outcome{errClass: classify(err)}
-	}
-	return finish(resp)
 }
 
 // classify names the class of a transport error.

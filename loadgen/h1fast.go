@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"time"
@@ -59,15 +60,19 @@ func newH1Conn(t *httpRequestTemplate, dial func(context.Context, string, string
 	}
 	b.WriteString("\r\n")
 	b.Write(t.body)
-	addr := t.url.Host
-	if t.url.Port() == "" {
-		if t.url.Scheme == "https" {
-			addr = net.JoinHostPort(t.url.Hostname(), "443")
-		} else {
-			addr = net.JoinHostPort(t.url.Hostname(), "80")
-		}
+	return &h1Conn{dial: dial, addr: hostPort(t.url), req: b.Bytes(), timeout: t.timeout, closeEach: t.closeEach}
+}
+
+// hostPort is the address a URL's connections dial: its host and port,
+// the scheme's port when it names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
 	}
-	return &h1Conn{dial: dial, addr: addr, req: b.Bytes(), timeout: t.timeout, closeEach: t.closeEach}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 var errMalformed = errors.New("malformed HTTP/1.1 response")
