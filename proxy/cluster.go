@@ -448,7 +448,15 @@ const (
 func newH2CTransport(cc *config.Cluster) *http.Transport {
 	d := &net.Dialer{Timeout: cc.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	t := &http.Transport{
-		DialContext:         d.DialContext,
+		// Cleartext HTTP/2 connections gather their writes (coalescer):
+		// the Transport flushes every request's HEADERS on its own.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newCoalescer(c), nil
+		},
 		MaxIdleConnsPerHost: cc.Pool.MaxIdlePerEndpoint,
 		MaxConnsPerHost:     cc.Pool.MaxConnsPerEndpoint,
 		IdleConnTimeout:     cc.Pool.IdleTimeout.D(),

@@ -76,13 +76,16 @@ func (l *h2WatchListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h2Watch{Conn: c, maxHeaderList: l.maxHeaderList, m: l.m}, nil
+	return &h2Watch{Conn: c, co: newCoalescer(c), maxHeaderList: l.maxHeaderList, m: l.m}, nil
 }
 
 // h2Watch is one watched connection. Read is called by one goroutine at a
 // time (the server's reader); Write by several, under wmu.
 type h2Watch struct {
 	net.Conn
+	// co gathers the server's writes once the connection is HTTP/2 (see
+	// coalescer); HTTP/1.1 connections write directly.
+	co            *coalescer
 	maxHeaderList int
 	m             *metrics.Listener
 
@@ -300,7 +303,7 @@ func (c *h2Watch) sendGoAwayLocked() {
 	binary.BigEndian.PutUint32(f[13:], h2ErrEnhanceYourCalm)
 	c.goAway = true
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(h2CalmLinger))
-	_, _ = c.Conn.Write(f[:])
+	_, _ = c.co.Write(f[:])
 }
 
 // Write passes the server's bytes, following its frame boundaries so that
@@ -318,11 +321,11 @@ func (c *h2Watch) Write(p []byte) (int, error) {
 	}
 	if c.calm == "" {
 		c.boundary(p)
-		return c.Conn.Write(p)
+		return c.co.Write(p)
 	}
 	// A GOAWAY is due: write up to the next frame boundary, then it.
 	i := c.boundary(p)
-	n, err := c.Conn.Write(p[:i])
+	n, err := c.co.Write(p[:i])
 	if err != nil {
 		return n, err
 	}
@@ -368,13 +371,11 @@ func (c *h2Watch) boundary(p []byte) int {
 // and dropped for up to h2CalmLinger, then the connection closes.
 func (c *h2Watch) Close() error {
 	if !c.abused() {
-		return c.Conn.Close()
+		return c.co.Close()
 	}
 	c.closing.Do(func() {
 		go func() {
-			if cw := closeWriter(c.Conn); cw != nil {
-				_ = cw.CloseWrite()
-			}
+			_ = c.co.CloseWrite()
 			_ = c.Conn.SetReadDeadline(time.Now().Add(h2CalmLinger))
 			_, _ = io.Copy(io.Discard, c.Conn)
 			c.Conn.Close()
