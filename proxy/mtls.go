@@ -184,6 +184,12 @@ func (u *upstreamTLS) dial(cert *identity.Source, alpn string) func(ctx context.
 		if host, _, err := net.SplitHostPort(addr); err == nil && net.ParseIP(host) == nil {
 			cfg.ServerName = host
 		}
+		if alpn == "h2" {
+			// TLS records of an HTTP/2 connection leave together (the
+			// coalescer sits under TLS, so the Transport still finds the
+			// *tls.Conn it reads ALPN from).
+			raw = newCoalescer(raw)
+		}
 		tc := tls.Client(raw, cfg)
 		err = tc.HandshakeContext(ctx)
 		if err == nil && alpn == "h2" && tc.ConnectionState().NegotiatedProtocol != "h2" {
