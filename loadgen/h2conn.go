@@ -457,49 +457,14 @@ func (c *h2Conn) handle(f http2.Frame) error {
 		if f.IsAck() {
 			return nil
 		}
-		c.waiting.Add(1)
-		c.wmu.Lock()
-		err := f.ForeachSetting(func(s http2.Setting) error {
-			switch s.ID {
-			case http2.SettingMaxConcurrentStreams:
-				c.maxStreams = s.Val
-				c.streamsCond.Broadcast()
-			case http2.SettingInitialWindowSize:
-				delta := int64(s.Val) - c.initialSend
-				c.initialSend = int64(s.Val)
-				for _, st := range c.streamsByID {
-					st.sendWindow += delta
-				}
-				c.sendCond.Broadcast()
-			case http2.SettingMaxFrameSize:
-				c.maxFrame = int(s.Val)
-			case http2.SettingHeaderTableSize:
-				c.henc.SetMaxDynamicTableSize(s.Val)
-			}
-			return nil
+		return c.queued(func() error {
+			return c.applySettings(f)
 		})
-		if err == nil {
-			err = c.fr.WriteSettingsAck()
-		}
-		left := c.waiting.Add(-1)
-		if err == nil {
-			err = c.flushIfLast(left)
-		}
-		c.wmu.Unlock()
-		return err
 	case *http2.PingFrame:
 		if f.IsAck() {
 			return nil
 		}
-		c.waiting.Add(1)
-		c.wmu.Lock()
-		err := c.fr.WritePing(true, f.Data)
-		left := c.waiting.Add(-1)
-		if err == nil {
-			err = c.flushIfLast(left)
-		}
-		c.wmu.Unlock()
-		return err
+		return c.queued(func() error { return c.fr.WritePing(true, f.Data) })
 	case *http2.WindowUpdateFrame:
 		c.wmu.Lock()
 		if f.StreamID == 0 {
@@ -527,6 +492,48 @@ func (c *h2Conn) handle(f http2.Frame) error {
 		}
 	}
 	return nil
+}
+
+// queued runs write under wmu as one of the queued writers, flushing when
+// it is the last of them.
+func (c *h2Conn) queued(write func() error) error {
+	c.waiting.Add(1)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := write()
+	left := c.waiting.Add(-1)
+	if err == nil {
+		err = c.flushIfLast(left)
+	}
+	return err
+}
+
+// applySettings takes the peer's SETTINGS and acknowledges them. Called
+// with wmu held.
+func (c *h2Conn) applySettings(f *http2.SettingsFrame) error {
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			c.maxStreams = s.Val
+			c.streamsCond.Broadcast()
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - c.initialSend
+			c.initialSend = int64(s.Val)
+			for _, st := range c.streamsByID {
+				st.sendWindow += delta
+			}
+			c.sendCond.Broadcast()
+		case http2.SettingMaxFrameSize:
+			c.maxFrame = int(s.Val)
+		case http2.SettingHeaderTableSize:
+			c.henc.SetMaxDynamicTableSize(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.fr.WriteSettingsAck()
 }
 
 // data accounts for a DATA frame: its bytes go back to the connection's
