@@ -37,6 +37,10 @@ const (
 
 var errH2Closed = errors.New("http2: connection closed")
 
+// errRefused marks a stream the server did not process (above a GOAWAY's
+// last stream, or reset with REFUSED_STREAM): it is safe to send again.
+var errRefused = errors.New("http2: stream refused by the server")
+
 // h2Result is how a stream ended.
 type h2Result struct {
 	status, backend string
@@ -264,7 +268,8 @@ func (c *h2Conn) start(st *h2Stream, req *h2Request) error {
 		_ = c.flushIfLast(left)
 		err := c.closeErr
 		c.wmu.Unlock()
-		return cmpErr(err, errH2Closed)
+		// Nothing of this request was sent: it may go to a new connection.
+		return fmt.Errorf("%w: %w", errRefused, cmpErr(err, errH2Closed))
 	}
 	st.id = c.nextID
 	c.nextID += 2
@@ -452,7 +457,11 @@ func (c *h2Conn) handle(f http2.Frame) error {
 	case *http2.DataFrame:
 		return c.data(f)
 	case *http2.RSTStreamFrame:
-		c.endStream(f.StreamID, h2Result{err: http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode}})
+		var err error = http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode}
+		if f.ErrCode == http2.ErrCodeRefusedStream {
+			err = fmt.Errorf("%w: %v", errRefused, err)
+		}
+		c.endStream(f.StreamID, h2Result{err: err})
 	case *http2.SettingsFrame:
 		if f.IsAck() {
 			return nil
@@ -488,7 +497,7 @@ func (c *h2Conn) handle(f http2.Frame) error {
 		c.streamsCond.Broadcast()
 		c.wmu.Unlock()
 		for _, st := range refused {
-			st.done <- h2Result{err: fmt.Errorf("http2: server sent GOAWAY (%v) before stream %d", f.ErrCode, st.id)}
+			st.done <- h2Result{err: fmt.Errorf("%w: GOAWAY (%v) before stream %d", errRefused, f.ErrCode, st.id)}
 		}
 	}
 	return nil
@@ -588,12 +597,26 @@ func newH2Worker(pool *h2Pool, t *httpRequestTemplate, scheme string) *h2Worker 
 }
 
 func (w *h2Worker) do(ctx context.Context) outcome {
+	// A stream the server refused unprocessed (it sent GOAWAY as the
+	// request left, or REFUSED_STREAM) goes out once more, on a new
+	// connection if the old one is going away.
+	for try := 0; ; try++ {
+		o, refused := w.once(ctx)
+		if !refused || try > 0 || ctx.Err() != nil {
+			return o
+		}
+	}
+}
+
+// once sends the request once; refused reports a stream the server did
+// not process.
+func (w *h2Worker) once(ctx context.Context) (o outcome, refused bool) {
 	c, err := w.pool.conn(ctx)
 	if err != nil {
-		return outcome{errClass: classify(err)}
+		return outcome{errClass: classify(err)}, false
 	}
 	if err := c.start(&w.st, &w.req); err != nil {
-		return outcome{errClass: classify(err)}
+		return outcome{errClass: classify(err)}, errors.Is(err, errRefused)
 	}
 	var expired <-chan time.Time
 	if w.timeout > 0 {
@@ -610,17 +633,17 @@ func (w *h2Worker) do(ctx context.Context) outcome {
 	case res = <-w.st.done:
 	case <-expired:
 		c.cancel(&w.st)
-		return outcome{errClass: "timeout"}
+		return outcome{errClass: "timeout"}, false
 	case <-ctx.Done():
 		c.cancel(&w.st)
-		return outcome{errClass: classify(ctx.Err())}
+		return outcome{errClass: classify(ctx.Err())}, false
 	}
 	if res.err != nil {
-		return outcome{errClass: classify(res.err)}
+		return outcome{errClass: classify(res.err)}, errors.Is(res.err, errRefused)
 	}
-	o := outcome{backend: res.backend, status: res.status}
+	o = outcome{backend: res.backend, status: res.status}
 	if len(res.status) == 3 && res.status >= "400" {
 		o.errClass = "http_" + res.status
 	}
-	return o
+	return o, false
 }
