@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -75,16 +76,19 @@ type h2Conn struct {
 	nextID  uint32
 	// Send-side flow control and limits, from the peer's SETTINGS and
 	// WINDOW_UPDATEs; guarded by wmu, waited for on sendCond.
-	connSend      int64
-	initialSend   int64
-	maxFrame      int
-	sendCond      *sync.Cond
-	maxStreams    uint32
-	active        uint32
-	streamsCond   *sync.Cond
-	connUnacked   int
-	goneAway      bool
-	closed        bool
+	connSend    int64
+	initialSend int64
+	maxFrame    int
+	sendCond    *sync.Cond
+	maxStreams  uint32
+	active      uint32
+	streamsCond *sync.Cond
+	connUnacked int
+	goneAway    bool
+	closed      bool
+	// usable is false once the connection closed, was told GOAWAY or ran
+	// out of stream IDs: what h2Pool.conn reads without a lock.
+	usable        atomic.Bool
 	closeErr      error
 	streamsByID   map[uint32]*h2Stream // guarded by wmu
 	readLoopEnded chan struct{}
@@ -102,20 +106,23 @@ type h2Dialer struct {
 // again after it failed or the server sent GOAWAY.
 type h2Pool struct {
 	d   h2Dialer
-	mu  sync.Mutex
+	cur atomic.Pointer[h2Conn] // the connection requests go to
+	mu  sync.Mutex             // serialises dialling and guards c and old
 	c   *h2Conn
 	old []*h2Conn // replaced connections, whose last streams may still run
 }
 
+// conn returns the slot's usable connection, dialling one if there is
+// none. Every request calls it: the usual case takes no lock.
 func (p *h2Pool) conn(ctx context.Context) (*h2Conn, error) {
+	if c := p.cur.Load(); c != nil && c.usable.Load() {
+		return c, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c := p.c; c != nil {
-		c.wmu.Lock()
-		usable := !c.closed && !c.goneAway && c.nextID < 1<<31-2
-		c.wmu.Unlock()
-		if usable {
-			return c, nil
+		if c.usable.Load() {
+			return c, nil // another worker dialled meanwhile
 		}
 		// Streams in flight on it finish; it closes with the pool at the
 		// latest.
@@ -126,6 +133,7 @@ func (p *h2Pool) conn(ctx context.Context) (*h2Conn, error) {
 		return nil, err
 	}
 	p.c = c
+	p.cur.Store(c)
 	return c, nil
 }
 
@@ -136,6 +144,7 @@ func (p *h2Pool) close() {
 		conns = append(conns, p.c)
 	}
 	p.c, p.old = nil, nil
+	p.cur.Store(nil)
 	p.mu.Unlock()
 	for _, c := range conns {
 		c.shut(errH2Closed)
@@ -154,6 +163,7 @@ func dialH2(ctx context.Context, d h2Dialer) (*h2Conn, error) {
 	}
 	c := &h2Conn{nc: nc, bw: bufio.NewWriterSize(nc, 32<<10), nextID: 1, connSend: 65535, initialSend: 65535,
 		maxFrame: 16384, maxStreams: 100, streamsByID: map[uint32]*h2Stream{}, readLoopEnded: make(chan struct{})}
+	c.usable.Store(true)
 	c.sendCond = sync.NewCond(&c.wmu)
 	c.streamsCond = sync.NewCond(&c.wmu)
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -204,6 +214,7 @@ func (c *h2Conn) shut(err error) {
 		return
 	}
 	c.closed, c.closeErr = true, err
+	c.usable.Store(false)
 	streams := c.streamsByID
 	c.streamsByID = map[uint32]*h2Stream{}
 	c.sendCond.Broadcast()
@@ -263,16 +274,19 @@ func (c *h2Conn) start(st *h2Stream, req *h2Request) error {
 	for !c.closed && !c.goneAway && c.active >= c.maxStreams {
 		c.streamsCond.Wait()
 	}
-	if c.closed || c.goneAway {
+	if c.closed || c.goneAway || c.nextID > 1<<31-1 {
 		left := c.waiting.Add(-1)
 		_ = c.flushIfLast(left)
 		err := c.closeErr
 		c.wmu.Unlock()
 		// Nothing of this request was sent: it may go to a new connection.
-		return fmt.Errorf("%w: %w", errRefused, cmpErr(err, errH2Closed))
+		return fmt.Errorf("%w: %w", errRefused, cmp.Or(err, errH2Closed))
 	}
 	st.id = c.nextID
 	c.nextID += 2
+	if c.nextID >= 1<<31-2 {
+		c.usable.Store(false) // stream IDs run out: the next requests go to a new connection
+	}
 	st.status, st.backend, st.headers, st.unacked = "", "", false, 0
 	st.sendWindow = c.initialSend
 	c.streamsByID[st.id] = st
@@ -292,13 +306,6 @@ func (c *h2Conn) start(st *h2Stream, req *h2Request) error {
 	c.wmu.Unlock()
 	if err != nil {
 		c.shut(err)
-	}
-	return err
-}
-
-func cmpErr(err, def error) error {
-	if err == nil {
-		return def
 	}
 	return err
 }
@@ -337,7 +344,7 @@ func (c *h2Conn) writeBody(st *h2Stream, body []byte) error {
 			c.sendCond.Wait()
 		}
 		if c.closed {
-			return cmpErr(c.closeErr, errH2Closed)
+			return cmp.Or(c.closeErr, errH2Closed)
 		}
 		n := int64(min(len(body), c.maxFrame))
 		n = min(n, c.connSend, st.sendWindow)
@@ -488,6 +495,7 @@ func (c *h2Conn) handle(f http2.Frame) error {
 		// rest finish, and new requests go to a new connection.
 		c.wmu.Lock()
 		c.goneAway = true
+		c.usable.Store(false)
 		var refused []*h2Stream
 		for id, st := range c.streamsByID {
 			if id > f.LastStreamID && c.finishLocked(st) {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -28,7 +27,6 @@ type coalescer struct {
 	cond    *sync.Cond
 	buf     []byte // waiting to be written
 	out     []byte // being written by the flusher
-	writing bool   // the flusher is in a write
 	err     error  // the underlying write's error, sticky
 	closing bool
 	done    chan struct{} // closed when the flusher has returned
@@ -92,12 +90,10 @@ func (co *coalescer) flush() {
 			co.mu.Lock()
 		}
 		co.buf, co.out = co.out[:0], co.buf
-		co.writing = true
 		co.cond.Broadcast() // room for the writers
 		co.mu.Unlock()
 		_, err := co.Conn.Write(co.out)
 		co.mu.Lock()
-		co.writing = false
 		if err != nil {
 			co.err = err
 			co.cond.Broadcast()
@@ -141,5 +137,3 @@ func (co *coalescer) CloseWrite() error {
 	}
 	return nil
 }
-
-var _ io.Writer = (*coalescer)(nil)

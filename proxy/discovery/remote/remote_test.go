@@ -152,15 +152,7 @@ func TestFollowWaitsForTheServer(t *testing.T) {
 	quiet(updates, 200*time.Millisecond)
 
 	src := &sets{}
-	srv := remote.NewServer(src.source, slog.New(slog.DiscardHandler))
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", addr, err)
-	}
-	hs := &http.Server{Handler: srv}
-	go hs.Serve(ln)
-	defer hs.Close()
-	defer srv.Close()
+	srv, hs := serveAt(t, addr, src)
 	src.waitRunning(t, 1)
 	src.push(ep("10.0.0.1:8080", 1))
 	updates.Next(ep("10.0.0.1:8080", 1))
@@ -171,20 +163,30 @@ func TestFollowWaitsForTheServer(t *testing.T) {
 	hs.Close()
 	quiet(updates, 300*time.Millisecond)
 	src2 := &sets{}
-	srv2 := remote.NewServer(src2.source, slog.New(slog.DiscardHandler))
-	defer srv2.Close()
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", addr, err)
-	}
-	hs2 := &http.Server{Handler: srv2}
-	go hs2.Serve(ln)
-	defer hs2.Close()
+	serveAt(t, addr, src2)
 	src2.waitRunning(t, 1)
 	src2.push(ep("10.0.0.1:8080", 1)) // the same set from the new server: no update
 	quiet(updates, 300*time.Millisecond)
 	src2.push(ep("10.0.0.2:8080", 1))
 	updates.Next(ep("10.0.0.2:8080", 1))
+}
+
+// serveAt serves src's sets on addr until the test ends (or the caller
+// closes them first).
+func serveAt(t *testing.T, addr string, src *sets) (*remote.Server, *http.Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	srv := remote.NewServer(src.source, slog.New(slog.DiscardHandler))
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(ln)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	return srv, hs
 }
 
 func TestServerFailingSource(t *testing.T) {
